@@ -1,0 +1,47 @@
+// ChunkServer: the chunkserver daemon — a ChunkStore behind the gRPC chunk
+// service. Serves `redcloud chunkserver` and the chunkserver half of
+// `redcloud server` with the same code (always over gRPC, never in-process).
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "chunkserver/chunk_service.h"
+#include "chunkserver/chunk_store.h"
+
+namespace redcloud::chunkserver {
+
+struct ChunkServerOptions {
+  std::string dataDir = "./redcloud-data";
+  std::string listen = "0.0.0.0:50051";
+  std::string nodeId;  // empty: generated once, kept in the data dir
+};
+
+class ChunkServer {
+ public:
+  explicit ChunkServer(ChunkServerOptions options);
+  ~ChunkServer();
+
+  // Opens the store and starts serving. Fails clearly on an unusable data dir
+  // or a taken port.
+  Status start();
+  // Stops accepting calls and waits for those in flight.
+  void stop();
+
+  const std::string& nodeId() const { return nodeId_; }
+  // The address actually bound (port resolved when 0 was asked for).
+  const std::string& boundAddress() const { return bound_; }
+  ChunkStore& store() { return *store_; }
+
+ private:
+  ChunkServerOptions options_;
+  std::string nodeId_;
+  std::string bound_;
+  std::unique_ptr<ChunkStore> store_;
+  std::unique_ptr<ChunkServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace redcloud::chunkserver

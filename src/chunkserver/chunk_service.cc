@@ -1,0 +1,117 @@
+#include "chunkserver/chunk_service.h"
+
+#include <spdlog/spdlog.h>
+
+namespace redcloud::chunkserver {
+
+grpc::Status toGrpc(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return grpc::Status::OK;
+    case StatusCode::kInvalidRequest: return {grpc::StatusCode::INVALID_ARGUMENT, s.message()};
+    case StatusCode::kChecksumMismatch: return {grpc::StatusCode::DATA_LOSS, s.message()};
+    case StatusCode::kFileNotFound: return {grpc::StatusCode::NOT_FOUND, s.message()};
+    case StatusCode::kStorageFull: return {grpc::StatusCode::RESOURCE_EXHAUSTED, s.message()};
+    case StatusCode::kUnavailable: return {grpc::StatusCode::UNAVAILABLE, s.message()};
+    default: return {grpc::StatusCode::INTERNAL, s.message()};
+  }
+}
+
+Status fromGrpc(const grpc::Status& s) {
+  switch (s.error_code()) {
+    case grpc::StatusCode::OK: return Status::ok();
+    case grpc::StatusCode::INVALID_ARGUMENT: return invalidRequest(s.error_message());
+    case grpc::StatusCode::DATA_LOSS: return {StatusCode::kChecksumMismatch, s.error_message()};
+    case grpc::StatusCode::NOT_FOUND: return {StatusCode::kFileNotFound, s.error_message()};
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return {StatusCode::kStorageFull, s.error_message()};
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::CANCELLED:
+      return {StatusCode::kUnavailable, "chunkserver unavailable: " + s.error_message()};
+    default: return internalError("chunkserver error: " + s.error_message());
+  }
+}
+
+grpc::Status ChunkServiceImpl::WriteChunk(grpc::ServerContext*,
+                                          grpc::ServerReader<chunk::WriteChunkRequest>* reader,
+                                          chunk::WriteChunkResponse* response) {
+  chunk::WriteChunkRequest req;
+  if (!reader->Read(&req)) return {grpc::StatusCode::INVALID_ARGUMENT, "empty write stream"};
+  auto writer = store_.beginWrite(req.chunk_id(), req.size());
+  if (!writer.isOk()) return toGrpc(writer.status());
+  if (!*writer) {
+    // Already stored: drain the stream, the bytes are not needed.
+    while (reader->Read(&req)) {
+    }
+    response->set_already_present(true);
+    return grpc::Status::OK;
+  }
+  do {
+    Status s = (*writer)->append(req.data());
+    if (!s.isOk()) return toGrpc(s);
+  } while (reader->Read(&req));
+  Status s = (*writer)->commit();
+  if (!s.isOk()) spdlog::warn("chunk write rejected: {}", s.message());
+  return toGrpc(s);
+}
+
+grpc::Status ChunkServiceImpl::ReadChunk(grpc::ServerContext*,
+                                         const chunk::ReadChunkRequest* request,
+                                         grpc::ServerWriter<chunk::ReadChunkResponse>* writer) {
+  auto data = store_.read(request->chunk_id());
+  if (!data.isOk()) {
+    if (data.status().code() == StatusCode::kChecksumMismatch) {
+      spdlog::error("serving refused: {}", data.status().message());
+    }
+    return toGrpc(data.status());
+  }
+  std::string_view rest = *data;
+  chunk::ReadChunkResponse msg;
+  msg.set_size(rest.size());
+  do {
+    size_t n = std::min(rest.size(), kPieceSize);
+    msg.set_data(rest.data(), n);
+    rest.remove_prefix(n);
+    if (!writer->Write(msg)) return {grpc::StatusCode::CANCELLED, "reader went away"};
+    msg.clear_size();
+  } while (!rest.empty());
+  return grpc::Status::OK;
+}
+
+grpc::Status ChunkServiceImpl::HasChunks(grpc::ServerContext*,
+                                         const chunk::HasChunksRequest* request,
+                                         chunk::HasChunksResponse* response) {
+  for (const auto& id : request->chunk_ids()) response->add_present(store_.has(id));
+  return grpc::Status::OK;
+}
+
+grpc::Status ChunkServiceImpl::ListChunks(grpc::ServerContext*,
+                                          const chunk::ListChunksRequest* request,
+                                          chunk::ListChunksResponse* response) {
+  size_t limit = request->limit() == 0 ? 10000 : std::min<size_t>(request->limit(), 10000);
+  auto ids = store_.list(request->after(), limit + 1);
+  response->set_more(ids.size() > limit);
+  if (ids.size() > limit) ids.pop_back();
+  for (auto& id : ids) response->add_chunk_ids(std::move(id));
+  return grpc::Status::OK;
+}
+
+grpc::Status ChunkServiceImpl::DeleteChunk(grpc::ServerContext*,
+                                           const chunk::DeleteChunkRequest* request,
+                                           chunk::DeleteChunkResponse* response) {
+  auto existed = store_.remove(request->chunk_id());
+  if (!existed.isOk()) return toGrpc(existed.status());
+  response->set_existed(*existed);
+  return grpc::Status::OK;
+}
+
+grpc::Status ChunkServiceImpl::Stats(grpc::ServerContext*, const chunk::StatsRequest*,
+                                     chunk::StatsResponse* response) {
+  auto s = store_.stats();
+  response->set_node_id(nodeId_);
+  response->set_capacity_bytes(s.capacityBytes);
+  response->set_used_bytes(s.usedBytes);
+  response->set_chunk_count(s.chunkCount);
+  return grpc::Status::OK;
+}
+
+}  // namespace redcloud::chunkserver

@@ -1,0 +1,44 @@
+// ChunkServiceImpl: the gRPC adapter over ChunkStore (proto/chunk.proto).
+// Decodes requests, calls the store, encodes results; no logic of its own.
+// Thread-safe (the store is).
+#pragma once
+
+#include <string>
+
+#include "chunk.grpc.pb.h"
+#include "chunkserver/chunk_store.h"
+
+namespace redcloud::chunkserver {
+
+constexpr size_t kPieceSize = 1024 * 1024;
+
+class ChunkServiceImpl final : public redcloud::chunk::ChunkService::Service {
+ public:
+  ChunkServiceImpl(ChunkStore& store, std::string nodeId)
+      : store_(store), nodeId_(std::move(nodeId)) {}
+
+  grpc::Status WriteChunk(grpc::ServerContext* ctx,
+                          grpc::ServerReader<chunk::WriteChunkRequest>* reader,
+                          chunk::WriteChunkResponse* response) override;
+  grpc::Status ReadChunk(grpc::ServerContext* ctx, const chunk::ReadChunkRequest* request,
+                         grpc::ServerWriter<chunk::ReadChunkResponse>* writer) override;
+  grpc::Status HasChunks(grpc::ServerContext* ctx, const chunk::HasChunksRequest* request,
+                         chunk::HasChunksResponse* response) override;
+  grpc::Status ListChunks(grpc::ServerContext* ctx, const chunk::ListChunksRequest* request,
+                          chunk::ListChunksResponse* response) override;
+  grpc::Status DeleteChunk(grpc::ServerContext* ctx, const chunk::DeleteChunkRequest* request,
+                           chunk::DeleteChunkResponse* response) override;
+  grpc::Status Stats(grpc::ServerContext* ctx, const chunk::StatsRequest* request,
+                     chunk::StatsResponse* response) override;
+
+ private:
+  ChunkStore& store_;
+  std::string nodeId_;
+};
+
+// Status → grpc::Status, the one place this conversion happens.
+grpc::Status toGrpc(const Status& s);
+// grpc::Status → Status (for clients of the service).
+Status fromGrpc(const grpc::Status& s);
+
+}  // namespace redcloud::chunkserver

@@ -1,0 +1,179 @@
+#include "chunkserver/chunk_store.h"
+
+#include <sys/statvfs.h>
+
+#include "common/ids.h"
+
+namespace redcloud::chunkserver {
+
+ChunkWriter::ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
+                         std::unique_ptr<WritableFile> file)
+    : store_(store), id_(std::move(id)), size_(size), tmpPath_(std::move(tmpPath)),
+      file_(std::move(file)) {}
+
+ChunkWriter::~ChunkWriter() {
+  if (!done_) {
+    (void)file_->close();
+    (void)store_.fs_.remove(tmpPath_);
+  }
+}
+
+Status ChunkWriter::append(std::string_view data) {
+  if (written_ + data.size() > size_) {
+    return invalidRequest("chunk " + id_ + " is longer than its declared size");
+  }
+  hash_.update(data);
+  written_ += data.size();
+  return file_->append(data);
+}
+
+Status ChunkWriter::commit() {
+  if (written_ != size_) {
+    return invalidRequest("chunk " + id_ + " truncated: " + std::to_string(written_) + " of " +
+                          std::to_string(size_) + " bytes");
+  }
+  std::string actual = hash_.finishHex();
+  if (actual != id_) {
+    return Status(StatusCode::kChecksumMismatch,
+                  "chunk hash mismatch: expected " + id_ + ", got " + actual);
+  }
+  // The bytes must be on disk before the rename makes them visible under the id.
+  RC_RETURN_IF_ERROR(file_->sync());
+  RC_RETURN_IF_ERROR(file_->close());
+  RC_RETURN_IF_ERROR(store_.install(id_, size_, tmpPath_));
+  done_ = true;
+  return Status::ok();
+}
+
+ChunkStore::ChunkStore(FileSystem& fs, std::string root) : fs_(fs), root_(std::move(root)) {}
+
+std::string ChunkStore::pathOf(const std::string& id) const {
+  return root_ + "/chunks/" + id.substr(0, 2) + "/" + id.substr(2, 2) + "/" + id;
+}
+
+Status ChunkStore::open() {
+  RC_RETURN_IF_ERROR(fs_.createDirs(root_ + "/chunks").status());
+  RC_RETURN_IF_ERROR(fs_.createDirs(root_ + "/tmp").status());
+  // Temp files are chunks whose write was never acknowledged: drop them.
+  RC_ASSIGN_OR_RETURN(auto tmps, fs_.listDir(root_ + "/tmp"));
+  for (const auto& e : tmps) RC_RETURN_IF_ERROR(fs_.remove(root_ + "/tmp/" + e.name));
+  return scanChunks();
+}
+
+Status ChunkStore::scanChunks() {
+  std::map<std::string, uint64_t> index;
+  uint64_t used = 0;
+  RC_ASSIGN_OR_RETURN(auto level1, fs_.listDir(root_ + "/chunks"));
+  for (const auto& a : level1) {
+    if (!a.isDir) continue;
+    RC_ASSIGN_OR_RETURN(auto level2, fs_.listDir(root_ + "/chunks/" + a.name));
+    for (const auto& b : level2) {
+      if (!b.isDir) continue;
+      std::string dir = root_ + "/chunks/" + a.name + "/" + b.name;
+      RC_ASSIGN_OR_RETURN(auto files, fs_.listDir(dir));
+      for (const auto& f : files) {
+        if (f.isDir || !isSha256Hex(f.name) || f.name.compare(0, 2, a.name) != 0 ||
+            f.name.compare(2, 2, b.name) != 0) {
+          continue;
+        }
+        index[f.name] = f.size;
+        used += f.size;
+      }
+    }
+  }
+  std::lock_guard lock(mu_);
+  index_ = std::move(index);
+  usedBytes_ = used;
+  return Status::ok();
+}
+
+Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& id, uint64_t size) {
+  if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
+  if (size > kMaxChunkSize) return invalidRequest("chunk is larger than 4 MiB");
+  uint64_t n;
+  {
+    std::lock_guard lock(mu_);
+    if (index_.count(id)) return std::unique_ptr<ChunkWriter>();
+    n = ++tmpCounter_;
+  }
+  std::string tmp = root_ + "/tmp/" + id + "." + std::to_string(n) + "." + randomHex(4);
+  RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(tmp));
+  return std::unique_ptr<ChunkWriter>(new ChunkWriter(*this, id, size, tmp, std::move(file)));
+}
+
+Status ChunkStore::put(const std::string& id, std::string_view data) {
+  RC_ASSIGN_OR_RETURN(auto writer, beginWrite(id, data.size()));
+  if (!writer) return Status::ok();
+  RC_RETURN_IF_ERROR(writer->append(data));
+  return writer->commit();
+}
+
+Status ChunkStore::install(const std::string& id, uint64_t size, const std::string& tmpPath) {
+  std::string path = pathOf(id);
+  std::string dir = parentDir(path);
+  RC_ASSIGN_OR_RETURN(bool created, fs_.createDirs(dir));
+  if (created) {
+    // New folders must be durable too, or the rename below may vanish with them.
+    RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(dir)));
+    RC_RETURN_IF_ERROR(fs_.syncDir(root_ + "/chunks"));
+  }
+  RC_RETURN_IF_ERROR(fs_.rename(tmpPath, path));
+  RC_RETURN_IF_ERROR(fs_.syncDir(dir));
+  std::lock_guard lock(mu_);
+  if (index_.emplace(id, size).second) usedBytes_ += size;
+  return Status::ok();
+}
+
+Result<std::string> ChunkStore::read(const std::string& id) {
+  if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
+  if (!has(id)) return Status(StatusCode::kFileNotFound, "chunk " + id + " not found");
+  RC_ASSIGN_OR_RETURN(std::string data, fs_.readFile(pathOf(id)));
+  if (sha256Hex(data) != id) {
+    return Status(StatusCode::kChecksumMismatch, "stored chunk " + id + " is corrupt");
+  }
+  return data;
+}
+
+bool ChunkStore::has(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  return index_.count(id) > 0;
+}
+
+std::vector<std::string> ChunkStore::list(const std::string& after, size_t limit) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (auto it = index_.upper_bound(after); it != index_.end() && out.size() < limit; ++it) {
+    out.push_back(it->first);
+  }
+  return out;
+}
+
+Result<bool> ChunkStore::remove(const std::string& id) {
+  if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
+  uint64_t size;
+  {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(id);
+    if (it == index_.end()) return false;
+    size = it->second;
+    index_.erase(it);
+    usedBytes_ -= size;
+  }
+  RC_RETURN_IF_ERROR(fs_.remove(pathOf(id)));
+  RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(pathOf(id))));
+  return true;
+}
+
+ChunkStoreStats ChunkStore::stats() const {
+  ChunkStoreStats s;
+  struct statvfs vfs{};
+  if (::statvfs(root_.c_str(), &vfs) == 0) {
+    s.capacityBytes = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+  }
+  std::lock_guard lock(mu_);
+  s.usedBytes = usedBytes_;
+  s.chunkCount = index_.size();
+  return s;
+}
+
+}  // namespace redcloud::chunkserver

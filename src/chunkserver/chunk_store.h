@@ -1,0 +1,95 @@
+// ChunkStore: content-addressed chunks on local disk.
+//
+// A chunk's id is the lowercase hex SHA-256 of its bytes; it lives at
+// <root>/chunks/ab/cd/<id>. Writes go to <root>/tmp/, are hashed as they
+// arrive, fsynced, renamed into place and the directory fsynced, so a chunk is
+// either wholly present under its id or absent — never partial. The in-memory
+// index is rebuilt by scanning at open(); leftover temp files are removed then.
+// Thread-safe: the index is guarded by a mutex, disk I/O runs outside it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/file_system.h"
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace redcloud::chunkserver {
+
+constexpr uint64_t kMaxChunkSize = 4 * 1024 * 1024;
+
+class ChunkStore;
+
+// One chunk being written. Not thread-safe. Destroying it without commit()
+// removes the temp file.
+class ChunkWriter {
+ public:
+  ~ChunkWriter();
+  Status append(std::string_view data);
+  // Verifies size and hash, makes the chunk durable under its id.
+  Status commit();
+
+ private:
+  friend class ChunkStore;
+  ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
+              std::unique_ptr<WritableFile> file);
+
+  ChunkStore& store_;
+  std::string id_;
+  uint64_t size_;
+  uint64_t written_ = 0;
+  std::string tmpPath_;
+  std::unique_ptr<WritableFile> file_;
+  Sha256 hash_;
+  bool done_ = false;
+};
+
+struct ChunkStoreStats {
+  uint64_t capacityBytes = 0;
+  uint64_t usedBytes = 0;
+  uint64_t chunkCount = 0;
+};
+
+class ChunkStore {
+ public:
+  ChunkStore(FileSystem& fs, std::string root);
+
+  // Creates the folders, removes partial temp files, rebuilds the index.
+  Status open();
+
+  // REQUIRES: id is a SHA-256 hex string, size <= kMaxChunkSize.
+  // Returns nullptr (with OK status) when the chunk is already stored.
+  Result<std::unique_ptr<ChunkWriter>> beginWrite(const std::string& id, uint64_t size);
+  // Stores a whole chunk (convenience for tests and repair).
+  Status put(const std::string& id, std::string_view data);
+
+  // Reads and verifies a chunk. CHECKSUM_MISMATCH when the disk copy is bad.
+  Result<std::string> read(const std::string& id);
+  bool has(const std::string& id) const;
+  // Ids greater than `after`, in order, at most `limit`.
+  std::vector<std::string> list(const std::string& after, size_t limit) const;
+  // Removes a chunk; returns whether it existed.
+  Result<bool> remove(const std::string& id);
+  ChunkStoreStats stats() const;
+
+  std::string pathOf(const std::string& id) const;
+
+ private:
+  friend class ChunkWriter;
+  Status install(const std::string& id, uint64_t size, const std::string& tmpPath);
+  Status scanChunks();
+
+  FileSystem& fs_;
+  std::string root_;
+  mutable std::mutex mu_;
+  std::map<std::string, uint64_t> index_;  // GUARDED_BY(mu_): id → size
+  uint64_t usedBytes_ = 0;                 // GUARDED_BY(mu_)
+  uint64_t tmpCounter_ = 0;                // GUARDED_BY(mu_)
+};
+
+}  // namespace redcloud::chunkserver

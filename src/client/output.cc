@@ -1,0 +1,188 @@
+#include "client/output.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "client/progress.h"
+
+namespace redcloud::client {
+namespace {
+
+using nlohmann::json;
+
+std::string str(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key)) return "";
+  const json& v = j[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "";
+  return v.dump();
+}
+
+uint64_t num(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return 0;
+  return j[key].get<uint64_t>();
+}
+
+const json& arr(const json& j, const char* key) {
+  static const json kEmpty = json::array();
+  if (!j.is_object() || !j.contains(key) || !j[key].is_array()) return kEmpty;
+  return j[key];
+}
+
+std::vector<std::string> strings(const json& list) {
+  std::vector<std::string> out;
+  for (const auto& v : list) out.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+  return out;
+}
+
+std::string joinComma(const std::vector<std::string>& items) {
+  return fmt::format("{}", fmt::join(items, ", "));
+}
+
+std::string shortIds(const json& ids) {
+  std::vector<std::string> out;
+  for (const auto& id : strings(ids)) out.push_back(shortId(id));
+  return joinComma(out);
+}
+
+size_t displayWidth(const std::string& s) {
+  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xc0) != 0x80;
+  }));
+}
+
+std::string formatOneFile(const json& f) {
+  return fmt::format("  - {} (ID: {})\n    Size: {}\n    Tags: {}\n    Created: {}\n",
+                     str(f, "name"), shortId(str(f, "file_id")), formatSize(num(f, "size")),
+                     joinComma(strings(arr(f, "tags"))), str(f, "created_at"));
+}
+
+std::string percentUsed(uint64_t used, uint64_t capacity) {
+  if (capacity == 0) return "-";
+  return fmt::format("{:.1f}%", static_cast<double>(used) * 100.0 / static_cast<double>(capacity));
+}
+
+std::string controllersTable(const json& list) {
+  if (list.empty()) return "  (no peers)\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : list) {
+    rows.push_back({str(c, "node_id"), str(c, "address"), str(c, "state"), str(c, "last_seen")});
+  }
+  return renderTable({"NODE ID", "ADDRESS", "STATE", "LAST SEEN"}, rows);
+}
+
+std::string chunkserversTable(const json& list) {
+  if (list.empty()) return "  (none)\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : list) {
+    uint64_t used = num(c, "used_bytes"), cap = num(c, "capacity_bytes");
+    rows.push_back({str(c, "node_id"), str(c, "address"), str(c, "state"), formatSize(used),
+                    formatSize(cap), percentUsed(used, cap), std::to_string(num(c, "chunk_count"))});
+  }
+  return renderTable({"NODE ID", "ADDRESS", "STATE", "USED", "CAPACITY", "USE%", "CHUNKS"}, rows);
+}
+
+}  // namespace
+
+std::string shortId(const std::string& id) { return id.substr(0, 8) + "..."; }
+
+std::string renderTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(header.size());
+  for (size_t i = 0; i < header.size(); ++i) widths[i] = displayWidth(header[i]);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < widths.size(); ++i) {
+      widths[i] = std::max(widths[i], displayWidth(row[i]));
+    }
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t i = 0; i < cells.size() && i < widths.size(); ++i) {
+      bool last = i + 1 == cells.size();
+      out += cells[i] + (last ? "" : std::string(widths[i] - displayWidth(cells[i]) + 2, ' '));
+    }
+    return out + "\n";
+  };
+  std::string out = line(header);
+  for (const auto& row : rows) out += line(row);
+  return out;
+}
+
+std::string joinQuery(const std::vector<std::string>& tags) {
+  return fmt::format("{}", fmt::join(tags, " AND "));
+}
+
+std::string formatAdded(const json& upload) {
+  std::string replaced = str(upload, "replaced_file_id");
+  return fmt::format("Added: {} (ID: {}, Size: {}, Tags: {}{})", str(upload, "name"),
+                     shortId(str(upload, "file_id")), formatSize(num(upload, "size")),
+                     joinComma(strings(arr(upload, "tags"))),
+                     replaced.empty() ? "" : ", Replaced: " + shortId(replaced));
+}
+
+std::string formatFileList(const json& answer, const std::vector<std::string>& query) {
+  const json& files = arr(answer, "files");
+  if (files.empty()) {
+    return query.empty() ? "No files found.\n"
+                         : "No files found matching query: " + joinQuery(query) + "\n";
+  }
+  std::string out = fmt::format("Found {} file(s):\n", files.size());
+  for (const auto& f : files) out += formatOneFile(f);
+  return out;
+}
+
+std::string formatDeleted(const json& answer) {
+  uint64_t n = num(answer, "deleted_count");
+  if (n == 0) return "No files deleted. No files matched the query.\n";
+  return fmt::format("Deleted {} file(s).\nFile IDs: {}\n", n, shortIds(arr(answer, "file_ids")));
+}
+
+std::string formatTagsAdded(const json& answer, const std::vector<std::string>& tags) {
+  uint64_t n = num(answer, "updated_count");
+  if (n == 0) return "No files updated. No files matched the query.\n";
+  return fmt::format("Added tags [{}] to {} file(s).\nFile IDs: {}\n", joinComma(tags), n,
+                     shortIds(arr(answer, "file_ids")));
+}
+
+std::string formatTagsRemoved(const json& answer, const std::vector<std::string>& tags) {
+  uint64_t n = num(answer, "updated_count");
+  const json& skipped = arr(answer, "skipped_files");
+  if (n == 0 && skipped.empty()) return "No files updated. No files matched the query.\n";
+  std::string out;
+  if (n > 0) {
+    out = fmt::format("Removed tags [{}] from {} file(s).\nFile IDs: {}\n", joinComma(tags), n,
+                      shortIds(arr(answer, "file_ids")));
+  }
+  if (!skipped.empty()) {
+    out += (out.empty() ? "" : "\n") + std::string("Skipped files (would become tagless):\n");
+    for (const auto& f : skipped) {
+      out += fmt::format("  - {} (ID: {})\n    Current tags: {}\n", str(f, "name"),
+                         shortId(str(f, "file_id")), joinComma(strings(arr(f, "current_tags"))));
+    }
+  }
+  return out;
+}
+
+std::string formatTagCounts(const json& answer) {
+  const json& tags = arr(answer, "tags");
+  if (tags.empty()) return "No tags.\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : tags) rows.push_back({str(t, "tag"), std::to_string(num(t, "count"))});
+  return renderTable({"TAG", "FILES"}, rows);
+}
+
+std::string formatCluster(const json& answer) {
+  const json self = answer.is_object() && answer.contains("self") ? answer["self"] : json::object();
+  const json chunks =
+      answer.is_object() && answer.contains("chunks") ? answer["chunks"] : json::object();
+  std::string out = fmt::format("Controller: {} at {}\n\n", str(self, "node_id"), str(self, "address"));
+  out += "Peer controllers:\n" + controllersTable(arr(answer, "controllers")) + "\n";
+  out += "Chunkservers:\n" + chunkserversTable(arr(answer, "chunkservers")) + "\n";
+  out += fmt::format("Chunks: {} total, {} under-replicated\n", num(chunks, "total"),
+                     num(chunks, "under_replicated"));
+  out += "Metadata digest: " + str(answer, "metadata_digest") + "\n";
+  return out;
+}
+
+}  // namespace redcloud::client

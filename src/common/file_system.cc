@@ -1,0 +1,157 @@
+#include "common/file_system.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace redcloud {
+namespace {
+
+Status errnoStatus(const std::string& what, const std::string& path, int err) {
+  StatusCode code = (err == ENOSPC || err == EDQUOT) ? StatusCode::kStorageFull : StatusCode::kIoError;
+  return Status(code, what + " " + path + ": " + std::strerror(err));
+}
+
+class PosixWritableFile : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status append(std::string_view data) override {
+    while (!data.empty()) {
+      ssize_t n = ::write(fd_, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return errnoStatus("write", path_, errno);
+      }
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::ok();
+  }
+
+  Status sync() override {
+    if (::fdatasync(fd_) != 0) return errnoStatus("fdatasync", path_, errno);
+    return Status::ok();
+  }
+
+  Status close() override {
+    int fd = fd_;
+    fd_ = -1;
+    if (fd >= 0 && ::close(fd) != 0) return errnoStatus("close", path_, errno);
+    return Status::ok();
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+class PosixFileSystem : public FileSystem {
+ public:
+  Result<std::unique_ptr<WritableFile>> newWritableFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return errnoStatus("open", path, errno);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+  }
+
+  Result<std::string> readFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return Status(StatusCode::kFileNotFound, "no such file " + path);
+      return errnoStatus("open", path, errno);
+    }
+    struct stat st{};
+    std::string out;
+    if (::fstat(fd, &st) == 0) out.reserve(static_cast<size_t>(st.st_size));
+    char buf[1 << 16];
+    while (true) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int err = errno;
+        ::close(fd);
+        return errnoStatus("read", path, err);
+      }
+      if (n == 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+  }
+
+  Status rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) return errnoStatus("rename", from, errno);
+    return Status::ok();
+  }
+
+  Status remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errnoStatus("unlink", path, errno);
+    return Status::ok();
+  }
+
+  Status syncDir(const std::string& dir) override {
+    int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errnoStatus("open dir", dir, errno);
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return errnoStatus("fsync dir", dir, err);
+    return Status::ok();
+  }
+
+  Result<bool> createDirs(const std::string& path) override {
+    if (path.empty() || isDir(path)) return false;
+    std::string parent = parentDir(path);
+    if (!parent.empty() && parent != path) {
+      auto r = createDirs(parent);
+      if (!r.isOk()) return r.status();
+    }
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return errnoStatus("mkdir", path, errno);
+    return true;
+  }
+
+  Result<std::vector<DirEntry>> listDir(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return errnoStatus("opendir", dir, errno);
+    std::vector<DirEntry> out;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      struct stat st{};
+      if (::stat((dir + "/" + name).c_str(), &st) != 0) continue;
+      out.push_back({name, S_ISDIR(st.st_mode), static_cast<uint64_t>(st.st_size)});
+    }
+    ::closedir(d);
+    return out;
+  }
+
+  bool exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+
+ private:
+  static bool isDir(const std::string& path) {
+    struct stat st{};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  }
+};
+
+}  // namespace
+
+FileSystem& posixFileSystem() {
+  static PosixFileSystem fs;
+  return fs;
+}
+
+std::string parentDir(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return "";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace redcloud

@@ -1,0 +1,48 @@
+#include "common/sha256.h"
+
+#include <openssl/evp.h>
+
+#include "common/status.h"
+
+namespace redcloud {
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  RC_CHECK(ctx_ != nullptr);
+  RC_CHECK(EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1);
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
+
+void Sha256::update(const void* data, size_t len) {
+  RC_CHECK(EVP_DigestUpdate(ctx_, data, len) == 1);
+}
+
+std::string Sha256::finishHex() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  RC_CHECK(EVP_DigestFinal_ex(ctx_, md, &len) == 1);
+  RC_CHECK(EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(len * 2, '0');
+  for (unsigned int i = 0; i < len; ++i) {
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 0xf];
+  }
+  return out;
+}
+
+std::string sha256Hex(std::string_view data) {
+  Sha256 h;
+  h.update(data);
+  return h.finishHex();
+}
+
+bool isSha256Hex(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace redcloud

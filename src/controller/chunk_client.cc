@@ -1,0 +1,90 @@
+#include "controller/chunk_client.h"
+
+#include "chunkserver/chunk_service.h"
+#include "common/sha256.h"
+
+namespace redcloud::controller {
+namespace {
+
+constexpr size_t kPiece = 1024 * 1024;
+constexpr int kIoDeadlineSeconds = 120;
+
+void setDeadline(grpc::ClientContext& ctx, int ms) {
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
+}
+
+}  // namespace
+
+ChunkClient::ChunkClient(std::string address) : address_(std::move(address)) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+  args.SetMaxSendMessageSize(16 * 1024 * 1024);
+  // Fail fast and reconnect quickly after a chunkserver restart.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
+  stub_ = chunk::ChunkService::NewStub(channel_);
+}
+
+Status ChunkClient::writeChunk(const std::string& id, std::string_view data) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx, kIoDeadlineSeconds * 1000);
+  chunk::WriteChunkResponse resp;
+  auto writer = stub_->WriteChunk(&ctx, &resp);
+  chunk::WriteChunkRequest req;
+  req.set_chunk_id(id);
+  req.set_size(data.size());
+  do {
+    size_t n = std::min(data.size(), kPiece);
+    req.set_data(data.data(), n);
+    data.remove_prefix(n);
+    if (!writer->Write(req)) break;  // the server ended the call; Finish() says why
+    req.clear_chunk_id();
+    req.clear_size();
+  } while (!data.empty());
+  writer->WritesDone();
+  return chunkserver::fromGrpc(writer->Finish());
+}
+
+Result<std::string> ChunkClient::readChunk(const std::string& id) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx, kIoDeadlineSeconds * 1000);
+  chunk::ReadChunkRequest req;
+  req.set_chunk_id(id);
+  auto reader = stub_->ReadChunk(&ctx, req);
+  chunk::ReadChunkResponse msg;
+  std::string data;
+  bool first = true;
+  while (reader->Read(&msg)) {
+    if (first) data.reserve(msg.size());
+    first = false;
+    data.append(msg.data());
+  }
+  RC_RETURN_IF_ERROR(chunkserver::fromGrpc(reader->Finish()));
+  // Never trust the wire or the remote disk: verify before serving.
+  if (sha256Hex(data) != id) {
+    return Status(StatusCode::kChecksumMismatch, "chunk " + id + " from " + address_ + " is corrupt");
+  }
+  return data;
+}
+
+Result<ChunkserverStats> ChunkClient::stats(int timeoutMs) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx, timeoutMs);
+  chunk::StatsRequest req;
+  chunk::StatsResponse resp;
+  RC_RETURN_IF_ERROR(chunkserver::fromGrpc(stub_->Stats(&ctx, req, &resp)));
+  return ChunkserverStats{resp.node_id(), resp.capacity_bytes(), resp.used_bytes(),
+                          resp.chunk_count()};
+}
+
+Status ChunkClient::deleteChunk(const std::string& id) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx, 10'000);
+  chunk::DeleteChunkRequest req;
+  req.set_chunk_id(id);
+  chunk::DeleteChunkResponse resp;
+  return chunkserver::fromGrpc(stub_->DeleteChunk(&ctx, req, &resp));
+}
+
+}  // namespace redcloud::controller

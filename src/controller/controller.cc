@@ -1,0 +1,91 @@
+#include "controller/controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/node_identity.h"
+#include "controller/http_api.h"
+
+namespace redcloud::controller {
+
+size_t QuorumRule::required(size_t healthy) const {
+  switch (kind) {
+    case kAll: return std::max<size_t>(healthy, 1);
+    case kCount: return count;
+    case kMajority: break;
+  }
+  return std::max<size_t>(healthy / 2 + 1, 1);
+}
+
+Result<QuorumRule> parseQuorum(const std::string& text) {
+  QuorumRule q;
+  if (text == "majority" || text.empty()) return q;
+  if (text == "all") {
+    q.kind = QuorumRule::kAll;
+    return q;
+  }
+  try {
+    size_t used = 0;
+    long n = std::stol(text, &used);
+    if (used == text.size() && n >= 1) {
+      q.kind = QuorumRule::kCount;
+      q.count = static_cast<size_t>(n);
+      return q;
+    }
+  } catch (const std::exception&) {
+  }
+  return invalidRequest("--write-quorum must be 'majority', 'all' or a number >= 1");
+}
+
+Controller::Controller(ControllerOptions options) : options_(std::move(options)) {}
+
+Controller::~Controller() { stop(); }
+
+Status Controller::start() {
+  RC_ASSIGN_OR_RETURN(quorum_, parseQuorum(options_.writeQuorum));
+  RC_RETURN_IF_ERROR(prepareDataDir(options_.dataDir));
+  RC_ASSIGN_OR_RETURN(nodeId_, loadOrCreateNodeId(options_.dataDir, "controller.id",
+                                                  options_.nodeId));
+  RC_RETURN_IF_ERROR(store_.open(options_.dataDir + "/metadata.db"));
+  auto& clock = SystemClock::instance();
+  writer_ = std::make_unique<RecordWriter>(store_, nodeId_, clock);
+  files_ = std::make_unique<FileService>(store_, *writer_, clock);
+  registry_ = std::make_unique<ChunkserverRegistry>(clock, options_.probeIntervalMs,
+                                                    options_.heartbeatTimeoutMs);
+  for (const auto& a : options_.chunkservers) registry_->add(a);
+  registry_->start();
+  http_ = std::make_unique<HttpApi>(*this);
+  RC_RETURN_IF_ERROR(http_->start(options_.listen));
+  spdlog::info("controller {} serving HTTP on {}", nodeId_, advertisedAddress());
+  return Status::ok();
+}
+
+void Controller::stop() {
+  if (http_) http_->stop();
+  if (registry_) registry_->stop();
+  http_.reset();
+}
+
+int Controller::httpPort() const { return http_ ? http_->port() : 0; }
+
+std::string Controller::advertisedAddress() const {
+  std::string host = options_.advertise;
+  if (host.empty()) host = options_.listen.substr(0, options_.listen.rfind(':'));
+  return host + ":" + std::to_string(httpPort());
+}
+
+int64_t Controller::underReplicatedChunks() {
+  // Without inventories (heartbeats come with multi-node support) the best
+  // honest figure: chunks referenced minus the fewest any healthy server holds.
+  auto total = store_.liveChunkCount();
+  if (!total.isOk()) return 0;
+  int64_t fewest = *total;
+  bool any = false;
+  for (const auto& cs : registry_->snapshot()) {
+    if (!cs.healthy) continue;
+    any = true;
+    fewest = std::min<int64_t>(fewest, static_cast<int64_t>(cs.chunkCount));
+  }
+  return any ? std::max<int64_t>(0, *total - fewest) : *total;
+}
+
+}  // namespace redcloud::controller

@@ -1,0 +1,74 @@
+// Controller: the controller daemon. Owns the metadata store, the record
+// writer, the chunkserver registry and the HTTP API, and their threads.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "controller/chunkserver_registry.h"
+#include "controller/file_service.h"
+#include "controller/metadata_store.h"
+#include "controller/metrics.h"
+#include "controller/record_writer.h"
+
+namespace redcloud::controller {
+
+class HttpApi;
+
+struct ControllerOptions {
+  std::string dataDir = "./redcloud-data";
+  std::string listen = "0.0.0.0:8000";
+  std::string peerListen = "0.0.0.0:8001";
+  std::string advertise;           // host for /cluster; empty: the listen host
+  std::string nodeId;              // empty: generated once, kept in the data dir
+  std::vector<std::string> chunkservers;  // static chunkserver gRPC addresses
+  int64_t heartbeatTimeoutMs = 10'000;
+  int64_t probeIntervalMs = 500;
+  std::string writeQuorum = "majority";  // majority | all | N
+  uint64_t maxUploadSize = 0;            // 0: unlimited
+};
+
+struct QuorumRule {
+  enum Kind { kMajority, kAll, kCount } kind = kMajority;
+  size_t count = 1;
+  // The acknowledgements one chunk needs out of `healthy` targets.
+  size_t required(size_t healthy) const;
+};
+Result<QuorumRule> parseQuorum(const std::string& text);
+
+class Controller {
+ public:
+  explicit Controller(ControllerOptions options);
+  ~Controller();
+
+  Status start();
+  void stop();
+
+  const std::string& nodeId() const { return nodeId_; }
+  int httpPort() const;
+  const ControllerOptions& options() const { return options_; }
+  MetadataStore& store() { return store_; }
+  FileService& files() { return *files_; }
+  ChunkserverRegistry& chunkservers() { return *registry_; }
+  Metrics& metrics() { return metrics_; }
+  const QuorumRule& quorum() const { return quorum_; }
+  // The HTTP address this controller advertises (host:port).
+  std::string advertisedAddress() const;
+  // Live chunks that some healthy chunkserver lacks.
+  int64_t underReplicatedChunks();
+
+ private:
+  ControllerOptions options_;
+  std::string nodeId_;
+  QuorumRule quorum_;
+  MetadataStore store_;
+  Metrics metrics_;
+  std::unique_ptr<RecordWriter> writer_;
+  std::unique_ptr<FileService> files_;
+  std::unique_ptr<ChunkserverRegistry> registry_;
+  std::unique_ptr<HttpApi> http_;
+};
+
+}  // namespace redcloud::controller

@@ -1,0 +1,88 @@
+// FileService: the controller's operations on users, keys, files and tags —
+// the logic behind every HTTP route, callable without HTTP (tests call it).
+// Reads go to MetadataStore, writes through RecordWriter as records.
+// Thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "controller/metadata_store.h"
+#include "controller/record_writer.h"
+
+namespace redcloud::controller {
+
+struct Session {
+  std::string userId;
+  std::string username;
+  std::string apiKey;
+};
+
+struct NewFile {
+  std::string ownerId;
+  std::string name;
+  std::vector<std::string> tags;  // normalised, non-empty
+  uint64_t size = 0;
+  std::string sha256;
+  std::vector<ChunkRef> chunks;
+};
+
+struct UploadResult {
+  FileRow file;
+  std::optional<std::string> replacedFileId;
+};
+
+struct SkippedFile {
+  std::string fileId;
+  std::string name;
+  std::vector<std::string> currentTags;
+};
+
+struct TagEditResult {
+  std::vector<std::string> fileIds;  // sorted
+  std::vector<SkippedFile> skipped;
+};
+
+class FileService {
+ public:
+  FileService(MetadataStore& store, RecordWriter& writer, const Clock& clock)
+      : store_(store), writer_(writer), clock_(clock) {}
+
+  Result<Session> registerUser(const std::string& username, const std::string& password);
+  Result<Session> login(const std::string& username, const std::string& password);
+  Status logout(const std::string& apiKey);
+  // The user id of a bearer key; INVALID_API_KEY when unknown.
+  Result<std::string> authenticate(const std::string& apiKey);
+
+  // Commits an uploaded file whose chunks are already durable; rebinds the name.
+  Result<UploadResult> commitUpload(const NewFile& file);
+  Result<std::vector<FileRow>> list(const std::string& ownerId, const std::vector<std::string>& tags,
+                                    const std::string& afterName, size_t limit);
+  Result<FileRow> getFile(const std::string& ownerId, const std::string& fileId);
+  Result<FileRow> getFileByName(const std::string& ownerId, const std::string& name);
+  // REQUIRES: tags non-empty (normalised).
+  Result<std::vector<std::string>> deleteByTags(const std::string& ownerId,
+                                                const std::vector<std::string>& tags);
+  Result<TagEditResult> addTags(const std::string& ownerId, const std::vector<std::string>& query,
+                                const std::vector<std::string>& newTags);
+  Result<TagEditResult> removeTags(const std::string& ownerId,
+                                   const std::vector<std::string>& query,
+                                   const std::vector<std::string>& toRemove);
+  Result<std::vector<TagCount>> tagCounts(const std::string& ownerId);
+
+ private:
+  Result<Session> issueKey(const std::string& userId, const std::string& username,
+                           std::vector<Mutation> extra);
+
+  MetadataStore& store_;
+  RecordWriter& writer_;
+  const Clock& clock_;
+};
+
+// Password hashing (libsodium argon2id).
+Result<std::string> hashPassword(const std::string& password);
+bool verifyPassword(const std::string& hash, const std::string& password);
+
+}  // namespace redcloud::controller

@@ -1,0 +1,351 @@
+#include "controller/http_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/validate.h"
+#include "controller/controller.h"
+#include "controller/http_util.h"
+
+namespace redcloud::controller {
+
+using nlohmann::json;
+
+void writeError(httplib::Response& res, const Status& status) {
+  res.status = httpStatusOf(status.code());
+  json body{{"detail", status.message()}, {"code", apiCodeOf(status.code())}};
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  if (status.code() == StatusCode::kUnavailable) res.set_header("Retry-After", "1");
+}
+
+HttpApi::HttpApi(Controller& controller) : controller_(controller) {}
+
+HttpApi::~HttpApi() { stop(); }
+
+Status HttpApi::start(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return invalidRequest("--listen must be HOST:PORT");
+  std::string host = listen.substr(0, colon);
+  int port = std::atoi(listen.c_str() + colon + 1);
+  server_.new_task_queue = [] { return new httplib::ThreadPool(32); };
+  server_.set_read_timeout(60, 0);
+  server_.set_write_timeout(60, 0);
+  server_.set_keep_alive_timeout(30);
+  // Errors httplib produces itself (bad request line, huge header) get our JSON shape.
+  server_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    StatusCode code = res.status == 404   ? StatusCode::kNotFound
+                      : res.status == 413 ? StatusCode::kPayloadTooLarge
+                      : res.status == 416 ? StatusCode::kRangeNotSatisfiable
+                      : res.status >= 500 ? StatusCode::kInternal
+                                          : StatusCode::kInvalidRequest;
+    int status = res.status;
+    writeError(res, Status(code, "request rejected with HTTP status " + std::to_string(status)));
+    res.status = status;
+    if (!res.has_header("X-Request-ID")) res.set_header("X-Request-ID", newUuid());
+  });
+  registerRoutes();
+  if (port == 0) {
+    port_ = server_.bind_to_any_port(host);
+  } else if (server_.bind_to_port(host, port)) {
+    port_ = port;
+  }
+  if (port_ <= 0) return ioError("cannot listen on " + listen + " (address in use or invalid)");
+  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  return Status::ok();
+}
+
+void HttpApi::stop() {
+  server_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void HttpApi::run(const std::string& method, const std::string& route, bool auth,
+                  const httplib::Request& req, httplib::Response& res,
+                  const std::function<void(RequestContext&)>& body) {
+  auto started = std::chrono::steady_clock::now();
+  std::string rid = req.get_header_value("X-Request-ID");
+  if (rid.empty() || rid.size() > 128 || !isValidUtf8(rid) ||
+      rid.find_first_of("\r\n") != std::string::npos) {
+    rid = newUuid();
+  }
+  res.set_header("X-Request-ID", rid);
+  RequestContext c{req, res, {}};
+  try {
+    bool authorized = true;
+    if (auth) {
+      auto user = controller_.files().authenticate(bearerKey(req));
+      if (!user.isOk()) {
+        writeError(res, user.status());
+        authorized = false;
+      } else {
+        c.userId = *user;
+      }
+    }
+    if (authorized) body(c);
+  } catch (const std::exception& e) {
+    spdlog::error("request {} {} failed: {}", method, req.path, e.what());
+    writeError(res, internalError("internal error"));
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  controller_.metrics().observeRequest(method, route, res.status, secs);
+}
+
+void HttpApi::addRoute(const std::string& method, const std::string& path, bool auth, Handler h) {
+  for (const std::string prefix : {"/api/v1", ""}) {
+    std::string pattern = prefix + path;
+    routes_.push_back({method, std::regex(pattern)});
+    auto handler = [this, method, path, auth, h](const httplib::Request& req,
+                                                 httplib::Response& res) {
+      run(method, path, auth, req, res, h);
+    };
+    if (method == "GET") server_.Get(pattern, handler);
+    else if (method == "POST") server_.Post(pattern, handler);
+    else if (method == "PUT") server_.Put(pattern, handler);
+    else if (method == "DELETE") server_.Delete(pattern, handler);
+  }
+}
+
+void HttpApi::addReaderRoute(const std::string& method, const std::string& path, bool auth,
+                             ReaderHandler h) {
+  for (const std::string prefix : {"/api/v1", ""}) {
+    std::string pattern = prefix + path;
+    routes_.push_back({method, std::regex(pattern)});
+    auto handler = [this, method, path, auth, h](const httplib::Request& req,
+                                                 httplib::Response& res,
+                                                 const httplib::ContentReader& reader) {
+      run(method, path, auth, req, res, [&](RequestContext& c) { h(c, reader); });
+    };
+    if (method == "POST") server_.Post(pattern, handler);
+    else if (method == "PUT") server_.Put(pattern, handler);
+    else if (method == "DELETE") server_.Delete(pattern, handler);
+  }
+}
+
+void HttpApi::registerRoutes() {
+  using namespace std::placeholders;
+  addReaderRoute("POST", "/auth/register", false,
+                 [this](RequestContext& c, const httplib::ContentReader& r) { handleRegister(c, r); });
+  addReaderRoute("POST", "/auth/login", false,
+                 [this](RequestContext& c, const httplib::ContentReader& r) { handleLogin(c, r); });
+  addRoute("POST", "/auth/logout", true, [this](RequestContext& c) { handleLogout(c); });
+  addReaderRoute("POST", "/files/tags", true,
+                 [this](RequestContext& c, const httplib::ContentReader& r) { handleAddTags(c, r); });
+  addReaderRoute("DELETE", "/files/tags", true,
+                 [this](RequestContext& c, const httplib::ContentReader& r) { handleRemoveTags(c, r); });
+  addReaderRoute("POST", "/files", true, [this](RequestContext& c, const httplib::ContentReader& r) {
+    handleMultipartUpload(c, r);
+  });
+  addReaderRoute("PUT", "/files/by-name/([^/]+)", true,
+                 [this](RequestContext& c, const httplib::ContentReader& r) { handlePutUpload(c, r); });
+  addRoute("GET", "/files", true, [this](RequestContext& c) { handleList(c); });
+  addRoute("DELETE", "/files", true, [this](RequestContext& c) { handleDeleteByTags(c); });
+  addRoute("GET", "/files/by-name/([^/]+)/download", true,
+           [this](RequestContext& c) { handleDownload(c, true); });
+  addRoute("GET", "/files/([^/]+)/download", true,
+           [this](RequestContext& c) { handleDownload(c, false); });
+  addRoute("GET", "/files/([^/]+)", true, [this](RequestContext& c) { handleGetFile(c); });
+  addRoute("GET", "/tags", true, [this](RequestContext& c) { handleTags(c); });
+  addRoute("GET", "/cluster", true, [this](RequestContext& c) { handleCluster(c); });
+  addRoute("GET", "/health", false, [](RequestContext& c) {
+    c.res.set_content(R"({"status":"healthy","service":"controller"})", "application/json");
+  });
+  addRoute("GET", "/ready", false, [this](RequestContext& c) { handleReady(c); });
+  addRoute("GET", "/metrics", false, [this](RequestContext& c) { handleMetrics(c); });
+  addRoute("GET", "/", false, [](RequestContext& c) {
+    c.res.set_content(R"({"message":"RedCloud Controller API","status":"running"})",
+                      "application/json");
+  });
+  addFallbacks();
+}
+
+// Unknown paths are 404 NOT_FOUND; known paths with another method are 405.
+void HttpApi::addFallbacks() {
+  auto fallback = [this](const httplib::Request& req, httplib::Response& res) {
+    bool known = false;
+    for (const auto& r : routes_) known = known || std::regex_match(req.path, r.pattern);
+    run(req.method, "unmatched", false, req, res, [&](RequestContext&) {
+      if (known) writeError(res, Status(StatusCode::kMethodNotAllowed, "method not allowed"));
+      else writeError(res, Status(StatusCode::kNotFound, "no route for " + req.path));
+    });
+  };
+  server_.Get(".*", fallback);
+  server_.Post(".*", fallback);
+  server_.Put(".*", fallback);
+  server_.Delete(".*", fallback);
+  server_.Patch(".*", fallback);
+  server_.Options(".*", fallback);
+}
+
+void HttpApi::handleRegister(RequestContext& c, const httplib::ContentReader& reader) {
+  auto body = readJsonBody(c, reader);
+  if (!body.isOk()) return writeError(c.res, body.status());
+  auto user = stringField(*body, "username");
+  auto pass = stringField(*body, "password");
+  if (!user.isOk()) return writeError(c.res, user.status());
+  if (!pass.isOk()) return writeError(c.res, pass.status());
+  auto s = controller_.files().registerUser(*user, *pass);
+  if (!s.isOk()) return writeError(c.res, s.status());
+  c.res.status = 201;
+  c.res.set_content(json{{"user_id", s->userId}, {"username", s->username}, {"api_key", s->apiKey}}.dump(),
+                    "application/json");
+}
+
+void HttpApi::handleLogin(RequestContext& c, const httplib::ContentReader& reader) {
+  auto body = readJsonBody(c, reader);
+  if (!body.isOk()) return writeError(c.res, body.status());
+  auto user = stringField(*body, "username");
+  auto pass = stringField(*body, "password");
+  if (!user.isOk()) return writeError(c.res, user.status());
+  if (!pass.isOk()) return writeError(c.res, pass.status());
+  auto s = controller_.files().login(*user, *pass);
+  if (!s.isOk()) return writeError(c.res, s.status());
+  c.res.set_content(json{{"api_key", s->apiKey}, {"user_id", s->userId}, {"username", s->username}}.dump(),
+                    "application/json");
+}
+
+void HttpApi::handleLogout(RequestContext& c) {
+  Status s = controller_.files().logout(bearerKey(c.req));
+  if (!s.isOk()) return writeError(c.res, s);
+  c.res.status = 204;
+}
+
+void HttpApi::handleList(RequestContext& c) {
+  auto tags = tagsParam(c.req, false);
+  if (!tags.isOk()) return writeError(c.res, tags.status());
+  size_t limit = 0;
+  std::string after;
+  if (c.req.has_param("limit")) {
+    auto l = parseLimit(c.req.get_param_value("limit"));
+    if (!l.isOk()) return writeError(c.res, l.status());
+    limit = *l;
+  }
+  if (c.req.has_param("cursor")) {
+    auto a = decodeCursor(c.req.get_param_value("cursor"));
+    if (!a.isOk()) return writeError(c.res, a.status());
+    after = *a;
+  }
+  // Fetch one extra row to know whether another page exists.
+  auto files = controller_.files().list(c.userId, *tags, after, limit ? limit + 1 : 0);
+  if (!files.isOk()) return writeError(c.res, files.status());
+  json next = nullptr;
+  if (limit && files->size() > limit) {
+    files->resize(limit);
+    next = encodeCursor(files->back().name);
+  }
+  json out = json::array();
+  for (const auto& f : *files) out.push_back(fileJson(f));
+  c.res.set_content(json{{"files", out}, {"next_cursor", next}}.dump(), "application/json");
+}
+
+void HttpApi::handleGetFile(RequestContext& c) {
+  auto f = controller_.files().getFile(c.userId, std::string(c.req.matches[1]));
+  if (!f.isOk()) return writeError(c.res, f.status());
+  c.res.set_content(fileJson(*f).dump(), "application/json");
+}
+
+void HttpApi::handleDeleteByTags(RequestContext& c) {
+  auto tags = tagsParam(c.req, true);
+  if (!tags.isOk()) return writeError(c.res, tags.status());
+  auto ids = controller_.files().deleteByTags(c.userId, *tags);
+  if (!ids.isOk()) return writeError(c.res, ids.status());
+  c.res.set_content(json{{"deleted_count", ids->size()}, {"file_ids", *ids}}.dump(),
+                    "application/json");
+}
+
+void HttpApi::handleAddTags(RequestContext& c, const httplib::ContentReader& reader) {
+  auto body = readJsonBody(c, reader);
+  if (!body.isOk()) return writeError(c.res, body.status());
+  auto query = tagArrayField(*body, "query_tags", "Query tags");
+  if (!query.isOk()) return writeError(c.res, query.status());
+  auto added = tagArrayField(*body, "new_tags", "New tags");
+  if (!added.isOk()) return writeError(c.res, added.status());
+  auto r = controller_.files().addTags(c.userId, *query, *added);
+  if (!r.isOk()) return writeError(c.res, r.status());
+  c.res.set_content(json{{"updated_count", r->fileIds.size()}, {"file_ids", r->fileIds}}.dump(),
+                    "application/json");
+}
+
+void HttpApi::handleRemoveTags(RequestContext& c, const httplib::ContentReader& reader) {
+  auto body = readJsonBody(c, reader);
+  if (!body.isOk()) return writeError(c.res, body.status());
+  auto query = tagArrayField(*body, "query_tags", "Query tags");
+  if (!query.isOk()) return writeError(c.res, query.status());
+  auto removed = tagArrayField(*body, "tags_to_remove", "Tags to remove");
+  if (!removed.isOk()) return writeError(c.res, removed.status());
+  auto r = controller_.files().removeTags(c.userId, *query, *removed);
+  if (!r.isOk()) return writeError(c.res, r.status());
+  json skipped = json::array();
+  for (const auto& s : r->skipped) {
+    skipped.push_back({{"file_id", s.fileId}, {"name", s.name}, {"current_tags", s.currentTags}});
+  }
+  c.res.set_content(json{{"updated_count", r->fileIds.size()},
+                         {"file_ids", r->fileIds},
+                         {"skipped_files", skipped}}.dump(),
+                    "application/json");
+}
+
+void HttpApi::handleTags(RequestContext& c) {
+  auto tags = controller_.files().tagCounts(c.userId);
+  if (!tags.isOk()) return writeError(c.res, tags.status());
+  json out = json::array();
+  for (const auto& t : *tags) out.push_back({{"tag", t.tag}, {"count", t.count}});
+  c.res.set_content(json{{"tags", out}}.dump(), "application/json");
+}
+
+void HttpApi::handleCluster(RequestContext& c) {
+  json chunkservers = json::array();
+  for (const auto& cs : controller_.chunkservers().snapshot()) {
+    chunkservers.push_back({{"node_id", cs.nodeId},
+                            {"address", cs.address},
+                            {"state", cs.healthy ? "healthy" : "failed"},
+                            {"last_seen", cs.lastSeenMs ? json(formatRfc3339(cs.lastSeenMs)) : json(nullptr)},
+                            {"capacity_bytes", cs.capacityBytes},
+                            {"used_bytes", cs.usedBytes},
+                            {"chunk_count", cs.chunkCount}});
+  }
+  auto total = controller_.store().liveChunkCount();
+  auto digest = controller_.store().digest();
+  if (!digest.isOk()) return writeError(c.res, digest.status());
+  json out{{"self", {{"node_id", controller_.nodeId()}, {"address", controller_.advertisedAddress()}}},
+           {"controllers", json::array()},
+           {"chunkservers", chunkservers},
+           {"chunks", {{"total", total.isOk() ? *total : 0},
+                       {"under_replicated", controller_.underReplicatedChunks()}}},
+           {"metadata_digest", *digest}};
+  c.res.set_content(out.dump(), "application/json");
+}
+
+void HttpApi::handleReady(RequestContext& c) {
+  bool db = controller_.store().healthy();
+  size_t healthy = controller_.chunkservers().healthy().size();
+  bool ready = db && healthy > 0;
+  c.res.status = ready ? 200 : 503;
+  c.res.set_content(json{{"ready", ready}, {"database", db}, {"chunkservers", healthy}}.dump(),
+                    "application/json");
+}
+
+void HttpApi::handleMetrics(RequestContext& c) {
+  std::string gauges;
+  auto cs = controller_.chunkservers().snapshot();
+  size_t healthy = 0;
+  uint64_t chunks = 0;
+  for (const auto& s : cs) {
+    healthy += s.healthy;
+    chunks += s.chunkCount;
+  }
+  auto live = controller_.store().liveChunkCount();
+  gauges += "# TYPE redcloud_chunkservers_healthy gauge\nredcloud_chunkservers_healthy " +
+            std::to_string(healthy) + "\n";
+  gauges += "# TYPE redcloud_chunks_live gauge\nredcloud_chunks_live " +
+            std::to_string(live.isOk() ? *live : 0) + "\n";
+  gauges += "# TYPE redcloud_chunkserver_chunks gauge\nredcloud_chunkserver_chunks " +
+            std::to_string(chunks) + "\n";
+  c.res.set_content(controller_.metrics().render(gauges), "text/plain; version=0.0.4");
+}
+
+}  // namespace redcloud::controller

@@ -1,0 +1,338 @@
+// Uploads and downloads: the streaming routes of HttpApi.
+#include <spdlog/spdlog.h>
+
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "common/validate.h"
+#include "controller/chunk_fetcher.h"
+#include "controller/controller.h"
+#include "controller/http_api.h"
+#include "controller/http_util.h"
+#include "controller/upload_session.h"
+
+namespace redcloud::controller {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxTagsField = 64 * 1024;
+
+struct ByteRange {
+  uint64_t start = 0;
+  uint64_t length = 0;
+  bool partial = false;
+};
+
+// Parses a single "bytes=a-b", "bytes=a-" or "bytes=-n". Several ranges or a
+// malformed header are answered with the whole body; unsatisfiable → 416.
+Result<ByteRange> parseRange(const std::string& header, uint64_t size) {
+  ByteRange whole{0, size, false};
+  if (header.empty()) return whole;
+  constexpr std::string_view kPrefix = "bytes=";
+  std::string_view h = trim(header);
+  if (h.substr(0, kPrefix.size()) != kPrefix || h.find(',') != std::string_view::npos) return whole;
+  h.remove_prefix(kPrefix.size());
+  size_t dash = h.find('-');
+  if (dash == std::string_view::npos) return whole;
+  auto num = [](std::string_view s, uint64_t* out) {
+    if (s.empty() || s.size() > 19) return false;
+    uint64_t v = 0;
+    for (char ch : s) {
+      if (ch < '0' || ch > '9') return false;
+      v = v * 10 + static_cast<uint64_t>(ch - '0');
+    }
+    *out = v;
+    return true;
+  };
+  std::string_view a = trim(h.substr(0, dash)), b = trim(h.substr(dash + 1));
+  uint64_t first = 0, last = 0;
+  Status unsatisfiable(StatusCode::kRangeNotSatisfiable, "range not satisfiable");
+  if (a.empty()) {
+    if (!num(b, &last)) return whole;
+    if (last == 0 || size == 0) return unsatisfiable;
+    uint64_t n = std::min(last, size);
+    return ByteRange{size - n, n, true};
+  }
+  if (!num(a, &first)) return whole;
+  if (b.empty()) {
+    last = size == 0 ? 0 : size - 1;
+  } else if (!num(b, &last) || last < first) {
+    return whole;
+  }
+  if (first >= size) return unsatisfiable;
+  last = std::min(last, size - 1);
+  return ByteRange{first, last - first + 1, true};
+}
+
+std::string contentDisposition(const std::string& name) {
+  std::string quoted;
+  bool ascii = true;
+  for (unsigned char ch : name) {
+    if (ch >= 0x80) ascii = false;
+    if (ch == '"' || ch == '\\') quoted += '\\';
+    quoted += ascii || ch < 0x80 ? static_cast<char>(ch) : '_';
+  }
+  std::string out = "attachment; filename=\"" + quoted + "\"";
+  if (!ascii) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    out += "; filename*=UTF-8''";
+    for (unsigned char ch : name) {
+      if (std::isalnum(ch) || ch == '.' || ch == '-' || ch == '_') {
+        out += static_cast<char>(ch);
+      } else {
+        out += '%';
+        out += kHex[ch >> 4];
+        out += kHex[ch & 0xf];
+      }
+    }
+  }
+  return out;
+}
+
+// Streams the chunks covering one byte range, fetching the next chunk while
+// the current one is written to the socket.
+class DownloadStream {
+ public:
+  DownloadStream(ChunkFetcher fetcher, std::vector<ChunkRef> chunks, ByteRange range)
+      : fetcher_(fetcher), chunks_(std::move(chunks)), range_(range) {
+    uint64_t at = 0;
+    for (const auto& c : chunks_) {
+      starts_.push_back(at);
+      at += c.size;
+    }
+  }
+
+  size_t chunkAt(uint64_t pos) const {
+    size_t i = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), pos) -
+                                   starts_.begin());
+    return i - 1;
+  }
+
+  // Fetches the first chunk before the status line, so an unreadable file
+  // still gets a proper error status.
+  Status prime() {
+    current_ = chunkAt(range_.start);
+    auto data = fetcher_.fetch(chunks_[current_].id);
+    if (!data.isOk()) return data.status();
+    data_ = std::move(*data);
+    prefetch(current_ + 1);
+    return Status::ok();
+  }
+
+  // httplib asks for bytes from `offset` (relative to the range).
+  bool write(size_t offset, httplib::DataSink& sink, Metrics& metrics) {
+    uint64_t pos = range_.start + offset;
+    size_t idx = chunkAt(pos);
+    if (idx != current_) {
+      if (idx != current_ + 1 || !next_.valid()) return false;
+      auto data = next_.get();
+      if (!data.isOk()) {
+        spdlog::error("download aborted: {}", data.status().message());
+        return false;  // the connection is cut: never a short body that looks complete
+      }
+      data_ = std::move(*data);
+      current_ = idx;
+      prefetch(idx + 1);
+    }
+    uint64_t inChunk = pos - starts_[idx];
+    uint64_t end = std::min<uint64_t>(data_.size(), range_.start + range_.length - starts_[idx]);
+    size_t n = static_cast<size_t>(end - inChunk);
+    metrics.addBytesOut(n);
+    return sink.write(data_.data() + inChunk, n);
+  }
+
+ private:
+  void prefetch(size_t idx) {
+    if (idx >= chunks_.size() || starts_[idx] >= range_.start + range_.length) return;
+    std::string id = chunks_[idx].id;
+    next_ = std::async(std::launch::async, [f = fetcher_, id]() mutable { return f.fetch(id); });
+  }
+
+  ChunkFetcher fetcher_;
+  std::vector<ChunkRef> chunks_;
+  std::vector<uint64_t> starts_;
+  ByteRange range_;
+  size_t current_ = 0;
+  std::string data_;
+  std::future<Result<std::string>> next_;
+};
+
+}  // namespace
+
+void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& reader) {
+  auto name = nameFromTarget(c.req);
+  if (!name.isOk()) return writeError(c.res, name.status());
+  auto tags = tagsParam(c.req, true);
+  if (!tags.isOk()) {
+    return writeError(c.res, Status(StatusCode::kInvalidTagQuery,
+                                    "At least one tag is required for file upload: " +
+                                        tags.status().message()));
+  }
+  uint64_t max = controller_.options().maxUploadSize;
+  Status tooLarge(StatusCode::kPayloadTooLarge, "upload exceeds --max-upload-size");
+  if (max && c.req.has_header("Content-Length") &&
+      std::strtoull(c.req.get_header_value("Content-Length").c_str(), nullptr, 10) > max) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, tooLarge);
+  }
+  auto targets = controller_.chunkservers().healthy();
+  size_t quorum = controller_.quorum().required(targets.size());
+  if (targets.empty() || quorum > targets.size()) {
+    return writeError(c.res, Status(StatusCode::kUnavailable,
+                                    "not enough healthy chunkservers to store the upload"));
+  }
+  UploadSession session(targets, quorum);
+  Status feedStatus;
+  bool over = false;
+  bool complete = reader([&](const char* data, size_t n) {
+    if (max && session.bytesReceived() + n > max) {
+      over = true;
+      return false;
+    }
+    feedStatus = session.feed(data, n);
+    return feedStatus.isOk();
+  });
+  controller_.metrics().addBytesIn(session.bytesReceived());
+  if (over) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, tooLarge);
+  }
+  if (!feedStatus.isOk()) return writeError(c.res, feedStatus);
+  if (!complete) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, invalidRequest("upload body was truncated"));
+  }
+  auto content = session.finish();
+  if (!content.isOk()) return writeError(c.res, content.status());
+  controller_.metrics().addChunksWritten(content->chunks.size());
+  auto result = controller_.files().commitUpload(
+      {c.userId, *name, *tags, content->size, content->sha256, content->chunks});
+  if (!result.isOk()) return writeError(c.res, result.status());
+  json body = fileJson(result->file);
+  body["replaced_file_id"] = result->replacedFileId ? json(*result->replacedFileId) : json(nullptr);
+  c.res.status = 201;
+  c.res.set_content(body.dump(), "application/json");
+}
+
+void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentReader& reader) {
+  if (!c.req.is_multipart_form_data()) {
+    return writeError(c.res, invalidRequest("POST /files takes multipart/form-data"));
+  }
+  auto targets = controller_.chunkservers().healthy();
+  size_t quorum = controller_.quorum().required(targets.size());
+  if (targets.empty() || quorum > targets.size()) {
+    return writeError(c.res, Status(StatusCode::kUnavailable,
+                                    "not enough healthy chunkservers to store the upload"));
+  }
+  uint64_t max = controller_.options().maxUploadSize;
+  std::unique_ptr<UploadSession> session;
+  std::string field, fileName, tagsText;
+  Status error;
+  bool over = false;
+  bool complete = reader(
+      [&](const httplib::MultipartFormData& part) {
+        field = part.name;
+        if (field != "file") return true;
+        if (session) {
+          error = invalidRequest("only one 'file' part is allowed");
+          return false;
+        }
+        fileName = part.filename;
+        error = validateFileName(fileName);
+        if (error.isOk()) session = std::make_unique<UploadSession>(targets, quorum);
+        return error.isOk();
+      },
+      [&](const char* data, size_t n) {
+        if (field == "tags") {
+          tagsText.append(data, n);
+          if (tagsText.size() > kMaxTagsField) error = invalidRequest("'tags' field is too large");
+          return error.isOk();
+        }
+        if (field != "file" || !session) return true;
+        if (max && session->bytesReceived() + n > max) {
+          over = true;
+          return false;
+        }
+        error = session->feed(data, n);
+        return error.isOk();
+      });
+  if (session) controller_.metrics().addBytesIn(session->bytesReceived());
+  if (over) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, Status(StatusCode::kPayloadTooLarge, "upload exceeds --max-upload-size"));
+  }
+  if (!error.isOk()) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, error);
+  }
+  if (!complete) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, invalidRequest("upload body was truncated or malformed"));
+  }
+  if (!session) return writeError(c.res, invalidRequest("multipart part 'file' is required"));
+  auto tags = normalizeTags(splitCommaList(tagsText), "At least one tag is required for file upload; tags");
+  if (!tags.isOk()) return writeError(c.res, tags.status());
+  auto content = session->finish();
+  if (!content.isOk()) return writeError(c.res, content.status());
+  controller_.metrics().addChunksWritten(content->chunks.size());
+  auto result = controller_.files().commitUpload(
+      {c.userId, fileName, *tags, content->size, content->sha256, content->chunks});
+  if (!result.isOk()) return writeError(c.res, result.status());
+  json body = fileJson(result->file);
+  body["replaced_file_id"] = result->replacedFileId ? json(*result->replacedFileId) : json(nullptr);
+  c.res.status = 201;
+  c.res.set_content(body.dump(), "application/json");
+}
+
+void HttpApi::handleDownload(RequestContext& c, bool byName) {
+  Result<FileRow> file = Status(StatusCode::kFileNotFound, "file not found");
+  if (byName) {
+    auto name = nameFromTarget(c.req);
+    if (!name.isOk()) return writeError(c.res, name.status());
+    file = controller_.files().getFileByName(c.userId, *name);
+  } else {
+    file = controller_.files().getFile(c.userId, std::string(c.req.matches[1]));
+  }
+  if (!file.isOk()) return writeError(c.res, file.status());
+  // Ranges are handled here, so httplib must not apply them a second time.
+  const_cast<httplib::Request&>(c.req).ranges.clear();
+  auto range = parseRange(c.req.get_header_value("Range"), file->size);
+  if (!range.isOk()) {
+    writeError(c.res, range.status());
+    c.res.set_header("Content-Range", "bytes */" + std::to_string(file->size));
+    return;
+  }
+  c.res.set_header("Content-Disposition", contentDisposition(file->name));
+  c.res.set_header("ETag", "\"" + file->sha256 + "\"");
+  c.res.set_header("Accept-Ranges", "bytes");
+  if (range->partial) {
+    c.res.status = 206;
+    c.res.set_header("Content-Range", "bytes " + std::to_string(range->start) + "-" +
+                                          std::to_string(range->start + range->length - 1) + "/" +
+                                          std::to_string(file->size));
+  }
+  if (range->length == 0) {
+    c.res.set_content("", "application/octet-stream");
+    return;
+  }
+  auto stream = std::make_shared<DownloadStream>(
+      ChunkFetcher(controller_.chunkservers(), controller_.metrics()), file->chunks, *range);
+  if (c.req.method != "HEAD") {
+    Status primed = stream->prime();
+    if (!primed.isOk()) {
+      c.res.headers.erase("Content-Range");
+      c.res.headers.erase("Content-Disposition");
+      c.res.headers.erase("ETag");
+      return writeError(c.res, primed);
+    }
+  }
+  Metrics& metrics = controller_.metrics();
+  c.res.set_content_provider(
+      range->length, "application/octet-stream",
+      [stream, &metrics](size_t offset, size_t, httplib::DataSink& sink) {
+        return stream->write(offset, sink, metrics);
+      });
+}
+
+}  // namespace redcloud::controller

@@ -1,0 +1,47 @@
+// Request decoding helpers of the HTTP adapter: bearer keys, bounded JSON
+// bodies, tag parameters, cursors, names from the raw path, file JSON.
+#pragma once
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "controller/metadata_store.h"
+
+namespace redcloud::controller {
+
+struct RequestContext;
+
+constexpr size_t kMaxJsonBody = 1024 * 1024;
+
+// The key of "Authorization: Bearer <key>", or "" when absent or malformed.
+std::string bearerKey(const httplib::Request& req);
+
+// Reads at most kMaxJsonBody bytes and parses a JSON object.
+// PAYLOAD_TOO_LARGE past the limit (the connection is then closed).
+Result<nlohmann::json> readJsonBody(RequestContext& c, const httplib::ContentReader& reader);
+
+Result<std::string> stringField(const nlohmann::json& body, const char* name);
+// A JSON array of tag strings, normalised; INVALID_TAG_QUERY when empty.
+Result<std::vector<std::string>> tagArrayField(const nlohmann::json& body, const char* name,
+                                               const char* what);
+
+// All `tags=` parameters joined, split on commas, validated, deduplicated.
+// `required`: an empty result is INVALID_TAG_QUERY.
+Result<std::vector<std::string>> tagsParam(const httplib::Request& req, bool required);
+
+Result<size_t> parseLimit(const std::string& text);
+std::string encodeCursor(const std::string& lastName);
+Result<std::string> decodeCursor(const std::string& cursor);
+
+// The percent-decoded path segment after "/by-name/" taken from the raw
+// request target (never normalised).
+Result<std::string> nameFromTarget(const httplib::Request& req);
+std::string percentDecode(std::string_view s);
+
+nlohmann::json fileJson(const FileRow& f);
+
+}  // namespace redcloud::controller

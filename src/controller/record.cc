@@ -1,0 +1,79 @@
+#include "controller/record.h"
+
+namespace redcloud::controller {
+namespace {
+
+constexpr struct {
+  RecordKind kind;
+  const char* name;
+} kKinds[] = {{RecordKind::kUser, "user"},
+              {RecordKind::kApiKey, "apikey"},
+              {RecordKind::kFile, "file"},
+              {RecordKind::kName, "name"},
+              {RecordKind::kTag, "tag"}};
+
+// Orders two versions of one record; >0 when a is the winner.
+int compareVersions(const Record& a, const Record& b) {
+  switch (a.version.clock.compare(b.version.clock)) {
+    case Causality::kAfter: return 1;
+    case Causality::kBefore: return -1;
+    case Causality::kEqual:
+    case Causality::kConcurrent: break;
+  }
+  if (a.version.timestamp != b.version.timestamp) {
+    return a.version.timestamp > b.version.timestamp ? 1 : -1;
+  }
+  if (int c = a.version.origin.compare(b.version.origin)) return c > 0 ? 1 : -1;
+  if (a.deleted != b.deleted) return a.deleted ? 1 : -1;
+  if (int c = a.value.compare(b.value)) return c > 0 ? 1 : -1;
+  return 0;
+}
+
+}  // namespace
+
+const char* kindName(RecordKind kind) {
+  for (const auto& k : kKinds) {
+    if (k.kind == kind) return k.name;
+  }
+  return "?";
+}
+
+bool parseKind(std::string_view name, RecordKind* out) {
+  for (const auto& k : kKinds) {
+    if (name == k.name) {
+      *out = k.kind;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool incomingWins(const Record& local, const Record& incoming) {
+  return compareVersions(incoming, local) > 0;
+}
+
+const Record& merge(const Record& a, const Record& b) {
+  return compareVersions(a, b) >= 0 ? a : b;
+}
+
+std::string digestLine(const Record& r) {
+  return std::string(kindName(r.kind)) + '\0' + r.key + '\0' + r.version.clock.encode() + '\0' +
+         std::to_string(r.version.timestamp) + '\0' + r.version.origin + '\0' +
+         (r.deleted ? "1" : "0") + '\n';
+}
+
+std::string nameKey(std::string_view ownerId, std::string_view name) {
+  return std::string(ownerId) + "/" + std::string(name);
+}
+
+std::string tagKey(std::string_view fileId, std::string_view tag) {
+  return std::string(fileId) + "/" + std::string(tag);
+}
+
+std::pair<std::string, std::string> splitKey(std::string_view key) {
+  size_t slash = key.find('/');
+  if (slash == std::string_view::npos) return {std::string(key), ""};
+  return {std::string(key.substr(0, slash)), std::string(key.substr(slash + 1))};
+}
+
+}  // namespace redcloud::controller

@@ -1,0 +1,154 @@
+// redcloud: subcommand dispatch only. Daemons (server, controller,
+// chunkserver) are parsed here with CLI11; everything else is the client.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "chunkserver/chunk_server.h"
+#include "client/cli.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include <spdlog/spdlog.h>
+#include "controller/controller.h"
+
+namespace {
+
+using redcloud::Status;
+
+struct DaemonFlags {
+  std::string dataDir = "./redcloud-data";
+  std::string listen, peerListen, chunkListen, advertise, nodeId;
+  std::string chunkservers, heartbeatTimeout = "10s", writeQuorum = "majority";
+  std::string logLevel = "info", logFormat = "text";
+  uint64_t maxUploadSize = 0;
+};
+
+// The seed's environment names, honoured when the REDCLOUD_ name is unset.
+void applyEnvAliases(const std::string& role) {
+  auto alias = [](const char* ours, const char* theirs) {
+    const char* v = std::getenv(theirs);
+    if (v && !std::getenv(ours)) setenv(ours, v, 0);
+  };
+  const bool cs = role == "chunkserver";
+  alias("REDCLOUD_NODE_ID", cs ? "CHUNKSERVER_NODE_ID" : "CONTROLLER_NODE_ID");
+  alias("REDCLOUD_ADVERTISE", cs ? "CHUNKSERVER_ADVERTISE_ADDR" : "CONTROLLER_ADVERTISE_ADDR");
+  alias("REDCLOUD_WRITE_QUORUM", "MIN_CHUNK_REPLICAS");
+  alias("REDCLOUD_HEARTBEAT_TIMEOUT", "HEARTBEAT_TIMEOUT");
+}
+
+void addCommonFlags(CLI::App& app, DaemonFlags& f) {
+  app.add_option("--data-dir", f.dataDir, "data folder (created 0700)")->envname("REDCLOUD_DATA_DIR")->capture_default_str();
+  app.add_option("--advertise", f.advertise, "address others reach this node at")->envname("REDCLOUD_ADVERTISE");
+  app.add_option("--node-id", f.nodeId, "node id (default: generated once, kept in the data dir)")->envname("REDCLOUD_NODE_ID");
+  app.add_option("--log-level", f.logLevel, "trace|debug|info|warn|error")->envname("REDCLOUD_LOG_LEVEL")->capture_default_str();
+  app.add_option("--log-format", f.logFormat, "text|json")->envname("REDCLOUD_LOG_FORMAT")->capture_default_str();
+  app.set_config("--config", "", "TOML file with flag values");
+}
+
+void addControllerFlags(CLI::App& app, DaemonFlags& f) {
+  app.add_option("--peer-listen", f.peerListen, "peer gRPC address")->envname("REDCLOUD_PEER_LISTEN")->capture_default_str();
+  app.add_option("--chunkservers", f.chunkservers, "chunkserver gRPC addresses, comma-separated")->envname("REDCLOUD_CHUNKSERVERS");
+  app.add_option("--heartbeat-timeout", f.heartbeatTimeout, "mark a chunkserver failed after this")->envname("REDCLOUD_HEARTBEAT_TIMEOUT")->capture_default_str();
+  app.add_option("--write-quorum", f.writeQuorum, "majority | all | N")->envname("REDCLOUD_WRITE_QUORUM")->capture_default_str();
+  app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")->envname("REDCLOUD_MAX_UPLOAD_SIZE");
+}
+
+// Blocks SIGINT/SIGTERM in every thread; the main thread waits for them.
+sigset_t blockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return set;
+}
+
+int fail(const Status& s) {
+  std::cerr << "redcloud: " << s.message() << "\n";
+  return 1;
+}
+
+Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::ControllerOptions* o) {
+  o->dataDir = f.dataDir;
+  o->listen = f.listen;
+  o->peerListen = f.peerListen;
+  o->advertise = f.advertise;
+  o->nodeId = f.nodeId;
+  o->writeQuorum = f.writeQuorum;
+  o->maxUploadSize = f.maxUploadSize;
+  auto hb = redcloud::parseDurationMillis(f.heartbeatTimeout);
+  if (!hb) return redcloud::invalidRequest("bad --heartbeat-timeout '" + f.heartbeatTimeout + "'");
+  o->heartbeatTimeoutMs = *hb;
+  size_t start = 0;
+  while (start < f.chunkservers.size()) {
+    size_t comma = f.chunkservers.find(',', start);
+    std::string a = f.chunkservers.substr(start, comma - start);
+    if (!a.empty()) o->chunkservers.push_back(a);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return Status::ok();
+}
+
+int runDaemon(const std::string& role, int argc, char** argv) {
+  applyEnvAliases(role);
+  DaemonFlags f;
+  const bool server = role == "server";
+  f.listen = server ? "127.0.0.1:8000" : role == "chunkserver" ? "0.0.0.0:50051" : "0.0.0.0:8000";
+  f.peerListen = server ? "127.0.0.1:8001" : "0.0.0.0:8001";
+  f.chunkListen = "127.0.0.1:50051";
+  CLI::App app{"redcloud " + role};
+  app.name("redcloud " + role);
+  addCommonFlags(app, f);
+  app.add_option("--listen", f.listen, "listen address")->envname("REDCLOUD_LISTEN")->capture_default_str();
+  if (role != "chunkserver") addControllerFlags(app, f);
+  if (server) app.add_option("--chunk-listen", f.chunkListen, "embedded chunkserver gRPC address")->envname("REDCLOUD_CHUNK_LISTEN")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (Status s = redcloud::setupLogging(f.logLevel, f.logFormat); !s.isOk()) return fail(s);
+  sigset_t stopSignals = blockStopSignals();
+
+  std::unique_ptr<redcloud::chunkserver::ChunkServer> chunkServer;
+  if (server || role == "chunkserver") {
+    redcloud::chunkserver::ChunkServerOptions co;
+    co.dataDir = f.dataDir;
+    co.listen = server ? f.chunkListen : f.listen;
+    co.nodeId = server ? "" : f.nodeId;
+    chunkServer = std::make_unique<redcloud::chunkserver::ChunkServer>(co);
+    if (Status s = chunkServer->start(); !s.isOk()) return fail(s);
+  }
+  std::unique_ptr<redcloud::controller::Controller> controller;
+  if (role != "chunkserver") {
+    redcloud::controller::ControllerOptions o;
+    if (Status s = buildControllerOptions(f, &o); !s.isOk()) return fail(s);
+    if (server) o.chunkservers.insert(o.chunkservers.begin(), chunkServer->boundAddress());
+    controller = std::make_unique<redcloud::controller::Controller>(o);
+    if (Status s = controller->start(); !s.isOk()) return fail(s);
+  }
+  int sig = 0;
+  sigwait(&stopSignals, &sig);
+  spdlog::info("received {}, shutting down", strsignal(sig));
+  if (controller) controller->stop();
+  if (chunkServer) chunkServer->stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 2) {
+    std::string cmd = argv[1];
+    if (cmd == "server" || cmd == "controller" || cmd == "chunkserver") {
+      return runDaemon(cmd, argc - 1, argv + 1);
+    }
+  }
+  return redcloud::client::runCli(argc, argv);
+}

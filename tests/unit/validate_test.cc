@@ -1,0 +1,59 @@
+#include "common/validate.h"
+
+#include <gtest/gtest.h>
+
+namespace redcloud {
+namespace {
+
+TEST(Validate, FileNames) {
+  EXPECT_TRUE(validateFileName("report.pdf").isOk());
+  EXPECT_TRUE(validateFileName("naïve café.txt").isOk());
+  EXPECT_TRUE(validateFileName(std::string(255, 'a')).isOk());
+  EXPECT_EQ(validateFileName("").code(), StatusCode::kInvalidName);
+  EXPECT_EQ(validateFileName(std::string(256, 'a')).code(), StatusCode::kInvalidName);
+  EXPECT_EQ(validateFileName("a/b").code(), StatusCode::kInvalidName);
+  EXPECT_EQ(validateFileName(".").code(), StatusCode::kInvalidName);
+  EXPECT_EQ(validateFileName("..").code(), StatusCode::kInvalidName);
+  EXPECT_EQ(validateFileName("a\nb").code(), StatusCode::kInvalidName);
+  EXPECT_EQ(validateFileName(std::string("a\0b", 3)).code(), StatusCode::kInvalidName);
+  EXPECT_EQ(validateFileName("a\x7f").code(), StatusCode::kInvalidName);
+  EXPECT_EQ(validateFileName("\xff\xfe").code(), StatusCode::kInvalidName);
+  EXPECT_EQ(validateFileName("\xc0\xaf").code(), StatusCode::kInvalidName);  // overlong '/'
+}
+
+TEST(Validate, Tags) {
+  EXPECT_TRUE(validateTag("finance").isOk());
+  EXPECT_TRUE(validateTag("a/b").isOk());
+  EXPECT_TRUE(validateTag(std::string(128, 't')).isOk());
+  EXPECT_EQ(validateTag(std::string(129, 't')).code(), StatusCode::kInvalidTagQuery);
+  EXPECT_EQ(validateTag("a,b").code(), StatusCode::kInvalidTagQuery);
+  EXPECT_EQ(validateTag("a\tb").code(), StatusCode::kInvalidTagQuery);
+  EXPECT_EQ(validateTag("").code(), StatusCode::kInvalidTagQuery);
+}
+
+TEST(Validate, NormalizeTagsTrimsDeduplicatesAndRejectsEmpty) {
+  auto tags = normalizeTags({" a ", "b", "a", "", "  "}, "Query tags");
+  ASSERT_TRUE(tags.isOk());
+  EXPECT_EQ(*tags, (std::vector<std::string>{"a", "b"}));
+  auto empty = normalizeTags({" ", ""}, "Query tags");
+  ASSERT_FALSE(empty.isOk());
+  EXPECT_EQ(empty.status().code(), StatusCode::kInvalidTagQuery);
+  EXPECT_EQ(empty.status().message(), "Query tags cannot be empty");
+}
+
+TEST(Validate, SplitCommaList) {
+  EXPECT_EQ(splitCommaList(" a, b,,c ,"), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(splitCommaList("").empty());
+  EXPECT_TRUE(splitCommaList(" , ").empty());
+}
+
+TEST(Validate, Usernames) {
+  EXPECT_TRUE(validateUsername("alice.b_c-9").isOk());
+  EXPECT_FALSE(validateUsername("").isOk());
+  EXPECT_FALSE(validateUsername("al ice").isOk());
+  EXPECT_FALSE(validateUsername(std::string(65, 'a')).isOk());
+  EXPECT_FALSE(validateUsername("ünï").isOk());
+}
+
+}  // namespace
+}  // namespace redcloud
