@@ -87,4 +87,18 @@ Status ChunkClient::deleteChunk(const std::string& id) {
   return chunkserver::fromGrpc(stub_->DeleteChunk(&ctx, req, &resp));
 }
 
+Result<std::vector<bool>> ChunkClient::hasChunks(const std::vector<std::string>& ids) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx, 10'000);
+  chunk::HasChunksRequest req;
+  for (const auto& id : ids) req.add_chunk_ids(id);
+  chunk::HasChunksResponse resp;
+  RC_RETURN_IF_ERROR(chunkserver::fromGrpc(stub_->HasChunks(&ctx, req, &resp)));
+  if (static_cast<size_t>(resp.present_size()) != ids.size()) {
+    return internalError("HasChunks answered " + std::to_string(resp.present_size()) + " of " +
+                         std::to_string(ids.size()));
+  }
+  return std::vector<bool>(resp.present().begin(), resp.present().end());
+}
+
 }  // namespace redcloud::controller

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "common/node_identity.h"
 #include "controller/http_api.h"
 
@@ -74,18 +76,24 @@ std::string Controller::advertisedAddress() const {
 }
 
 int64_t Controller::underReplicatedChunks() {
-  // Without inventories (heartbeats come with multi-node support) the best
-  // honest figure: chunks referenced minus the fewest any healthy server holds.
-  auto total = store_.liveChunkCount();
-  if (!total.isOk()) return 0;
-  int64_t fewest = *total;
-  bool any = false;
-  for (const auto& cs : registry_->snapshot()) {
-    if (!cs.healthy) continue;
-    any = true;
-    fewest = std::min<int64_t>(fewest, static_cast<int64_t>(cs.chunkCount));
+  // Ask every healthy chunkserver which live chunks it holds, in batches.
+  auto healthy = registry_->healthy();
+  int64_t missing = 0;
+  std::string after;
+  while (true) {
+    auto ids = store_.liveChunkIds(after, 1000);
+    if (!ids.isOk() || ids->empty()) break;
+    std::vector<bool> under(ids->size(), healthy.empty());
+    for (const auto& cs : healthy) {
+      auto has = cs->hasChunks(*ids);
+      for (size_t i = 0; i < ids->size(); ++i) {
+        if (!has.isOk() || !(*has)[i]) under[i] = true;
+      }
+    }
+    missing += std::count(under.begin(), under.end(), true);
+    after = ids->back();
   }
-  return any ? std::max<int64_t>(0, *total - fewest) : *total;
+  return missing;
 }
 
 }  // namespace redcloud::controller

@@ -32,6 +32,12 @@ Status HttpApi::start(const std::string& listen) {
   std::string host = listen.substr(0, colon);
   int port = std::atoi(listen.c_str() + colon + 1);
   server_.new_task_queue = [] { return new httplib::ThreadPool(32); };
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a
+  // second server silently share a taken port instead of failing to start.
+  server_.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   server_.set_read_timeout(60, 0);
   server_.set_write_timeout(60, 0);
   server_.set_keep_alive_timeout(30);
@@ -92,7 +98,8 @@ void HttpApi::run(const std::string& method, const std::string& route, bool auth
     writeError(res, internalError("internal error"));
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  controller_.metrics().observeRequest(method, route, res.status, secs);
+  // httplib turns an unset status (-1) into 200 after the handler returns.
+  controller_.metrics().observeRequest(method, route, res.status == -1 ? 200 : res.status, secs);
 }
 
 void HttpApi::addRoute(const std::string& method, const std::string& path, bool auth, Handler h) {
@@ -103,10 +110,14 @@ void HttpApi::addRoute(const std::string& method, const std::string& path, bool 
                                                  httplib::Response& res) {
       run(method, path, auth, req, res, h);
     };
+    // httplib tries reader routes before plain ones, so every route of a
+    // method that may carry a body is a reader route (the catch-all is one).
+    auto ignoringBody = [handler](const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader&) { handler(req, res); };
     if (method == "GET") server_.Get(pattern, handler);
-    else if (method == "POST") server_.Post(pattern, handler);
-    else if (method == "PUT") server_.Put(pattern, handler);
-    else if (method == "DELETE") server_.Delete(pattern, handler);
+    else if (method == "POST") server_.Post(pattern, ignoringBody);
+    else if (method == "PUT") server_.Put(pattern, ignoringBody);
+    else if (method == "DELETE") server_.Delete(pattern, ignoringBody);
   }
 }
 
@@ -167,18 +178,22 @@ void HttpApi::registerRoutes() {
 void HttpApi::addFallbacks() {
   auto fallback = [this](const httplib::Request& req, httplib::Response& res) {
     bool known = false;
+    res.set_header("Connection", "close");  // an unread body must not be parsed as a request
     for (const auto& r : routes_) known = known || std::regex_match(req.path, r.pattern);
     run(req.method, "unmatched", false, req, res, [&](RequestContext&) {
       if (known) writeError(res, Status(StatusCode::kMethodNotAllowed, "method not allowed"));
       else writeError(res, Status(StatusCode::kNotFound, "no route for " + req.path));
     });
   };
+  // Reader variants: httplib would otherwise insist on reading a body first.
+  auto withReader = [fallback](const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader&) { fallback(req, res); };
   server_.Get(".*", fallback);
-  server_.Post(".*", fallback);
-  server_.Put(".*", fallback);
-  server_.Delete(".*", fallback);
-  server_.Patch(".*", fallback);
   server_.Options(".*", fallback);
+  server_.Post(".*", withReader);
+  server_.Put(".*", withReader);
+  server_.Delete(".*", withReader);
+  server_.Patch(".*", withReader);
 }
 
 void HttpApi::handleRegister(RequestContext& c, const httplib::ContentReader& reader) {

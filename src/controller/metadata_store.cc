@@ -309,6 +309,21 @@ Result<int64_t> MetadataStore::liveChunkCount() {
   return row ? stmt.integer(0) : 0;
 }
 
+Result<std::vector<std::string>> MetadataStore::liveChunkIds(const std::string& after,
+                                                             size_t limit) {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
+      "SELECT DISTINCT chunk_id FROM file_chunks WHERE chunk_id > ?1 ORDER BY chunk_id LIMIT ?2"));
+  stmt.bind(1, after).bind(2, static_cast<int64_t>(limit));
+  std::vector<std::string> out;
+  while (true) {
+    RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.push_back(stmt.text(0));
+  }
+  return out;
+}
+
 bool MetadataStore::healthy() {
   std::lock_guard lock(mu_);
   auto stmt = db_.prepare("SELECT 1");

@@ -70,6 +70,8 @@ class MetadataStore {
   // Hex SHA-256 over every record's digestLine, in (kind, key) order.
   Result<std::string> digest();
   Result<int64_t> liveChunkCount();
+  // Distinct chunk ids referenced by live files, greater than `after`, in order.
+  Result<std::vector<std::string>> liveChunkIds(const std::string& after, size_t limit);
   // Whether the database answers a trivial query.
   bool healthy();
 

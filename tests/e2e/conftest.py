@@ -39,6 +39,7 @@ class Server:
         self.log_path = os.path.join(os.path.dirname(data_dir), os.path.basename(data_dir) + ".log")
 
     def start(self, wait_ready=True):
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BIN, "server", "--data-dir", self.data_dir,

@@ -1,0 +1,44 @@
+# RedCloud build entry points. Every target installs what it needs first
+# (scripts/setup.sh; apt-get as root) so a fresh Debian 12 machine needs
+# nothing else.
+BUILD   ?= build
+JOBS    ?= 2
+WERROR  ?= OFF
+DATA    ?= ./redcloud-data
+CMAKE_FLAGS ?=
+
+.PHONY: setup configure build run test unit e2e bench format check-format clean
+
+setup:
+	@bash scripts/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRC_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@ninja -C $(BUILD) -j$(JOBS) redcloud unit_tests
+	@echo "built $(BUILD)/redcloud"
+
+run: build
+	$(BUILD)/redcloud server --data-dir $(DATA)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 1800
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+e2e: build
+	cd $(BUILD) && ctest --output-on-failure -L e2e
+
+bench: build
+	@bash bench/run.sh $(BUILD)/redcloud
+
+format:
+	@clang-format -i $$(git ls-files '*.cc' '*.h' '*.cpp')
+
+check-format:
+	@clang-format --dry-run -Werror $$(git ls-files '*.cc' '*.h' '*.cpp')
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,130 @@
+"""Crash, restart and large-file tests with the real binary."""
+import hashlib
+import os
+import random
+import signal
+import socket
+import subprocess
+
+import requests
+
+from conftest import BIN, Server, register
+
+V1 = "/api/v1"
+GIB = 1024 * 1024 * 1024
+
+
+def test_kill9_right_after_201_loses_nothing(fresh_server):
+    s = fresh_server.start()
+    u = register(s.url)
+    data = random.Random(1).randbytes(6 * 1024 * 1024 + 3)
+    r = requests.put(s.url + V1 + "/files/by-name/durable?tags=d", data=data, headers=u["headers"])
+    assert r.status_code == 201
+    s.kill9()
+    s.start()
+    d = requests.get(s.url + V1 + "/files/by-name/durable/download", headers=u["headers"])
+    assert d.status_code == 200 and d.content == data
+    assert requests.get(s.url + V1 + "/files?tags=d", headers=u["headers"]).json()["files"][0][
+        "sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_sigterm_exits_zero_and_state_survives(fresh_server):
+    s = fresh_server.start()
+    u = register(s.url)
+    requests.put(s.url + V1 + "/files/by-name/keep?tags=k", data=b"kept", headers=u["headers"])
+    assert s.stop() == 0
+    s.start()
+    r = requests.post(s.url + V1 + "/auth/login",
+                      json={"username": u["username"], "password": u["password"]})
+    assert r.status_code == 200
+    key = {"Authorization": "Bearer " + r.json()["api_key"]}
+    assert requests.get(s.url + V1 + "/files/by-name/keep/download", headers=key).content == b"kept"
+    # The old key still works after the restart.
+    assert requests.get(s.url + V1 + "/files", headers=u["headers"]).status_code == 200
+
+
+def test_refuses_taken_port_and_unusable_data_dir(fresh_server, tmp_path):
+    s = fresh_server.start()
+    clash = subprocess.run([BIN, "server", "--data-dir", str(tmp_path / "other"),
+                            "--listen", f"127.0.0.1:{s.http_port}",
+                            "--chunk-listen", "127.0.0.1:0"],
+                           capture_output=True, text=True, timeout=30)
+    assert clash.returncode != 0
+    assert "cannot listen" in clash.stderr
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    bad = subprocess.run([BIN, "server", "--data-dir", str(blocker / "sub"),
+                          "--listen", "127.0.0.1:0", "--chunk-listen", "127.0.0.1:0"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "data dir" in bad.stderr
+
+
+def test_data_dir_is_created_private(tmp_path):
+    s = Server(str(tmp_path / "new" / "data")).start()
+    try:
+        assert os.stat(s.data_dir).st_mode & 0o777 == 0o700
+    finally:
+        s.stop()
+
+
+def test_partial_temp_chunks_are_removed_at_start(fresh_server):
+    s = fresh_server.start()
+    s.stop()
+    tmp = os.path.join(s.data_dir, "tmp", "deadbeef.1.partial")
+    with open(tmp, "wb") as f:
+        f.write(b"half a chunk")
+    s.start()
+    assert not os.path.exists(tmp)
+
+
+class PatternStream:
+    """A deterministic pseudo-random byte stream, hashed as it is produced."""
+
+    def __init__(self, size, seed=42):
+        self.size, self.left = size, size
+        self.rng = random.Random(seed)
+        self.sha = hashlib.sha256()
+
+    def __iter__(self):
+        while self.left:
+            n = min(self.left, 4 * 1024 * 1024 + 13)
+            block = self.rng.randbytes(n)
+            self.sha.update(block)
+            self.left -= n
+            yield block
+
+
+def test_file_larger_than_1gib_round_trip_with_ranges(fresh_server):
+    s = fresh_server.start()
+    u = register(s.url)
+    size = GIB + 12345
+    stream = PatternStream(size)
+    r = requests.put(s.url + V1 + "/files/by-name/huge.bin?tags=big", data=iter(stream),
+                     headers=u["headers"], timeout=600)
+    assert r.status_code == 201, r.text
+    digest = stream.sha.hexdigest()
+    assert r.json()["size"] == size and r.json()["sha256"] == digest
+    url = s.url + V1 + "/files/by-name/huge.bin/download"
+    sha, total = hashlib.sha256(), 0
+    with requests.get(url, headers=u["headers"], stream=True, timeout=600) as d:
+        assert d.status_code == 200 and int(d.headers["Content-Length"]) == size
+        for piece in d.iter_content(1 << 20):
+            sha.update(piece)
+            total += len(piece)
+    assert total == size and sha.hexdigest() == digest
+    # Ranges across chunk boundaries and at the very end, checked against the stream.
+    regen = random.Random(42)
+    blocks, pos, wanted = {}, 0, [(GIB - 10, GIB + 10), (size - 100, size - 1),
+                                  (4 * 1024 * 1024 - 1, 4 * 1024 * 1024 + 1)]
+    expected = {w: b"" for w in wanted}
+    while pos < size:
+        n = min(size - pos, 4 * 1024 * 1024 + 13)
+        block = regen.randbytes(n)
+        for a, b in wanted:
+            lo, hi = max(a, pos), min(b + 1, pos + n)
+            if lo < hi:
+                expected[(a, b)] += block[lo - pos:hi - pos]
+        pos += n
+    for a, b in wanted:
+        r = requests.get(url, headers={**u["headers"], "Range": f"bytes={a}-{b}"})
+        assert r.status_code == 206 and r.content == expected[(a, b)], (a, b)
