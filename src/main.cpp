@@ -22,7 +22,7 @@ using redcloud::Status;
 struct DaemonFlags {
   std::string dataDir = "./redcloud-data";
   std::string listen, peerListen, chunkListen, advertise, nodeId;
-  std::string chunkservers, heartbeatTimeout = "10s", writeQuorum = "majority";
+  std::string chunkservers, heartbeatTimeout = "10s", writeQuorum = "majority", gcGrace = "10m";
   std::string logLevel = "info", logFormat = "text";
   uint64_t maxUploadSize = 0;
 };
@@ -54,6 +54,7 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--chunkservers", f.chunkservers, "chunkserver gRPC addresses, comma-separated")->envname("REDCLOUD_CHUNKSERVERS");
   app.add_option("--heartbeat-timeout", f.heartbeatTimeout, "mark a chunkserver failed after this")->envname("REDCLOUD_HEARTBEAT_TIMEOUT")->capture_default_str();
   app.add_option("--write-quorum", f.writeQuorum, "majority | all | N")->envname("REDCLOUD_WRITE_QUORUM")->capture_default_str();
+  app.add_option("--gc-grace", f.gcGrace, "keep unreferenced chunks this long")->envname("REDCLOUD_GC_GRACE")->capture_default_str();
   app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")->envname("REDCLOUD_MAX_UPLOAD_SIZE");
 }
 
@@ -84,6 +85,9 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   auto hb = redcloud::parseDurationMillis(f.heartbeatTimeout);
   if (!hb) return redcloud::invalidRequest("bad --heartbeat-timeout '" + f.heartbeatTimeout + "'");
   o->heartbeatTimeoutMs = *hb;
+  auto grace = redcloud::parseDurationMillis(f.gcGrace);
+  if (!grace) return redcloud::invalidRequest("bad --gc-grace '" + f.gcGrace + "'");
+  o->gcGraceMs = *grace;
   size_t start = 0;
   while (start < f.chunkservers.size()) {
     size_t comma = f.chunkservers.find(',', start);

@@ -134,7 +134,7 @@ const std::string& ApiClient::currentController() const {
 Result<ApiResponse> ApiClient::send(const ApiRequest& request) {
   if (urls_.empty()) return Status(StatusCode::kUnavailable, "no controller address known");
   std::optional<ApiResponse> last503;
-  std::string lastError;
+  std::optional<Attempt> lastFailure;
   for (int round = 0; round < options_.rounds; ++round) {
     if (round > 0) sleepBeforeRound(round, last503);
     for (size_t k = 0; k < urls_.size(); ++k) {
@@ -150,18 +150,27 @@ Result<ApiResponse> ApiClient::send(const ApiRequest& request) {
         last503 = std::move(a.response);
         continue;
       }
-      lastError = a.error;
       if (a.outcome == Outcome::kMaybeApplied && !request.idempotent) {
         return Status(StatusCode::kUnavailable,
                       "lost the connection to " + urls_[idx] + " (" + a.error +
                           "); the request may or may not have been applied");
       }
+      lastFailure = std::move(a);
     }
   }
   if (last503) return std::move(*last503);
-  std::string tried = urls_.size() == 1 ? urls_[0] : "any of " + fmt::format("{}", fmt::join(urls_, ", "));
+  return failureStatus(*lastFailure);
+}
+
+Status ApiClient::failureStatus(const Attempt& last) const {
+  if (last.outcome == Outcome::kMaybeApplied) {
+    return Status(StatusCode::kUnavailable,
+                  "lost the connection to " + last.response.controller + " (" + last.error + ")");
+  }
+  std::string tried =
+      urls_.size() == 1 ? urls_[0] : "any of " + fmt::format("{}", fmt::join(urls_, ", "));
   return Status(StatusCode::kUnavailable,
-                "Cannot connect to controller " + tried + " (" + lastError + "). Is it running?");
+                "Cannot connect to controller " + tried + " (" + last.error + "). Is it running?");
 }
 
 void ApiClient::sleepBeforeRound(int round, const std::optional<ApiResponse>& last503) const {

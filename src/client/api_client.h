@@ -97,6 +97,7 @@ class ApiClient {
   };
 
   Attempt attempt(const std::string& url, const ApiRequest& request);
+  Status failureStatus(const Attempt& last) const;
   httplib::Result dispatch(httplib::Client& cli, const ApiRequest& request,
                            const httplib::Headers& headers, ApiResponse& head);
   httplib::Headers requestHeaders() const;

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "client/progress.h"
+#include "client/terminal.h"
 #include "common/sha256.h"
 #include "common/validate.h"
 
@@ -68,6 +69,10 @@ class UploadStream {
 
   bool provide(size_t offset, size_t length, httplib::DataSink& sink) {
     if (offset == 0) hasher_ = std::make_unique<Sha256>();  // a (re)start
+    if (interruptRequested()) {
+      error_ = "interrupted";
+      return false;
+    }
     std::string buf(std::min(length, kPieceBytes), '\0');
     ssize_t n = ::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) return true;

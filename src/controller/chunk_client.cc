@@ -87,6 +87,20 @@ Status ChunkClient::deleteChunk(const std::string& id) {
   return chunkserver::fromGrpc(stub_->DeleteChunk(&ctx, req, &resp));
 }
 
+Result<std::vector<std::string>> ChunkClient::listAllChunks() {
+  std::vector<std::string> out;
+  chunk::ListChunksRequest req;
+  while (true) {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, 30'000);
+    chunk::ListChunksResponse resp;
+    RC_RETURN_IF_ERROR(chunkserver::fromGrpc(stub_->ListChunks(&ctx, req, &resp)));
+    out.insert(out.end(), resp.chunk_ids().begin(), resp.chunk_ids().end());
+    if (!resp.more() || resp.chunk_ids().empty()) return out;
+    req.set_after(out.back());
+  }
+}
+
 Result<std::vector<bool>> ChunkClient::hasChunks(const std::vector<std::string>& ids) {
   grpc::ClientContext ctx;
   setDeadline(ctx, 10'000);

@@ -30,6 +30,8 @@ class ChunkClient {
   Result<std::string> readChunk(const std::string& id);
   Result<ChunkserverStats> stats(int timeoutMs);
   Status deleteChunk(const std::string& id);
+  // Every chunk id the chunkserver holds (paged under the hood).
+  Result<std::vector<std::string>> listAllChunks();
   // For each id, whether the chunkserver holds it.
   Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids);
 

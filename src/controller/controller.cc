@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/node_identity.h"
+#include "controller/chunk_gc.h"
 #include "controller/http_api.h"
 
 namespace redcloud::controller {
@@ -55,6 +56,8 @@ Status Controller::start() {
                                                     options_.heartbeatTimeoutMs);
   for (const auto& a : options_.chunkservers) registry_->add(a);
   registry_->start();
+  gc_ = std::make_unique<ChunkGarbageCollector>(store_, *registry_, clock, options_.gcGraceMs);
+  gc_->start();
   http_ = std::make_unique<HttpApi>(*this);
   RC_RETURN_IF_ERROR(http_->start(options_.listen));
   spdlog::info("controller {} serving HTTP on {}", nodeId_, advertisedAddress());
@@ -63,6 +66,7 @@ Status Controller::start() {
 
 void Controller::stop() {
   if (http_) http_->stop();
+  if (gc_) gc_->stop();
   if (registry_) registry_->stop();
   http_.reset();
 }

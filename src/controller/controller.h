@@ -16,6 +16,7 @@
 namespace redcloud::controller {
 
 class HttpApi;
+class ChunkGarbageCollector;
 
 struct ControllerOptions {
   std::string dataDir = "./redcloud-data";
@@ -28,6 +29,7 @@ struct ControllerOptions {
   int64_t probeIntervalMs = 500;
   std::string writeQuorum = "majority";  // majority | all | N
   uint64_t maxUploadSize = 0;            // 0: unlimited
+  int64_t gcGraceMs = 10 * 60'000;
 };
 
 struct QuorumRule {
@@ -68,6 +70,7 @@ class Controller {
   std::unique_ptr<RecordWriter> writer_;
   std::unique_ptr<FileService> files_;
   std::unique_ptr<ChunkserverRegistry> registry_;
+  std::unique_ptr<ChunkGarbageCollector> gc_;
   std::unique_ptr<HttpApi> http_;
 };
 

@@ -188,6 +188,19 @@ Result<std::optional<Record>> MetadataStore::getRecordLocked(RecordKind kind,
   return std::optional<Record>(std::move(r));
 }
 
+Result<std::vector<std::string>> MetadataStore::keysOf(RecordKind kind) {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT key FROM records WHERE kind=?1 ORDER BY key"));
+  stmt.bind(1, kindName(kind));
+  std::vector<std::string> out;
+  while (true) {
+    RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.push_back(stmt.text(0));
+  }
+  return out;
+}
+
 Result<std::optional<UserRow>> MetadataStore::userByName(const std::string& username) {
   std::lock_guard lock(mu_);
   RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(

@@ -54,6 +54,8 @@ class MetadataStore {
   Result<std::vector<Record>> apply(const std::vector<Record>& records);
 
   Result<std::optional<Record>> getRecord(RecordKind kind, const std::string& key);
+  // Every key of a kind, tombstones included, in order.
+  Result<std::vector<std::string>> keysOf(RecordKind kind);
   Result<std::optional<UserRow>> userByName(const std::string& username);
   Result<std::optional<std::string>> userIdForKeyHash(const std::string& keyHash);
 

@@ -432,9 +432,9 @@ def _own_terminal():
 class Pty:
     """The CLI shell on a pseudo-terminal."""
 
-    def __init__(self, cli):
+    def __init__(self, cli, *args):
         self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen([conftest.BIN, "--controller", cli.server.url],
+        self.proc = subprocess.Popen([conftest.BIN, "--controller", cli.server.url, *args],
                                      stdin=slave, stdout=slave, stderr=slave, env=cli.env,
                                      cwd=cli.home, close_fds=True,
                                      preexec_fn=_own_terminal)
@@ -522,3 +522,27 @@ def test_shell_password_prompt_without_echo(cli, user):
     finally:
         sh.close()
     assert json.load(open(cli.config_path))["username"] == user["username"]
+
+
+def test_progress_bar_only_on_a_terminal_without_q(logged_in, tmp_path):
+    big = write(tmp_path / "prog.bin", os.urandom(4 * 1024 * 1024))
+    sh = Pty(logged_in, "add", big, "prog")
+    try:
+        seen = sh.expect("Added: prog.bin")
+    finally:
+        sh.close()
+    assert "ETA" in seen and "/s" in seen
+    sh = Pty(logged_in, "-q", "add", big, "prog")
+    try:
+        seen = sh.expect("Added: prog.bin")
+    finally:
+        sh.close()
+    assert "ETA" not in seen
+    out = tmp_path / "o"
+    out.mkdir()
+    sh = Pty(logged_in, "download", "prog.bin", str(out))
+    try:
+        seen = sh.expect("Saved to:")
+    finally:
+        sh.close()
+    assert "ETA" in seen

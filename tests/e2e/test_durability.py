@@ -128,3 +128,66 @@ def test_file_larger_than_1gib_round_trip_with_ranges(fresh_server):
     for a, b in wanted:
         r = requests.get(url, headers={**u["headers"], "Range": f"bytes={a}-{b}"})
         assert r.status_code == 206 and r.content == expected[(a, b)], (a, b)
+
+
+def chunk_files(data_dir):
+    out = set()
+    for root, _, files in os.walk(os.path.join(data_dir, "chunks")):
+        out.update(files)
+    return out
+
+
+def wait_for(predicate, timeout=15):
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_gc_collects_unreferenced_chunks_after_grace(tmp_path):
+    s = Server(str(tmp_path / "gc"), ["--gc-grace", "1s"]).start()
+    try:
+        u = register(s.url)
+        shared = random.Random(3).randbytes(4 * 1024 * 1024)
+        keep = shared + b"keep-tail"
+        drop = shared + b"drop-tail"
+        assert requests.put(s.url + V1 + "/files/by-name/keep?tags=k", data=keep,
+                            headers=u["headers"]).status_code == 201
+        assert requests.put(s.url + V1 + "/files/by-name/drop?tags=d", data=drop,
+                            headers=u["headers"]).status_code == 201
+        drop_tail = hashlib.sha256(b"drop-tail").hexdigest()
+        shared_id = hashlib.sha256(shared).hexdigest()
+        assert drop_tail in chunk_files(s.data_dir)
+        requests.delete(s.url + V1 + "/files?tags=d", headers=u["headers"])
+        assert wait_for(lambda: drop_tail not in chunk_files(s.data_dir))
+        # The chunk both files shared is still referenced by "keep".
+        assert shared_id in chunk_files(s.data_dir)
+        d = requests.get(s.url + V1 + "/files/by-name/keep/download", headers=u["headers"])
+        assert d.content == keep
+    finally:
+        s.stop()
+
+
+def test_max_upload_size_applies_to_every_form(tmp_path):
+    s = Server(str(tmp_path / "max"), ["--max-upload-size", "1000"]).start()
+    try:
+        u = register(s.url)
+        r = requests.put(s.url + V1 + "/files/by-name/big?tags=t", data=b"x" * 1001,
+                         headers=u["headers"])
+        assert r.status_code == 413 and r.json()["code"] == "PAYLOAD_TOO_LARGE"
+        r = requests.put(s.url + V1 + "/files/by-name/big?tags=t", data=iter([b"x" * 600] * 2),
+                         headers=u["headers"])
+        assert r.status_code == 413
+        r = requests.post(s.url + V1 + "/files", files={"file": ("big", b"y" * 1500)},
+                          data={"tags": "t"}, headers=u["headers"])
+        assert r.status_code == 413
+        assert requests.put(s.url + V1 + "/files/by-name/ok?tags=t", data=b"z" * 1000,
+                            headers=u["headers"]).status_code == 201
+        names = [f["name"] for f in requests.get(s.url + V1 + "/files",
+                                                 headers=u["headers"]).json()["files"]]
+        assert names == ["ok"]
+    finally:
+        s.stop()
