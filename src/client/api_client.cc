@@ -167,6 +167,12 @@ Status ApiClient::failureStatus(const Attempt& last) const {
     return Status(StatusCode::kUnavailable,
                   "lost the connection to " + last.response.controller + " (" + last.error + ")");
   }
+  if (last.httpError == httplib::Error::Write) {
+    // The server hung up mid-request, e.g. after refusing a body that is too large.
+    return Status(StatusCode::kUnavailable, "the controller " + last.response.controller +
+                                                " closed the connection while the request was "
+                                                "being sent (the upload may be too large)");
+  }
   std::string tried =
       urls_.size() == 1 ? urls_[0] : "any of " + fmt::format("{}", fmt::join(urls_, ", "));
   return Status(StatusCode::kUnavailable,
@@ -211,6 +217,9 @@ ApiClient::Attempt ApiClient::attempt(const std::string& url, const ApiRequest& 
     return a;
   }
   httplib::Error err = res.error();
+  // A provider stops (Canceled) when its sink write fails: the body was cut short.
+  if (err == httplib::Error::Canceled && request.upload) err = httplib::Error::Write;
+  a.httpError = err;
   a.error = httplib::to_string(err);
   if (interruptRequested()) {
     a.outcome = Outcome::kCanceled;

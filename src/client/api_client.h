@@ -94,6 +94,7 @@ class ApiClient {
     Outcome outcome = Outcome::kNotSent;
     ApiResponse response;
     std::string error;
+    httplib::Error httpError = httplib::Error::Success;
   };
 
   Attempt attempt(const std::string& url, const ApiRequest& request);

@@ -1,5 +1,6 @@
 #include "client/cli.h"
 
+#include <csignal>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@ namespace redcloud::client {
 
 int runCli(int argc, char** argv) {
   installInterruptHandler();
+  // A controller that hangs up mid-upload must give an error, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> words(argv + (argc > 0 ? 1 : 0), argv + argc);
   auto line = parseCommandLine(words);
   if (!line.isOk()) {
