@@ -1,5 +1,6 @@
 // redcloud: subcommand dispatch only. Daemons (server, controller,
 // chunkserver) are parsed here with CLI11; everything else is the client.
+#include <malloc.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -151,6 +152,10 @@ int main(int argc, char** argv) {
   if (argc >= 2) {
     std::string cmd = argv[1];
     if (cmd == "server" || cmd == "controller" || cmd == "chunkserver") {
+      // 4 MiB chunk buffers come and go constantly: keep them in the heap
+      // instead of a fresh mmap (and its page faults) for each one.
+      mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+      mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
       return runDaemon(cmd, argc - 1, argv + 1);
     }
   }

@@ -35,8 +35,10 @@ struct DirEntry {
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
-  // Creates (truncating) a file for writing.
-  virtual Result<std::unique_ptr<WritableFile>> newWritableFile(const std::string& path) = 0;
+  // Creates (truncating) a file for writing. `direct`: bypass the page cache
+  // (O_DIRECT) where the file system allows it — for large write-once data.
+  virtual Result<std::unique_ptr<WritableFile>> newWritableFile(const std::string& path,
+                                                                bool direct = false) = 0;
   virtual Result<std::string> readFile(const std::string& path) = 0;
   // Atomically replaces `to` with `from`; durable only after syncDir(parent).
   virtual Status rename(const std::string& from, const std::string& to) = 0;

@@ -38,6 +38,7 @@ Status HttpApi::start(const std::string& listen) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
+  server_.set_tcp_nodelay(true);  // small JSON answers must not wait for delayed ACKs
   server_.set_read_timeout(60, 0);
   server_.set_write_timeout(60, 0);
   server_.set_keep_alive_timeout(30);

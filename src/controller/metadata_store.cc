@@ -239,17 +239,22 @@ Result<std::vector<FileRow>> MetadataStore::queryFiles(const std::string& sql,
 Result<std::vector<FileRow>> MetadataStore::listFiles(const std::string& ownerId,
                                                       const std::vector<std::string>& tags,
                                                       const std::string& afterName, size_t limit) {
-  std::string sql = std::string("SELECT ") + kFileColumns +
-                    " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
-                    " WHERE n.owner_id = ?1 AND n.name > ?2";
   std::vector<std::string> binds{afterName};
-  if (!tags.empty()) {
-    sql += " AND n.file_id IN (SELECT file_id FROM tags WHERE owner_id = ?1 AND tag IN (";
+  std::string sql = std::string("SELECT ") + kFileColumns;
+  if (tags.empty()) {
+    sql += " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
+           " WHERE n.owner_id = ?1 AND n.name > ?2";
+  } else {
+    // Start from the tag index (few rows), then check each file is visible.
+    sql += " FROM (SELECT file_id FROM tags WHERE owner_id = ?1 AND tag IN (";
     for (size_t i = 0; i < tags.size(); ++i) {
       sql += (i ? ", ?" : "?") + std::to_string(binds.size() + 2);
       binds.push_back(tags[i]);
     }
-    sql += ") GROUP BY file_id HAVING count(*) = " + std::to_string(tags.size()) + ")";
+    sql += ") GROUP BY file_id HAVING count(*) = " + std::to_string(tags.size()) +
+           ") t JOIN files f ON f.file_id = t.file_id"
+           " JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name AND n.file_id = f.file_id"
+           " WHERE n.owner_id = ?1 AND n.name > ?2";
   }
   sql += " ORDER BY n.name";
   if (limit > 0) sql += " LIMIT " + std::to_string(limit);

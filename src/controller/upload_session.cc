@@ -7,21 +7,20 @@ namespace redcloud::controller {
 UploadSession::UploadSession(std::vector<std::shared_ptr<ChunkClient>> targets, size_t quorum)
     : targets_(std::move(targets)), quorum_(quorum) {
   current_.reserve(kChunkSize);
-  worker_ = std::thread([this] { workerLoop(); });
 }
 
-UploadSession::~UploadSession() {
-  {
-    std::lock_guard lock(mu_);
-    closed_ = true;
-    queue_.clear();
+UploadSession::~UploadSession() { waitForAll(); }
+
+void UploadSession::waitForAll() {
+  for (auto& t : tasks_) {
+    if (t.joinable()) t.join();
   }
-  cv_.notify_all();
-  worker_.join();
+  tasks_.clear();
 }
 
 Status UploadSession::feed(const char* data, size_t n) {
   received_ += n;
+  fileHash_.update(data, n);
   while (n > 0) {
     size_t take = std::min(n, kChunkSize - current_.size());
     current_.append(data, take);
@@ -35,62 +34,55 @@ Status UploadSession::feed(const char* data, size_t n) {
 }
 
 void UploadSession::flushChunk() {
-  Pending p{chunkHash_.finishHex(), std::move(current_)};
+  std::string id = chunkHash_.finishHex();
+  std::string data = std::move(current_);
   current_ = std::string();
   current_.reserve(kChunkSize);
-  std::unique_lock lock(mu_);
-  // Back-pressure: the request thread waits while the worker is behind.
-  cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || !error_.isOk(); });
-  if (!error_.isOk()) return;
-  queue_.push_back(std::move(p));
+  size_t index;
+  {
+    std::unique_lock lock(mu_);
+    // Back-pressure: the request thread waits while the stores are behind.
+    cv_.wait(lock, [&] { return inFlight_ < kMaxInFlight || !error_.isOk(); });
+    if (!error_.isOk()) return;
+    ++inFlight_;
+    index = chunks_.size();
+    chunks_.push_back({id, data.size()});
+  }
+  // Keep at most kMaxInFlight threads around: join the oldest first.
+  while (tasks_.size() >= kMaxInFlight) {
+    tasks_.front().join();
+    tasks_.erase(tasks_.begin());
+  }
+  tasks_.emplace_back(&UploadSession::storeTask, this, index, std::move(id), std::move(data));
+}
+
+void UploadSession::storeTask(size_t, std::string id, std::string data) {
+  Status s = storeChunk(id, data);
+  std::lock_guard lock(mu_);
+  if (!s.isOk() && error_.isOk()) error_ = s;
+  --inFlight_;
   cv_.notify_all();
 }
 
 Result<UploadedContent> UploadSession::finish() {
   if (!current_.empty()) flushChunk();
-  std::unique_lock lock(mu_);
-  closed_ = true;
-  cv_.notify_all();
-  lock.unlock();
-  worker_.join();
-  worker_ = std::thread([] {});  // keeps the destructor's join() valid
-  lock.lock();
+  waitForAll();
+  std::lock_guard lock(mu_);
   RC_RETURN_IF_ERROR(error_);
   UploadedContent out;
   out.size = received_;
   out.sha256 = fileHash_.finishHex();
-  out.chunks = std::move(stored_);
+  out.chunks = std::move(chunks_);
   return out;
 }
 
-void UploadSession::workerLoop() {
-  while (true) {
-    Pending p;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return !queue_.empty() || closed_; });
-      if (queue_.empty()) return;
-      p = std::move(queue_.front());
-      queue_.pop_front();
-      cv_.notify_all();
-      if (!error_.isOk()) continue;
-    }
-    fileHash_.update(p.data);
-    Status s = storeChunk(p);
-    std::lock_guard lock(mu_);
-    if (!s.isOk() && error_.isOk()) error_ = s;
-    if (s.isOk()) stored_.push_back({p.id, p.data.size()});
-    cv_.notify_all();
-  }
-}
-
 // Writes one chunk to every target in parallel; succeeds with `quorum_` acks.
-Status UploadSession::storeChunk(const Pending& chunk) {
-  if (targets_.size() == 1) return targets_[0]->writeChunk(chunk.id, chunk.data);
+Status UploadSession::storeChunk(const std::string& id, const std::string& data) {
+  if (targets_.size() == 1) return targets_[0]->writeChunk(id, data);
   std::vector<std::future<Status>> acks;
   for (const auto& t : targets_) {
-    acks.push_back(std::async(std::launch::async, [&t, &chunk] {
-      return t->writeChunk(chunk.id, chunk.data);
+    acks.push_back(std::async(std::launch::async, [&t, &id, &data] {
+      return t->writeChunk(id, data);
     }));
   }
   size_t ok = 0;

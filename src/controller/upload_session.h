@@ -1,16 +1,16 @@
 // UploadSession: turns a streamed request body into durable chunks.
 //
-// feed() cuts the bytes into 4 MiB chunks and hashes each as it fills; a full
-// chunk is handed to a worker thread that updates the whole-file hash and
-// stores the chunk on the target chunkservers (in parallel), while the request
-// thread receives the next one. At most `kMaxQueued` chunks wait, so memory per
-// upload stays bounded by a few chunks whatever the file size. finish() returns
-// the chunk list once every chunk has its write quorum of acknowledgements.
-// Not thread-safe: one request thread feeds it.
+// feed() cuts the bytes into 4 MiB chunks, hashing each chunk and the whole
+// file as they fill. A full chunk is stored on the target chunkservers by one
+// of up to `kMaxInFlight` store tasks while the request thread receives the
+// next one, so network transfer, hashing and the chunkservers' fsyncs overlap.
+// Memory per upload stays bounded by kMaxInFlight + 1 chunks whatever the file
+// size. finish() returns the chunk list, in file order, once every chunk has
+// its write quorum of acknowledgements. Not thread-safe: one request thread
+// feeds it.
 #pragma once
 
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,30 +43,26 @@ class UploadSession {
   uint64_t bytesReceived() const { return received_; }
 
  private:
-  struct Pending {
-    std::string id;
-    std::string data;
-  };
-  static constexpr size_t kMaxQueued = 2;
+  static constexpr size_t kMaxInFlight = 3;
 
   void flushChunk();
-  void workerLoop();
-  Status storeChunk(const Pending& chunk);
+  void storeTask(size_t index, std::string id, std::string data);
+  Status storeChunk(const std::string& id, const std::string& data);
+  void waitForAll();
 
   std::vector<std::shared_ptr<ChunkClient>> targets_;
   size_t quorum_;
   std::string current_;
   Sha256 chunkHash_;
+  Sha256 fileHash_;
   uint64_t received_ = 0;
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Pending> queue_;     // GUARDED_BY(mu_)
-  bool closed_ = false;           // GUARDED_BY(mu_)
+  size_t inFlight_ = 0;           // GUARDED_BY(mu_)
   Status error_;                  // GUARDED_BY(mu_)
-  std::vector<ChunkRef> stored_;  // GUARDED_BY(mu_)
-  Sha256 fileHash_;               // worker thread only
-  std::thread worker_;
+  std::vector<ChunkRef> chunks_;  // GUARDED_BY(mu_), by chunk index
+  std::vector<std::thread> tasks_;
 };
 
 }  // namespace redcloud::controller

@@ -20,8 +20,9 @@ class FaultInjectionFileSystem : public FileSystem {
  public:
   explicit FaultInjectionFileSystem(FileSystem& base) : base_(base) {}
 
-  Result<std::unique_ptr<WritableFile>> newWritableFile(const std::string& path) override {
-    auto f = base_.newWritableFile(path);
+  Result<std::unique_ptr<WritableFile>> newWritableFile(const std::string& path,
+                                                        bool direct = false) override {
+    auto f = base_.newWritableFile(path, direct);
     if (!f.isOk()) return f;
     std::lock_guard lock(mu_);
     synced_[path] = 0;
