@@ -24,6 +24,8 @@ struct DaemonFlags {
   std::string dataDir = "./redcloud-data";
   std::string listen, peerListen, chunkListen, advertise, nodeId;
   std::string chunkservers, heartbeatTimeout = "10s", writeQuorum = "majority", gcGrace = "10m";
+  std::string join, discover = "controller", chunkserverDiscover = "chunkserver";
+  std::string gossipInterval = "1s", controllers, heartbeatInterval = "2s";
   std::string logLevel = "info", logFormat = "text";
   uint64_t maxUploadSize = 0;
 };
@@ -39,6 +41,8 @@ void applyEnvAliases(const std::string& role) {
   alias("REDCLOUD_ADVERTISE", cs ? "CHUNKSERVER_ADVERTISE_ADDR" : "CONTROLLER_ADVERTISE_ADDR");
   alias("REDCLOUD_WRITE_QUORUM", "MIN_CHUNK_REPLICAS");
   alias("REDCLOUD_HEARTBEAT_TIMEOUT", "HEARTBEAT_TIMEOUT");
+  alias("REDCLOUD_GOSSIP_INTERVAL", "GOSSIP_INTERVAL");
+  alias("REDCLOUD_HEARTBEAT_INTERVAL", "HEARTBEAT_INTERVAL");
 }
 
 void addCommonFlags(CLI::App& app, DaemonFlags& f) {
@@ -50,11 +54,34 @@ void addCommonFlags(CLI::App& app, DaemonFlags& f) {
   app.set_config("--config", "", "TOML file with flag values");
 }
 
+void addChunkserverFlags(CLI::App& app, DaemonFlags& f) {
+  app.add_option("--controllers", f.controllers, "controller peer addresses host:port, comma-separated (default: DNS controller)")->envname("REDCLOUD_CONTROLLERS");
+  app.add_option("--discover", f.discover, "DNS name of the controllers (empty disables)")->envname("REDCLOUD_DISCOVER")->capture_default_str();
+  app.add_option("--heartbeat-interval", f.heartbeatInterval, "heartbeat period")->envname("REDCLOUD_HEARTBEAT_INTERVAL")->capture_default_str();
+}
+
+std::vector<std::string> splitList(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 void addControllerFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--peer-listen", f.peerListen, "peer gRPC address")->envname("REDCLOUD_PEER_LISTEN")->capture_default_str();
   app.add_option("--chunkservers", f.chunkservers, "chunkserver gRPC addresses, comma-separated")->envname("REDCLOUD_CHUNKSERVERS");
   app.add_option("--heartbeat-timeout", f.heartbeatTimeout, "mark a chunkserver failed after this")->envname("REDCLOUD_HEARTBEAT_TIMEOUT")->capture_default_str();
   app.add_option("--write-quorum", f.writeQuorum, "majority | all | N")->envname("REDCLOUD_WRITE_QUORUM")->capture_default_str();
+  app.add_option("--join", f.join, "extra peer controllers, host:peer-port, comma-separated")->envname("REDCLOUD_JOIN");
+  app.add_option("--discover", f.discover, "DNS name of the controllers (empty disables)")->envname("REDCLOUD_DISCOVER")->capture_default_str();
+  app.add_option("--chunkserver-discover", f.chunkserverDiscover, "DNS name of the chunkservers (empty disables)")->envname("REDCLOUD_CHUNKSERVER_DISCOVER")->capture_default_str();
+  app.add_option("--gossip-interval", f.gossipInterval, "peer ping / gossip period")->envname("REDCLOUD_GOSSIP_INTERVAL")->capture_default_str();
   app.add_option("--gc-grace", f.gcGrace, "keep unreferenced chunks this long")->envname("REDCLOUD_GC_GRACE")->capture_default_str();
   app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")->envname("REDCLOUD_MAX_UPLOAD_SIZE");
 }
@@ -89,14 +116,13 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   auto grace = redcloud::parseDurationMillis(f.gcGrace);
   if (!grace) return redcloud::invalidRequest("bad --gc-grace '" + f.gcGrace + "'");
   o->gcGraceMs = *grace;
-  size_t start = 0;
-  while (start < f.chunkservers.size()) {
-    size_t comma = f.chunkservers.find(',', start);
-    std::string a = f.chunkservers.substr(start, comma - start);
-    if (!a.empty()) o->chunkservers.push_back(a);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  o->chunkservers = splitList(f.chunkservers);
+  o->join = splitList(f.join);
+  o->discover = f.discover;
+  o->chunkserverDiscover = f.chunkserverDiscover;
+  auto gossip = redcloud::parseDurationMillis(f.gossipInterval);
+  if (!gossip || *gossip <= 0) return redcloud::invalidRequest("bad --gossip-interval '" + f.gossipInterval + "'");
+  o->gossipIntervalMs = *gossip;
   return Status::ok();
 }
 
@@ -112,6 +138,12 @@ int runDaemon(const std::string& role, int argc, char** argv) {
   addCommonFlags(app, f);
   app.add_option("--listen", f.listen, "listen address")->envname("REDCLOUD_LISTEN")->capture_default_str();
   if (role != "chunkserver") addControllerFlags(app, f);
+  if (role == "chunkserver") addChunkserverFlags(app, f);
+  if (server) {
+    // The all-in-one server is one machine: no DNS discovery unless asked for.
+    f.discover.clear();
+    f.chunkserverDiscover.clear();
+  }
   if (server) app.add_option("--chunk-listen", f.chunkListen, "embedded chunkserver gRPC address")->envname("REDCLOUD_CHUNK_LISTEN")->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -127,6 +159,15 @@ int runDaemon(const std::string& role, int argc, char** argv) {
     co.dataDir = f.dataDir;
     co.listen = server ? f.chunkListen : f.listen;
     co.nodeId = server ? "" : f.nodeId;
+    co.heartbeats = !server;
+    if (!server) {
+      co.advertise = f.advertise;
+      co.controllers = splitList(f.controllers);
+      co.discover = f.discover;
+      auto hb = redcloud::parseDurationMillis(f.heartbeatInterval);
+      if (!hb || *hb <= 0) return fail(redcloud::invalidRequest("bad --heartbeat-interval '" + f.heartbeatInterval + "'"));
+      co.heartbeatIntervalMs = *hb;
+    }
     chunkServer = std::make_unique<redcloud::chunkserver::ChunkServer>(co);
     if (Status s = chunkServer->start(); !s.isOk()) return fail(s);
   }

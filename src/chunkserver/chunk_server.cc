@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/net.h"
 #include "common/node_identity.h"
 
 namespace redcloud::chunkserver {
@@ -31,7 +32,18 @@ Status ChunkServer::start() {
     return ioError("chunkserver cannot listen on " + options_.listen +
                    " (address in use or invalid)");
   }
-  bound_ = options_.listen.substr(0, options_.listen.rfind(':')) + ":" + std::to_string(port);
+  std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
+  if (!options_.advertise.empty() || host.empty() || host == "0.0.0.0") {
+    host = detectAdvertiseHost(options_.advertise, options_.discover);
+  }
+  bound_ = host + ":" + std::to_string(port);
+  if (options_.heartbeats) {
+    HeartbeatOptions h{nodeId_, bound_, options_.controllers, options_.discover,
+                       options_.controllerPeerPort, options_.heartbeatIntervalMs,
+                       options_.dataDir + "/controllers.json"};
+    heartbeats_ = std::make_unique<HeartbeatSender>(h, *store_);
+    heartbeats_->start();
+  }
   auto st = store_->stats();
   spdlog::info("chunkserver {} listening on {} ({} chunks, {} bytes)", nodeId_, bound_,
                st.chunkCount, st.usedBytes);
@@ -39,6 +51,7 @@ Status ChunkServer::start() {
 }
 
 void ChunkServer::stop() {
+  if (heartbeats_) heartbeats_->stop();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
     server_.reset();

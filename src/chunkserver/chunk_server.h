@@ -10,6 +10,7 @@
 
 #include "chunkserver/chunk_service.h"
 #include "chunkserver/chunk_store.h"
+#include "chunkserver/heartbeat_sender.h"
 
 namespace redcloud::chunkserver {
 
@@ -17,6 +18,12 @@ struct ChunkServerOptions {
   std::string dataDir = "./redcloud-data";
   std::string listen = "0.0.0.0:50051";
   std::string nodeId;  // empty: generated once, kept in the data dir
+  std::string advertise;                 // host others reach us at; empty: detected
+  std::vector<std::string> controllers;  // controller peer addresses
+  std::string discover;                  // DNS name of controllers; empty: none
+  int controllerPeerPort = 8001;
+  int64_t heartbeatIntervalMs = 2000;
+  bool heartbeats = true;  // off for the chunkserver inside `redcloud server`
 };
 
 class ChunkServer {
@@ -31,7 +38,7 @@ class ChunkServer {
   void stop();
 
   const std::string& nodeId() const { return nodeId_; }
-  // The address actually bound (port resolved when 0 was asked for).
+  // The advertised address (port resolved when 0 was asked for).
   const std::string& boundAddress() const { return bound_; }
   ChunkStore& store() { return *store_; }
 
@@ -42,6 +49,7 @@ class ChunkServer {
   std::unique_ptr<ChunkStore> store_;
   std::unique_ptr<ChunkServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HeartbeatSender> heartbeats_;
 };
 
 }  // namespace redcloud::chunkserver

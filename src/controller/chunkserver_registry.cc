@@ -2,23 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include <future>
+
+#include "common/net.h"
+
 namespace redcloud::controller {
 
-ChunkserverRegistry::ChunkserverRegistry(const Clock& clock, int64_t probeIntervalMs,
-                                         int64_t heartbeatTimeoutMs)
-    : clock_(clock), probeIntervalMs_(probeIntervalMs), heartbeatTimeoutMs_(heartbeatTimeoutMs) {}
+ChunkserverRegistry::ChunkserverRegistry(const Clock& clock, RegistryOptions options)
+    : clock_(clock), options_(std::move(options)) {}
 
 ChunkserverRegistry::~ChunkserverRegistry() { stop(); }
 
-void ChunkserverRegistry::add(const std::string& address) {
+void ChunkserverRegistry::addAddress(const std::string& address) {
   std::lock_guard lock(mu_);
-  for (const auto& e : entries_) {
-    if (e.info.address == address) return;
-  }
-  Entry e;
-  e.info.address = address;
-  e.client = std::make_shared<ChunkClient>(address);
-  entries_.push_back(std::move(e));
+  addresses_.insert(address);
 }
 
 void ChunkserverRegistry::start() {
@@ -38,7 +35,7 @@ void ChunkserverRegistry::stop() {
 void ChunkserverRegistry::loop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(probeIntervalMs_));
+    cv_.wait_for(lock, std::chrono::milliseconds(options_.probeIntervalMs));
     if (stopping_) break;
     lock.unlock();
     probeAll();
@@ -46,42 +43,89 @@ void ChunkserverRegistry::loop() {
   }
 }
 
+void ChunkserverRegistry::refreshDns() {
+  int64_t now = clock_.nowMillis();
+  if (options_.discover.empty() || now - lastDnsMs_ < options_.dnsIntervalMs) return;
+  lastDnsMs_ = now;
+  auto ips = resolveAll(options_.discover);
+  if (!ips.isOk()) return;
+  std::lock_guard lock(mu_);
+  for (const auto& ip : *ips) addresses_.insert(ip + ":" + std::to_string(options_.discoverPort));
+}
+
+bool ChunkserverRegistry::healthyAt(const ChunkserverInfo& info, int64_t now) const {
+  return info.lastSeenMs > 0 && now - info.lastSeenMs <= options_.heartbeatTimeoutMs;
+}
+
 void ChunkserverRegistry::probeAll() {
+  refreshDns();
   std::vector<std::pair<std::string, std::shared_ptr<ChunkClient>>> targets;
   {
     std::lock_guard lock(mu_);
-    for (const auto& e : entries_) targets.emplace_back(e.info.address, e.client);
-  }
-  for (const auto& [address, client] : targets) {
-    auto stats = client->stats(static_cast<int>(std::min<int64_t>(heartbeatTimeoutMs_, 2000)));
-    int64_t now = clock_.nowMillis();
-    std::lock_guard lock(mu_);
-    for (auto& e : entries_) {
-      if (e.info.address != address) continue;
-      bool was = e.info.healthy;
-      if (stats.isOk()) {
-        e.info.nodeId = stats->nodeId;
-        e.info.capacityBytes = stats->capacityBytes;
-        e.info.usedBytes = stats->usedBytes;
-        e.info.chunkCount = stats->chunkCount;
-        e.info.lastSeenMs = now;
-        e.info.healthy = true;
-      } else if (now - e.info.lastSeenMs > heartbeatTimeoutMs_) {
-        e.info.healthy = false;
-      }
-      if (was != e.info.healthy) {
-        spdlog::info("chunkserver {} ({}) is {}", e.info.nodeId, address,
-                     e.info.healthy ? "healthy" : "failed");
-      }
+    std::set<std::string> all = addresses_;
+    for (const auto& [id, e] : entries_) all.insert(e.info.address);
+    for (const auto& a : all) {
+      auto& c = probeClients_[a];
+      if (!c) c = std::make_shared<ChunkClient>(a);
+      targets.emplace_back(a, c);
     }
+  }
+  std::vector<std::pair<std::string, std::future<Result<ChunkserverStats>>>> calls;
+  int timeout = static_cast<int>(std::min<int64_t>(options_.heartbeatTimeoutMs, 1000));
+  for (const auto& [address, client] : targets) {
+    calls.emplace_back(address, std::async(std::launch::async, [c = client, timeout] {
+      return c->stats(timeout);
+    }));
+  }
+  int64_t now = clock_.nowMillis();
+  std::lock_guard lock(mu_);
+  for (auto& [address, call] : calls) {
+    auto stats = call.get();
+    if (!stats.isOk() || stats->nodeId.empty()) continue;
+    upsertLocked({stats->nodeId, address, true, now, stats->capacityBytes, stats->usedBytes,
+                  stats->chunkCount},
+                 now);
+  }
+  for (auto& [id, e] : entries_) {
+    bool h = healthyAt(e.info, now);
+    if (h != e.info.healthy) {
+      spdlog::info("chunkserver {} ({}) is {}", id, e.info.address, h ? "healthy" : "failed");
+      e.info.healthy = h;
+    }
+  }
+}
+
+void ChunkserverRegistry::recordHeartbeat(const ChunkserverInfo& report) {
+  std::lock_guard lock(mu_);
+  upsertLocked(report, clock_.nowMillis());
+}
+
+void ChunkserverRegistry::upsertLocked(const ChunkserverInfo& report, int64_t now) {
+  auto& e = entries_[report.nodeId];
+  if (e.info.nodeId.empty()) {
+    spdlog::info("chunkserver {} found at {}", report.nodeId, report.address);
+  } else if (e.info.address != report.address) {
+    spdlog::info("chunkserver {} moved from {} to {}", report.nodeId, e.info.address,
+                 report.address);
+  }
+  if (!e.client || e.info.address != report.address) {
+    e.client = std::make_shared<ChunkClient>(report.address);
+  }
+  bool was = e.info.healthy;
+  e.info = report;
+  e.info.lastSeenMs = now;
+  e.info.healthy = true;
+  if (!was && !e.info.nodeId.empty() && e.client) {
+    spdlog::info("chunkserver {} ({}) is healthy", report.nodeId, report.address);
   }
 }
 
 std::vector<std::shared_ptr<ChunkClient>> ChunkserverRegistry::healthy() const {
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<ChunkClient>> out;
-  for (const auto& e : entries_) {
-    if (e.info.healthy) out.push_back(e.client);
+  int64_t now = clock_.nowMillis();
+  for (const auto& [id, e] : entries_) {
+    if (healthyAt(e.info, now)) out.push_back(e.client);
   }
   return out;
 }
@@ -89,7 +133,11 @@ std::vector<std::shared_ptr<ChunkClient>> ChunkserverRegistry::healthy() const {
 std::vector<ChunkserverInfo> ChunkserverRegistry::snapshot() const {
   std::lock_guard lock(mu_);
   std::vector<ChunkserverInfo> out;
-  for (const auto& e : entries_) out.push_back(e.info);
+  int64_t now = clock_.nowMillis();
+  for (const auto& [id, e] : entries_) {
+    out.push_back(e.info);
+    out.back().healthy = healthyAt(e.info, now);
+  }
   return out;
 }
 

@@ -1,14 +1,19 @@
 // ChunkserverRegistry: the chunkservers this controller knows and their health.
 //
-// A probe loop asks each chunkserver for its Stats every `probeInterval`; a
-// chunkserver is healthy while it answered within `heartbeatTimeout`, failed
-// after that, healthy again on its next answer. Reads and writes go only to
-// healthy chunkservers. Thread-safe; the loop stops in stop() / the destructor.
+// Chunkservers are identified by node id. They become known from their
+// heartbeats, from static addresses (--chunkservers, the embedded one of
+// `redcloud server`) and from DNS (`--chunkserver-discover`), which the probe
+// loop asks for Stats every `probeIntervalMs`. A chunkserver is healthy while
+// it was heard from (heartbeat or probe answer) within `heartbeatTimeoutMs`,
+// failed after that, healthy again on the next contact. Reads and writes go
+// only to healthy chunkservers. Thread-safe; the loop stops in stop().
 #pragma once
 
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,16 +33,27 @@ struct ChunkserverInfo {
   uint64_t chunkCount = 0;
 };
 
+struct RegistryOptions {
+  int64_t probeIntervalMs = 1000;
+  int64_t heartbeatTimeoutMs = 10'000;
+  std::string discover;  // DNS name of chunkservers; empty disables
+  int discoverPort = 50051;
+  int64_t dnsIntervalMs = 5000;
+};
+
 class ChunkserverRegistry {
  public:
-  ChunkserverRegistry(const Clock& clock, int64_t probeIntervalMs, int64_t heartbeatTimeoutMs);
+  ChunkserverRegistry(const Clock& clock, RegistryOptions options);
   ~ChunkserverRegistry();
 
-  void add(const std::string& address);
+  // A static address to probe.
+  void addAddress(const std::string& address);
   void start();
   void stop();
-  // Probes every chunkserver once, now (also used at start-up).
+  // Probes every known address once, now (also used at start-up).
   void probeAll();
+  // A chunkserver reported in.
+  void recordHeartbeat(const ChunkserverInfo& report);
 
   std::vector<std::shared_ptr<ChunkClient>> healthy() const;
   std::vector<ChunkserverInfo> snapshot() const;
@@ -48,13 +64,18 @@ class ChunkserverRegistry {
     std::shared_ptr<ChunkClient> client;
   };
   void loop();
+  void refreshDns();
+  void upsertLocked(const ChunkserverInfo& report, int64_t now);
+  bool healthyAt(const ChunkserverInfo& info, int64_t now) const;
 
   const Clock& clock_;
-  int64_t probeIntervalMs_;
-  int64_t heartbeatTimeoutMs_;
+  RegistryOptions options_;
   mutable std::mutex mu_;
-  std::vector<Entry> entries_;  // GUARDED_BY(mu_)
-  bool stopping_ = false;       // GUARDED_BY(mu_)
+  std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_), by node id
+  std::set<std::string> addresses_;       // GUARDED_BY(mu_), static + DNS
+  std::map<std::string, std::shared_ptr<ChunkClient>> probeClients_;  // GUARDED_BY(mu_)
+  int64_t lastDnsMs_ = -1'000'000'000;
+  bool stopping_ = false;  // GUARDED_BY(mu_)
   std::condition_variable cv_;
   std::thread thread_;
 };

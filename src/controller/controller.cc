@@ -4,9 +4,11 @@
 
 #include <algorithm>
 
+#include "common/net.h"
 #include "common/node_identity.h"
 #include "controller/chunk_gc.h"
 #include "controller/http_api.h"
+#include "controller/peer_service.h"
 
 namespace redcloud::controller {
 
@@ -49,22 +51,71 @@ Status Controller::start() {
   RC_ASSIGN_OR_RETURN(nodeId_, loadOrCreateNodeId(options_.dataDir, "controller.id",
                                                   options_.nodeId));
   RC_RETURN_IF_ERROR(store_.open(options_.dataDir + "/metadata.db"));
+  std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
+  advertiseHost_ = (options_.advertise.empty() && !host.empty() && host != "0.0.0.0")
+                       ? host
+                       : detectAdvertiseHost(options_.advertise, options_.discover);
   auto& clock = SystemClock::instance();
   writer_ = std::make_unique<RecordWriter>(store_, nodeId_, clock);
   files_ = std::make_unique<FileService>(store_, *writer_, clock);
-  registry_ = std::make_unique<ChunkserverRegistry>(clock, options_.probeIntervalMs,
-                                                    options_.heartbeatTimeoutMs);
-  for (const auto& a : options_.chunkservers) registry_->add(a);
+  RegistryOptions ro;
+  ro.probeIntervalMs = options_.probeIntervalMs;
+  ro.heartbeatTimeoutMs = options_.heartbeatTimeoutMs;
+  ro.discover = options_.chunkserverDiscover;
+  registry_ = std::make_unique<ChunkserverRegistry>(clock, ro);
+  for (const auto& a : options_.chunkservers) registry_->addAddress(a);
   registry_->start();
   gc_ = std::make_unique<ChunkGarbageCollector>(store_, *registry_, clock, options_.gcGraceMs);
   gc_->start();
   http_ = std::make_unique<HttpApi>(*this);
   RC_RETURN_IF_ERROR(http_->start(options_.listen));
-  spdlog::info("controller {} serving HTTP on {}", nodeId_, advertisedAddress());
+  RC_RETURN_IF_ERROR(startPeerService());
+  spdlog::info("controller {} serving HTTP on {}, peers on {}", nodeId_, advertisedAddress(),
+               membership_->self().peer_address());
+  return Status::ok();
+}
+
+Status Controller::startPeerService() {
+  std::string peerHost;
+  int wanted = 0;
+  if (!splitHostPort(options_.peerListen, &peerHost, &wanted)) {
+    return invalidRequest("--peer-listen must be HOST:PORT");
+  }
+  MembershipOptions mo;
+  mo.nodeId = nodeId_;
+  mo.httpAddress = advertisedAddress();
+  mo.discover = options_.discover;
+  mo.join = options_.join;
+  mo.intervalMs = options_.gossipIntervalMs;
+  mo.suspectAfterMs = std::max<int64_t>(3 * options_.gossipIntervalMs, 1500);
+  mo.deadAfterMs = std::max(options_.heartbeatTimeoutMs, mo.suspectAfterMs + 1);
+  mo.cachePath = options_.dataDir + "/peers.json";
+  peerService_.reset();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options_.peerListen, grpc::InsecureServerCredentials(), &port);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  mo.peerPort = wanted == 0 ? 8001 : wanted;
+  mo.peerAddress = advertiseHost_ + ":" + std::to_string(wanted);
+  membership_ = std::make_unique<Membership>(mo, SystemClock::instance());
+  peerService_ = std::make_unique<PeerServiceImpl>(*membership_, *registry_);
+  builder.RegisterService(peerService_.get());
+  peerServer_ = builder.BuildAndStart();
+  if (!peerServer_ || port == 0) {
+    peerServer_.reset();
+    return ioError("cannot listen on " + options_.peerListen + " (address in use or invalid)");
+  }
+  if (wanted == 0) membership_->setSelfPeerAddress(advertiseHost_ + ":" + std::to_string(port));
+  membership_->start();
   return Status::ok();
 }
 
 void Controller::stop() {
+  if (peerServer_) {
+    peerServer_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    peerServer_.reset();
+  }
+  if (membership_) membership_->stop();
   if (http_) http_->stop();
   if (gc_) gc_->stop();
   if (registry_) registry_->stop();
@@ -74,9 +125,7 @@ void Controller::stop() {
 int Controller::httpPort() const { return http_ ? http_->port() : 0; }
 
 std::string Controller::advertisedAddress() const {
-  std::string host = options_.advertise;
-  if (host.empty()) host = options_.listen.substr(0, options_.listen.rfind(':'));
-  return host + ":" + std::to_string(httpPort());
+  return advertiseHost_ + ":" + std::to_string(httpPort());
 }
 
 int64_t Controller::underReplicatedChunks() {

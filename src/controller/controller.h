@@ -2,12 +2,15 @@
 // writer, the chunkserver registry and the HTTP API, and their threads.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
 #include "controller/chunkserver_registry.h"
+#include "controller/membership.h"
 #include "controller/file_service.h"
 #include "controller/metadata_store.h"
 #include "controller/metrics.h"
@@ -17,6 +20,7 @@ namespace redcloud::controller {
 
 class HttpApi;
 class ChunkGarbageCollector;
+class PeerServiceImpl;
 
 struct ControllerOptions {
   std::string dataDir = "./redcloud-data";
@@ -25,8 +29,12 @@ struct ControllerOptions {
   std::string advertise;           // host for /cluster; empty: the listen host
   std::string nodeId;              // empty: generated once, kept in the data dir
   std::vector<std::string> chunkservers;  // static chunkserver gRPC addresses
+  std::vector<std::string> join;          // extra peer controllers, host:peer-port
+  std::string discover = "controller";    // DNS name of controllers; empty disables
+  std::string chunkserverDiscover = "chunkserver";
+  int64_t gossipIntervalMs = 1000;
   int64_t heartbeatTimeoutMs = 10'000;
-  int64_t probeIntervalMs = 500;
+  int64_t probeIntervalMs = 1000;
   std::string writeQuorum = "majority";  // majority | all | N
   uint64_t maxUploadSize = 0;            // 0: unlimited
   int64_t gcGraceMs = 10 * 60'000;
@@ -47,6 +55,8 @@ class Controller {
 
   Status start();
   void stop();
+  // The host this controller advertises (configured, or detected).
+  const std::string& advertiseHost() const { return advertiseHost_; }
 
   const std::string& nodeId() const { return nodeId_; }
   int httpPort() const;
@@ -54,6 +64,7 @@ class Controller {
   MetadataStore& store() { return store_; }
   FileService& files() { return *files_; }
   ChunkserverRegistry& chunkservers() { return *registry_; }
+  Membership& membership() { return *membership_; }
   Metrics& metrics() { return metrics_; }
   const QuorumRule& quorum() const { return quorum_; }
   // The HTTP address this controller advertises (host:port).
@@ -62,6 +73,8 @@ class Controller {
   int64_t underReplicatedChunks();
 
  private:
+  Status startPeerService();
+
   ControllerOptions options_;
   std::string nodeId_;
   QuorumRule quorum_;
@@ -71,6 +84,10 @@ class Controller {
   std::unique_ptr<FileService> files_;
   std::unique_ptr<ChunkserverRegistry> registry_;
   std::unique_ptr<ChunkGarbageCollector> gc_;
+  std::unique_ptr<Membership> membership_;
+  std::unique_ptr<PeerServiceImpl> peerService_;
+  std::unique_ptr<grpc::Server> peerServer_;
+  std::string advertiseHost_;
   std::unique_ptr<HttpApi> http_;
 };
 

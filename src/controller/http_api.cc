@@ -324,11 +324,19 @@ void HttpApi::handleCluster(RequestContext& c) {
                             {"used_bytes", cs.usedBytes},
                             {"chunk_count", cs.chunkCount}});
   }
+  json controllers = json::array();
+  for (const auto& p : controller_.membership().peers()) {
+    controllers.push_back({{"node_id", p.nodeId},
+                           {"address", p.httpAddress},
+                           {"peer_address", p.peerAddress},
+                           {"state", peerStateName(p.state)},
+                           {"last_seen", p.lastSeenMs ? json(formatRfc3339(p.lastSeenMs)) : json(nullptr)}});
+  }
   auto total = controller_.store().liveChunkCount();
   auto digest = controller_.store().digest();
   if (!digest.isOk()) return writeError(c.res, digest.status());
   json out{{"self", {{"node_id", controller_.nodeId()}, {"address", controller_.advertisedAddress()}}},
-           {"controllers", json::array()},
+           {"controllers", controllers},
            {"chunkservers", chunkservers},
            {"chunks", {{"total", total.isOk() ? *total : 0},
                        {"under_replicated", controller_.underReplicatedChunks()}}},

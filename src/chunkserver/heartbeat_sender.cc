@@ -1,0 +1,111 @@
+#include "chunkserver/heartbeat_sender.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+
+#include "common/clock.h"
+#include "common/net.h"
+#include "common/peer_cache.h"
+
+namespace redcloud::chunkserver {
+
+HeartbeatSender::HeartbeatSender(HeartbeatOptions options, ChunkStore& store)
+    : options_(std::move(options)), store_(store) {
+  if (!options_.cachePath.empty()) {
+    int64_t now = SystemClock::instance().nowMillis();
+    for (const auto& c : loadPeerCache(options_.cachePath, now, 24LL * 3600 * 1000)) {
+      learned_.insert(c.address);
+    }
+  }
+}
+
+HeartbeatSender::~HeartbeatSender() { stop(); }
+
+void HeartbeatSender::start() {
+  thread_ = std::thread([this] {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      lock.unlock();
+      sendRound();
+      lock.lock();
+      cv_.wait_for(lock, std::chrono::milliseconds(options_.intervalMs));
+    }
+  });
+}
+
+void HeartbeatSender::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<std::string> HeartbeatSender::targets() {
+  std::set<std::string> out(options_.controllers.begin(), options_.controllers.end());
+  if (!options_.discover.empty()) {
+    auto ips = resolveAll(options_.discover);
+    if (ips.isOk()) {
+      for (const auto& ip : *ips) out.insert(ip + ":" + std::to_string(options_.controllerPeerPort));
+    }
+  }
+  std::lock_guard lock(mu_);
+  out.insert(learned_.begin(), learned_.end());
+  return {out.begin(), out.end()};
+}
+
+std::shared_ptr<peer::PeerService::Stub> HeartbeatSender::stubFor(const std::string& address) {
+  std::lock_guard lock(mu_);
+  auto& stub = stubs_[address];
+  if (!stub) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    stub = peer::PeerService::NewStub(
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  }
+  return stub;
+}
+
+void HeartbeatSender::sendRound() {
+  auto stats = store_.stats();
+  peer::HeartbeatRequest req;
+  req.set_node_id(options_.nodeId);
+  req.set_address(options_.address);
+  req.set_capacity_bytes(stats.capacityBytes);
+  req.set_used_bytes(stats.usedBytes);
+  req.set_chunk_count(stats.chunkCount);
+  std::vector<std::future<std::optional<peer::HeartbeatResponse>>> calls;
+  for (const auto& address : targets()) {
+    auto stub = stubFor(address);
+    calls.push_back(std::async(std::launch::async, [stub, req] {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
+      peer::HeartbeatResponse resp;
+      if (!stub->Heartbeat(&ctx, req, &resp).ok()) return std::optional<peer::HeartbeatResponse>();
+      return std::optional<peer::HeartbeatResponse>(resp);
+    }));
+  }
+  std::vector<CachedPeer> seen;
+  int64_t now = SystemClock::instance().nowMillis();
+  for (auto& call : calls) {
+    auto resp = call.get();
+    if (!resp) continue;
+    std::lock_guard lock(mu_);
+    for (const auto& c : resp->controllers()) {
+      if (c.peer_address().empty()) continue;
+      learned_.insert(c.peer_address());
+      seen.push_back({c.node_id(), c.peer_address(), c.http_address(), now});
+    }
+  }
+  if (!options_.cachePath.empty() && !seen.empty() && now - lastSaveMs_ > 10'000) {
+    lastSaveMs_ = now;
+    Status s = savePeerCache(options_.cachePath, seen);
+    if (!s.isOk()) spdlog::warn("cannot save controller cache: {}", s.message());
+  }
+}
+
+}  // namespace redcloud::chunkserver

@@ -1,0 +1,253 @@
+#include "controller/membership.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+
+#include "common/net.h"
+#include "common/peer_cache.h"
+
+namespace redcloud::controller {
+namespace {
+
+constexpr int64_t kCacheMaxAgeMs = 24LL * 3600 * 1000;
+constexpr int kPingDeadlineMs = 800;
+
+}  // namespace
+
+const char* peerStateName(PeerState s) {
+  switch (s) {
+    case PeerState::kAlive: return "alive";
+    case PeerState::kSuspect: return "suspect";
+    case PeerState::kDead: return "dead";
+  }
+  return "dead";
+}
+
+Membership::Membership(MembershipOptions options, const Clock& clock)
+    : options_(std::move(options)), clock_(clock) {
+  selfAddresses_.insert(options_.peerAddress);
+  for (const auto& j : options_.join) candidates_.insert(j);
+  if (!options_.cachePath.empty()) {
+    int64_t now = clock_.nowMillis();
+    for (const auto& c : loadPeerCache(options_.cachePath, now, kCacheMaxAgeMs)) {
+      if (c.nodeId == options_.nodeId) continue;
+      Peer p;
+      p.view = {c.nodeId, c.address, c.httpAddress, PeerState::kDead, c.lastSeenMs};
+      if (!c.nodeId.empty()) peers_[c.nodeId] = p;
+      else candidates_.insert(c.address);
+    }
+  }
+}
+
+Membership::~Membership() { stop(); }
+
+void Membership::start() {
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Membership::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Membership::loop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    runRound();
+    lock.lock();
+    cv_.wait_for(lock, std::chrono::milliseconds(options_.intervalMs));
+  }
+}
+
+PeerState Membership::stateAt(int64_t lastSeenMs, int64_t now) const {
+  int64_t silent = now - lastSeenMs;
+  if (silent <= options_.suspectAfterMs) return PeerState::kAlive;
+  if (silent <= options_.deadAfterMs) return PeerState::kSuspect;
+  return PeerState::kDead;
+}
+
+void Membership::refreshDns() {
+  int64_t now = clock_.nowMillis();
+  if (options_.discover.empty() || now - lastDnsMs_ < options_.dnsIntervalMs) return;
+  lastDnsMs_ = now;
+  auto ips = resolveAll(options_.discover);
+  // On failure or an empty answer the peers we know (and the cache) stay.
+  if (!ips.isOk()) return;
+  std::lock_guard lock(mu_);
+  for (const auto& ip : *ips) candidates_.insert(ip + ":" + std::to_string(options_.peerPort));
+}
+
+std::vector<std::string> Membership::targets() {
+  std::lock_guard lock(mu_);
+  std::set<std::string> out;
+  for (const auto& [id, p] : peers_) out.insert(p.view.peerAddress);
+  for (const auto& c : candidates_) out.insert(c);
+  for (const auto& s : selfAddresses_) out.erase(s);
+  return {out.begin(), out.end()};
+}
+
+std::shared_ptr<peer::PeerService::Stub> Membership::stubFor(const std::string& address) {
+  std::lock_guard lock(mu_);
+  auto& stub = stubs_[address];
+  if (!stub) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    stub = peer::PeerService::NewStub(
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  }
+  return stub;
+}
+
+void Membership::runRound() {
+  refreshDns();
+  peer::PingRequest req;
+  *req.mutable_from() = self();
+  std::vector<std::pair<std::string, std::future<std::optional<peer::PingResponse>>>> calls;
+  for (const auto& address : targets()) {
+    auto stub = stubFor(address);
+    calls.emplace_back(address, std::async(std::launch::async, [stub, req]() {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(kPingDeadlineMs));
+      peer::PingResponse resp;
+      if (!stub->Ping(&ctx, req, &resp).ok()) return std::optional<peer::PingResponse>();
+      return std::optional<peer::PingResponse>(resp);
+    }));
+  }
+  for (auto& [address, call] : calls) {
+    auto resp = call.get();
+    if (resp) recordAnswer(address, *resp);
+  }
+  int64_t now = clock_.nowMillis();
+  std::lock_guard lock(mu_);
+  for (auto& [id, p] : peers_) {
+    PeerState s = stateAt(p.view.lastSeenMs, now);
+    if (s != p.view.state) {
+      spdlog::info("controller peer {} ({}) is {}", id, p.view.peerAddress, peerStateName(s));
+      p.view.state = s;
+    }
+  }
+  saveCacheIfDue(now);
+}
+
+void Membership::recordAnswer(const std::string& address, const peer::PingResponse& resp) {
+  int64_t now = clock_.nowMillis();
+  std::lock_guard lock(mu_);
+  if (resp.self().node_id() == options_.nodeId) {
+    selfAddresses_.insert(address);
+    candidates_.erase(address);
+    return;
+  }
+  peer::ControllerInfo info = resp.self();
+  info.set_peer_address(address);  // it answered here, so this address works
+  upsertLocked(info, now);
+  candidates_.erase(address);
+  for (const auto& p : resp.peers()) {
+    if (p.node_id() == options_.nodeId || p.peer_address().empty()) continue;
+    if (!peers_.count(p.node_id())) candidates_.insert(p.peer_address());
+  }
+}
+
+void Membership::upsertLocked(const peer::ControllerInfo& info, int64_t now) {
+  auto& p = peers_[info.node_id()];
+  if (p.view.nodeId.empty()) {
+    spdlog::info("controller peer {} found at {}", info.node_id(), info.peer_address());
+  } else if (p.view.peerAddress != info.peer_address()) {
+    spdlog::info("controller peer {} moved from {} to {}", info.node_id(), p.view.peerAddress,
+                 info.peer_address());
+  }
+  if (p.view.nodeId.empty() || p.view.peerAddress != info.peer_address() ||
+      p.view.httpAddress != info.http_address()) {
+    dirty_ = true;
+  }
+  p.view.nodeId = info.node_id();
+  p.view.peerAddress = info.peer_address();
+  if (!info.http_address().empty()) p.view.httpAddress = info.http_address();
+  p.view.lastSeenMs = now;
+  if (p.view.state != PeerState::kAlive) {
+    spdlog::info("controller peer {} ({}) is alive", info.node_id(), info.peer_address());
+  }
+  p.view.state = PeerState::kAlive;
+}
+
+void Membership::observe(const peer::ControllerInfo& info) {
+  if (info.node_id().empty() || info.node_id() == options_.nodeId || info.peer_address().empty()) {
+    return;
+  }
+  std::lock_guard lock(mu_);
+  upsertLocked(info, clock_.nowMillis());
+}
+
+void Membership::addCandidate(const std::string& peerAddress) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, p] : peers_) {
+    if (p.view.peerAddress == peerAddress) return;
+  }
+  if (!selfAddresses_.count(peerAddress)) candidates_.insert(peerAddress);
+}
+
+void Membership::saveCacheIfDue(int64_t now) {
+  if (options_.cachePath.empty() || (!dirty_ && now - lastSaveMs_ < 30'000)) return;
+  std::vector<CachedPeer> out;
+  for (const auto& [id, p] : peers_) {
+    out.push_back({id, p.view.peerAddress, p.view.httpAddress, p.view.lastSeenMs});
+  }
+  Status s = savePeerCache(options_.cachePath, out);
+  if (!s.isOk()) spdlog::warn("cannot save peer cache: {}", s.message());
+  dirty_ = false;
+  lastSaveMs_ = now;
+}
+
+std::vector<PeerView> Membership::peers() const {
+  std::lock_guard lock(mu_);
+  std::vector<PeerView> out;
+  int64_t now = clock_.nowMillis();
+  for (const auto& [id, p] : peers_) {
+    PeerView v = p.view;
+    v.state = stateAt(v.lastSeenMs, now);
+    out.push_back(v);
+  }
+  return out;
+}
+
+void Membership::setSelfPeerAddress(const std::string& address) {
+  std::lock_guard selfLock(selfMu_);
+  std::lock_guard lock(mu_);
+  options_.peerAddress = address;
+  selfAddresses_.insert(address);
+}
+
+peer::ControllerInfo Membership::self() const {
+  std::lock_guard lock(selfMu_);
+  peer::ControllerInfo me;
+  me.set_node_id(options_.nodeId);
+  me.set_peer_address(options_.peerAddress);
+  me.set_http_address(options_.httpAddress);
+  return me;
+}
+
+std::vector<peer::ControllerInfo> Membership::exchangeList(bool withSelf) const {
+  std::vector<peer::ControllerInfo> out;
+  if (withSelf) out.push_back(self());
+  int64_t now = clock_.nowMillis();
+  std::lock_guard lock(mu_);
+  for (const auto& [id, p] : peers_) {
+    if (stateAt(p.view.lastSeenMs, now) == PeerState::kDead) continue;
+    peer::ControllerInfo info;
+    info.set_node_id(id);
+    info.set_peer_address(p.view.peerAddress);
+    info.set_http_address(p.view.httpAddress);
+    out.push_back(info);
+  }
+  return out;
+}
+
+}  // namespace redcloud::controller

@@ -1,0 +1,27 @@
+#include "controller/peer_service.h"
+
+namespace redcloud::controller {
+
+grpc::Status PeerServiceImpl::Ping(grpc::ServerContext*, const peer::PingRequest* request,
+                                   peer::PingResponse* response) {
+  membership_.observe(request->from());
+  *response->mutable_self() = membership_.self();
+  for (auto& p : membership_.exchangeList(false)) *response->add_peers() = std::move(p);
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::Heartbeat(grpc::ServerContext*,
+                                        const peer::HeartbeatRequest* request,
+                                        peer::HeartbeatResponse* response) {
+  if (request->node_id().empty() || request->address().empty()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "heartbeat needs node_id and address"};
+  }
+  registry_.recordHeartbeat({request->node_id(), request->address(), true, 0,
+                             request->capacity_bytes(), request->used_bytes(),
+                             request->chunk_count()});
+  response->set_controller_node_id(membership_.self().node_id());
+  for (auto& p : membership_.exchangeList(true)) *response->add_controllers() = std::move(p);
+  return grpc::Status::OK;
+}
+
+}  // namespace redcloud::controller
