@@ -1,6 +1,7 @@
 // Uploads and downloads: the streaming routes of HttpApi.
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <future>
 #include <nlohmann/json.hpp>
 
@@ -125,8 +126,9 @@ class DownloadStream {
     uint64_t pos = range_.start + offset;
     size_t idx = chunkAt(pos);
     if (idx != current_) {
-      if (idx != current_ + 1 || !next_.valid()) return false;
-      auto data = next_.get();
+      if (idx != current_ + 1 || ahead_.empty()) return false;
+      auto data = ahead_.front().get();
+      ahead_.pop_front();
       if (!data.isOk()) {
         spdlog::error("download aborted: {}", data.status().message());
         return false;  // the connection is cut: never a short body that looks complete
@@ -143,10 +145,17 @@ class DownloadStream {
   }
 
  private:
-  void prefetch(size_t idx) {
-    if (idx >= chunks_.size() || starts_[idx] >= range_.start + range_.length) return;
-    std::string id = chunks_[idx].id;
-    next_ = std::async(std::launch::async, [f = fetcher_, id]() mutable { return f.fetch(id); });
+  // Keeps up to kAhead chunks being fetched after `from`, in order, so disk
+  // reads and transfers from the chunkservers overlap with sending.
+  void prefetch(size_t from) {
+    static constexpr size_t kAhead = 3;
+    size_t end = std::min(chunks_.size(), from + kAhead);
+    for (size_t idx = from + ahead_.size(); idx < end; ++idx) {
+      if (starts_[idx] >= range_.start + range_.length) break;
+      std::string id = chunks_[idx].id;
+      ahead_.push_back(
+          std::async(std::launch::async, [f = fetcher_, id]() mutable { return f.fetch(id); }));
+    }
   }
 
   ChunkFetcher fetcher_;
@@ -155,7 +164,7 @@ class DownloadStream {
   ByteRange range_;
   size_t current_ = 0;
   std::string data_;
-  std::future<Result<std::string>> next_;
+  std::deque<std::future<Result<std::string>>> ahead_;  // chunks current_+1, +2, …
 };
 
 }  // namespace
