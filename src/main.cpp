@@ -2,6 +2,7 @@
 // chunkserver) are parsed here with CLI11; everything else is the client.
 #include <malloc.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -13,7 +14,6 @@
 #include "client/cli.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include <spdlog/spdlog.h>
 #include "controller/controller.h"
 
 namespace {
@@ -46,18 +46,32 @@ void applyEnvAliases(const std::string& role) {
 }
 
 void addCommonFlags(CLI::App& app, DaemonFlags& f) {
-  app.add_option("--data-dir", f.dataDir, "data folder (created 0700)")->envname("REDCLOUD_DATA_DIR")->capture_default_str();
-  app.add_option("--advertise", f.advertise, "address others reach this node at")->envname("REDCLOUD_ADVERTISE");
-  app.add_option("--node-id", f.nodeId, "node id (default: generated once, kept in the data dir)")->envname("REDCLOUD_NODE_ID");
-  app.add_option("--log-level", f.logLevel, "trace|debug|info|warn|error")->envname("REDCLOUD_LOG_LEVEL")->capture_default_str();
-  app.add_option("--log-format", f.logFormat, "text|json")->envname("REDCLOUD_LOG_FORMAT")->capture_default_str();
+  app.add_option("--data-dir", f.dataDir, "data folder (created 0700)")
+      ->envname("REDCLOUD_DATA_DIR")
+      ->capture_default_str();
+  app.add_option("--advertise", f.advertise, "address others reach this node at")
+      ->envname("REDCLOUD_ADVERTISE");
+  app.add_option("--node-id", f.nodeId, "node id (default: generated once, kept in the data dir)")
+      ->envname("REDCLOUD_NODE_ID");
+  app.add_option("--log-level", f.logLevel, "trace|debug|info|warn|error")
+      ->envname("REDCLOUD_LOG_LEVEL")
+      ->capture_default_str();
+  app.add_option("--log-format", f.logFormat, "text|json")
+      ->envname("REDCLOUD_LOG_FORMAT")
+      ->capture_default_str();
   app.set_config("--config", "", "TOML file with flag values");
 }
 
 void addChunkserverFlags(CLI::App& app, DaemonFlags& f) {
-  app.add_option("--controllers", f.controllers, "controller peer addresses host:port, comma-separated (default: DNS controller)")->envname("REDCLOUD_CONTROLLERS");
-  app.add_option("--discover", f.discover, "DNS name of the controllers (empty disables)")->envname("REDCLOUD_DISCOVER")->capture_default_str();
-  app.add_option("--heartbeat-interval", f.heartbeatInterval, "heartbeat period")->envname("REDCLOUD_HEARTBEAT_INTERVAL")->capture_default_str();
+  app.add_option("--controllers", f.controllers,
+                 "controller peer addresses host:port, comma-separated (default: DNS controller)")
+      ->envname("REDCLOUD_CONTROLLERS");
+  app.add_option("--discover", f.discover, "DNS name of the controllers (empty disables)")
+      ->envname("REDCLOUD_DISCOVER")
+      ->capture_default_str();
+  app.add_option("--heartbeat-interval", f.heartbeatInterval, "heartbeat period")
+      ->envname("REDCLOUD_HEARTBEAT_INTERVAL")
+      ->capture_default_str();
 }
 
 std::vector<std::string> splitList(const std::string& text) {
@@ -65,7 +79,8 @@ std::vector<std::string> splitList(const std::string& text) {
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     if (!item.empty()) out.push_back(item);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -74,16 +89,34 @@ std::vector<std::string> splitList(const std::string& text) {
 }
 
 void addControllerFlags(CLI::App& app, DaemonFlags& f) {
-  app.add_option("--peer-listen", f.peerListen, "peer gRPC address")->envname("REDCLOUD_PEER_LISTEN")->capture_default_str();
-  app.add_option("--chunkservers", f.chunkservers, "chunkserver gRPC addresses, comma-separated")->envname("REDCLOUD_CHUNKSERVERS");
-  app.add_option("--heartbeat-timeout", f.heartbeatTimeout, "mark a chunkserver failed after this")->envname("REDCLOUD_HEARTBEAT_TIMEOUT")->capture_default_str();
-  app.add_option("--write-quorum", f.writeQuorum, "majority | all | N")->envname("REDCLOUD_WRITE_QUORUM")->capture_default_str();
-  app.add_option("--join", f.join, "extra peer controllers, host:peer-port, comma-separated")->envname("REDCLOUD_JOIN");
-  app.add_option("--discover", f.discover, "DNS name of the controllers (empty disables)")->envname("REDCLOUD_DISCOVER")->capture_default_str();
-  app.add_option("--chunkserver-discover", f.chunkserverDiscover, "DNS name of the chunkservers (empty disables)")->envname("REDCLOUD_CHUNKSERVER_DISCOVER")->capture_default_str();
-  app.add_option("--gossip-interval", f.gossipInterval, "peer ping / gossip period")->envname("REDCLOUD_GOSSIP_INTERVAL")->capture_default_str();
-  app.add_option("--gc-grace", f.gcGrace, "keep unreferenced chunks this long")->envname("REDCLOUD_GC_GRACE")->capture_default_str();
-  app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")->envname("REDCLOUD_MAX_UPLOAD_SIZE");
+  app.add_option("--peer-listen", f.peerListen, "peer gRPC address")
+      ->envname("REDCLOUD_PEER_LISTEN")
+      ->capture_default_str();
+  app.add_option("--chunkservers", f.chunkservers, "chunkserver gRPC addresses, comma-separated")
+      ->envname("REDCLOUD_CHUNKSERVERS");
+  app.add_option("--heartbeat-timeout", f.heartbeatTimeout, "mark a chunkserver failed after this")
+      ->envname("REDCLOUD_HEARTBEAT_TIMEOUT")
+      ->capture_default_str();
+  app.add_option("--write-quorum", f.writeQuorum, "majority | all | N")
+      ->envname("REDCLOUD_WRITE_QUORUM")
+      ->capture_default_str();
+  app.add_option("--join", f.join, "extra peer controllers, host:peer-port, comma-separated")
+      ->envname("REDCLOUD_JOIN");
+  app.add_option("--discover", f.discover, "DNS name of the controllers (empty disables)")
+      ->envname("REDCLOUD_DISCOVER")
+      ->capture_default_str();
+  app.add_option("--chunkserver-discover", f.chunkserverDiscover,
+                 "DNS name of the chunkservers (empty disables)")
+      ->envname("REDCLOUD_CHUNKSERVER_DISCOVER")
+      ->capture_default_str();
+  app.add_option("--gossip-interval", f.gossipInterval, "peer ping / gossip period")
+      ->envname("REDCLOUD_GOSSIP_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--gc-grace", f.gcGrace, "keep unreferenced chunks this long")
+      ->envname("REDCLOUD_GC_GRACE")
+      ->capture_default_str();
+  app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")
+      ->envname("REDCLOUD_MAX_UPLOAD_SIZE");
 }
 
 // Blocks SIGINT/SIGTERM in every thread; the main thread waits for them.
@@ -121,7 +154,8 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   o->discover = f.discover;
   o->chunkserverDiscover = f.chunkserverDiscover;
   auto gossip = redcloud::parseDurationMillis(f.gossipInterval);
-  if (!gossip || *gossip <= 0) return redcloud::invalidRequest("bad --gossip-interval '" + f.gossipInterval + "'");
+  if (!gossip || *gossip <= 0)
+    return redcloud::invalidRequest("bad --gossip-interval '" + f.gossipInterval + "'");
   o->gossipIntervalMs = *gossip;
   return Status::ok();
 }
@@ -136,7 +170,9 @@ int runDaemon(const std::string& role, int argc, char** argv) {
   CLI::App app{"redcloud " + role};
   app.name("redcloud " + role);
   addCommonFlags(app, f);
-  app.add_option("--listen", f.listen, "listen address")->envname("REDCLOUD_LISTEN")->capture_default_str();
+  app.add_option("--listen", f.listen, "listen address")
+      ->envname("REDCLOUD_LISTEN")
+      ->capture_default_str();
   if (role != "chunkserver") addControllerFlags(app, f);
   if (role == "chunkserver") addChunkserverFlags(app, f);
   if (server) {
@@ -144,7 +180,10 @@ int runDaemon(const std::string& role, int argc, char** argv) {
     f.discover.clear();
     f.chunkserverDiscover.clear();
   }
-  if (server) app.add_option("--chunk-listen", f.chunkListen, "embedded chunkserver gRPC address")->envname("REDCLOUD_CHUNK_LISTEN")->capture_default_str();
+  if (server)
+    app.add_option("--chunk-listen", f.chunkListen, "embedded chunkserver gRPC address")
+        ->envname("REDCLOUD_CHUNK_LISTEN")
+        ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -165,7 +204,9 @@ int runDaemon(const std::string& role, int argc, char** argv) {
       co.controllers = splitList(f.controllers);
       co.discover = f.discover;
       auto hb = redcloud::parseDurationMillis(f.heartbeatInterval);
-      if (!hb || *hb <= 0) return fail(redcloud::invalidRequest("bad --heartbeat-interval '" + f.heartbeatInterval + "'"));
+      if (!hb || *hb <= 0)
+        return fail(
+            redcloud::invalidRequest("bad --heartbeat-interval '" + f.heartbeatInterval + "'"));
       co.heartbeatIntervalMs = *hb;
     }
     chunkServer = std::make_unique<redcloud::chunkserver::ChunkServer>(co);

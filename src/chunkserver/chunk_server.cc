@@ -13,8 +13,8 @@ ChunkServer::~ChunkServer() { stop(); }
 
 Status ChunkServer::start() {
   RC_RETURN_IF_ERROR(prepareDataDir(options_.dataDir));
-  RC_ASSIGN_OR_RETURN(nodeId_, loadOrCreateNodeId(options_.dataDir, "chunkserver.id",
-                                                  options_.nodeId));
+  RC_ASSIGN_OR_RETURN(nodeId_,
+                      loadOrCreateNodeId(options_.dataDir, "chunkserver.id", options_.nodeId));
   store_ = std::make_unique<ChunkStore>(posixFileSystem(), options_.dataDir);
   RC_RETURN_IF_ERROR(store_->open());
   service_ = std::make_unique<ChunkServiceImpl>(*store_, nodeId_);
@@ -38,8 +38,12 @@ Status ChunkServer::start() {
   }
   bound_ = host + ":" + std::to_string(port);
   if (options_.heartbeats) {
-    HeartbeatOptions h{nodeId_, bound_, options_.controllers, options_.discover,
-                       options_.controllerPeerPort, options_.heartbeatIntervalMs,
+    HeartbeatOptions h{nodeId_,
+                       bound_,
+                       options_.controllers,
+                       options_.discover,
+                       options_.controllerPeerPort,
+                       options_.heartbeatIntervalMs,
                        options_.dataDir + "/controllers.json"};
     heartbeats_ = std::make_unique<HeartbeatSender>(h, *store_);
     heartbeats_->start();

@@ -17,7 +17,7 @@ namespace redcloud::chunkserver {
 struct ChunkServerOptions {
   std::string dataDir = "./redcloud-data";
   std::string listen = "0.0.0.0:50051";
-  std::string nodeId;  // empty: generated once, kept in the data dir
+  std::string nodeId;                    // empty: generated once, kept in the data dir
   std::string advertise;                 // host others reach us at; empty: detected
   std::vector<std::string> controllers;  // controller peer addresses
   std::string discover;                  // DNS name of controllers; empty: none

@@ -8,7 +8,10 @@ namespace redcloud::chunkserver {
 
 ChunkWriter::ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
                          std::unique_ptr<WritableFile> file)
-    : store_(store), id_(std::move(id)), size_(size), tmpPath_(std::move(tmpPath)),
+    : store_(store),
+      id_(std::move(id)),
+      size_(size),
+      tmpPath_(std::move(tmpPath)),
       file_(std::move(file)) {}
 
 ChunkWriter::~ChunkWriter() {
@@ -172,7 +175,7 @@ Result<bool> ChunkStore::remove(const std::string& id) {
 
 ChunkStoreStats ChunkStore::stats() const {
   ChunkStoreStats s;
-  struct statvfs vfs{};
+  struct statvfs vfs {};
   if (::statvfs(root_.c_str(), &vfs) == 0) {
     s.capacityBytes = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
   }

@@ -49,7 +49,8 @@ std::vector<std::string> HeartbeatSender::targets() {
   if (!options_.discover.empty()) {
     auto ips = resolveAll(options_.discover);
     if (ips.isOk()) {
-      for (const auto& ip : *ips) out.insert(ip + ":" + std::to_string(options_.controllerPeerPort));
+      for (const auto& ip : *ips)
+        out.insert(ip + ":" + std::to_string(options_.controllerPeerPort));
     }
   }
   std::lock_guard lock(mu_);

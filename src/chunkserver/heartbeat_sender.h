@@ -21,7 +21,7 @@ namespace redcloud::chunkserver {
 
 struct HeartbeatOptions {
   std::string nodeId;
-  std::string address;  // advertised gRPC address
+  std::string address;                   // advertised gRPC address
   std::vector<std::string> controllers;  // static peer addresses
   std::string discover;                  // DNS name; empty disables
   int controllerPeerPort = 8001;
@@ -45,7 +45,7 @@ class HeartbeatSender {
   HeartbeatOptions options_;
   ChunkStore& store_;
   std::mutex mu_;
-  std::set<std::string> learned_;  // GUARDED_BY(mu_)
+  std::set<std::string> learned_;                                          // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // GUARDED_BY(mu_)
   int64_t lastSaveMs_ = 0;
   bool stopping_ = false;  // GUARDED_BY(mu_)

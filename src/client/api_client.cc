@@ -1,11 +1,11 @@
 #include "client/api_client.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "client/terminal.h"
 
@@ -77,9 +77,9 @@ std::string localError(const ApiRequest& request) {
 
 std::string ApiResponse::header(const std::string& name) const {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(),
-                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(a) == std::tolower(b);
+        })) {
       return v;
     }
   }
@@ -193,7 +193,8 @@ void ApiClient::sleepBeforeRound(int round, const std::optional<ApiResponse>& la
 }
 
 httplib::Headers ApiClient::requestHeaders() const {
-  httplib::Headers h = {{"User-Agent", "redcloud-cli/0.1"}, {"X-Request-ID", requestId()},
+  httplib::Headers h = {{"User-Agent", "redcloud-cli/0.1"},
+                        {"X-Request-ID", requestId()},
                         {"Accept", "application/json"}};
   if (!apiKey_.empty()) h.emplace("Authorization", "Bearer " + apiKey_);
   return h;
@@ -261,13 +262,15 @@ httplib::Result ApiClient::dispatch(httplib::Client& cli, const ApiRequest& requ
   if (m == "GET") return cli.Get(path, headers);
   if (m == "PUT") return cli.Put(path, headers, request.body, type);
   if (m == "DELETE") {
-    return request.body.empty() ? cli.Delete(path, headers) : cli.Delete(path, headers, request.body, type);
+    return request.body.empty() ? cli.Delete(path, headers)
+                                : cli.Delete(path, headers, request.body, type);
   }
-  return request.body.empty() ? cli.Post(path, headers) : cli.Post(path, headers, request.body, type);
+  return request.body.empty() ? cli.Post(path, headers)
+                              : cli.Post(path, headers, request.body, type);
 }
 
-Result<json> ApiClient::call(const std::string& method, const std::string& path,
-                             const json& body, bool idempotent) {
+Result<json> ApiClient::call(const std::string& method, const std::string& path, const json& body,
+                             bool idempotent) {
   ApiRequest req;
   req.method = method;
   req.path = path;
@@ -278,7 +281,8 @@ Result<json> ApiClient::call(const std::string& method, const std::string& path,
   if (resp.body.empty()) return json(nullptr);
   json j = json::parse(resp.body, nullptr, false);
   if (j.is_discarded()) {
-    return Status(StatusCode::kInternal, "the controller sent malformed JSON: " + firstLine(resp.body));
+    return Status(StatusCode::kInternal,
+                  "the controller sent malformed JSON: " + firstLine(resp.body));
   }
   return j;
 }

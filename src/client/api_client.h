@@ -10,16 +10,16 @@
 // Not thread-safe.
 #pragma once
 
+#include <httplib.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <httplib.h>
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 
@@ -54,17 +54,17 @@ struct DownloadSink {
 };
 
 struct ApiRequest {
-  std::string method = "GET";     // GET, POST, PUT, DELETE
-  std::string path;               // percent-encoded, with query
-  std::string body;               // JSON text; empty for none
-  bool idempotent = true;         // may be resent after a lost response
+  std::string method = "GET";  // GET, POST, PUT, DELETE
+  std::string path;            // percent-encoded, with query
+  std::string body;            // JSON text; empty for none
+  bool idempotent = true;      // may be resent after a lost response
   const UploadBody* upload = nullptr;
   DownloadSink* download = nullptr;
 };
 
 struct ApiClientOptions {
-  int rounds = 3;                  // passes over all controllers
-  int64_t backoffMillis = 250;     // before the second pass; doubles, capped
+  int rounds = 3;               // passes over all controllers
+  int64_t backoffMillis = 250;  // before the second pass; doubles, capped
   int64_t maxBackoffMillis = 2000;
   int connectTimeoutSeconds = 3;
   int readTimeoutSeconds = 120;

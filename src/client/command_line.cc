@@ -25,8 +25,8 @@ bool readShellWord(std::string_view line, size_t& i, std::string& word) {
         if (i >= line.size()) return false;
         char d = line[i++];
         if (d == '"') break;
-        if (d == '\\' && i < line.size() && std::string_view("\"\\$`\n").find(line[i]) !=
-                                                std::string_view::npos) {
+        if (d == '\\' && i < line.size() &&
+            std::string_view("\"\\$`\n").find(line[i]) != std::string_view::npos) {
           d = line[i++];
         }
         word += d;
@@ -65,13 +65,20 @@ Status applyValueOption(const std::string& name, const std::string& value, Comma
 
 // Applies one flag (no value); false when `word` is not a known flag.
 bool applyFlag(std::string_view word, CommandLine& cl) {
-  if (word == "--json") cl.global.json = true;
-  else if (word == "-q" || word == "--quiet") cl.global.quiet = true;
-  else if (word == "-y" || word == "--yes") cl.yes = true;
-  else if (word == "--password-stdin") cl.passwordStdin = true;
-  else if (word == "-h" || word == "--help") cl.help = true;
-  else if (word == "--version") cl.version = true;
-  else return false;
+  if (word == "--json")
+    cl.global.json = true;
+  else if (word == "-q" || word == "--quiet")
+    cl.global.quiet = true;
+  else if (word == "-y" || word == "--yes")
+    cl.yes = true;
+  else if (word == "--password-stdin")
+    cl.passwordStdin = true;
+  else if (word == "-h" || word == "--help")
+    cl.help = true;
+  else if (word == "--version")
+    cl.version = true;
+  else
+    return false;
   return true;
 }
 
@@ -141,10 +148,14 @@ Status rejectOptions(const CommandLine& cl, bool allowTags, bool allowYes, bool 
 
 Status checkLocalFile(const std::string& path, PathKind kind) {
   switch (kind) {
-    case PathKind::kFile: return Status::ok();
-    case PathKind::kMissing: return {StatusCode::kFileNotFound, "File not found: " + path};
-    case PathKind::kDirectory: return ioError("Not a file: " + path + " is a directory");
-    case PathKind::kOther: return ioError("Not a regular file: " + path);
+    case PathKind::kFile:
+      return Status::ok();
+    case PathKind::kMissing:
+      return {StatusCode::kFileNotFound, "File not found: " + path};
+    case PathKind::kDirectory:
+      return ioError("Not a file: " + path + " is a directory");
+    case PathKind::kOther:
+      return ioError("Not a regular file: " + path);
   }
   return Status::ok();
 }
@@ -180,9 +191,7 @@ GlobalOptions GlobalOptions::mergedWith(const GlobalOptions& over) const {
   return g;
 }
 
-Status usageError(std::string message) {
-  return {StatusCode::kInvalidRequest, std::move(message)};
-}
+Status usageError(std::string message) { return {StatusCode::kInvalidRequest, std::move(message)}; }
 
 bool isUsageError(const Status& s) { return s.code() == StatusCode::kInvalidRequest; }
 
@@ -286,7 +295,8 @@ Result<std::vector<std::string>> planQuery(const CommandLine& cl, bool required)
   std::vector<std::string> words = cl.args;
   words.insert(words.end(), cl.optionTags.begin(), cl.optionTags.end());
   RC_ASSIGN_OR_RETURN(auto tags, normalizeTagWords(words));
-  if (required && tags.empty()) return usageError(cl.command + " requires at least one tag in query");
+  if (required && tags.empty())
+    return usageError(cl.command + " requires at least one tag in query");
   return tags;
 }
 

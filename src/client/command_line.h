@@ -34,15 +34,15 @@ struct GlobalOptions {
 };
 
 struct CommandLine {
-  std::string command;                    // empty: none given
-  std::vector<std::string> args;          // positional arguments, in order
-  std::vector<std::string> optionTags;    // from -t / --tags
-  bool tagsOptionGiven = false;           // -t or --tags appeared
-  std::optional<size_t> separator;        // index into args where `--` split them
-  bool yes = false;                       // -y / --yes
-  bool passwordStdin = false;             // --password-stdin
-  bool help = false;                      // -h / --help
-  bool version = false;                   // --version
+  std::string command;                  // empty: none given
+  std::vector<std::string> args;        // positional arguments, in order
+  std::vector<std::string> optionTags;  // from -t / --tags
+  bool tagsOptionGiven = false;         // -t or --tags appeared
+  std::optional<size_t> separator;      // index into args where `--` split them
+  bool yes = false;                     // -y / --yes
+  bool passwordStdin = false;           // --password-stdin
+  bool help = false;                    // -h / --help
+  bool version = false;                 // --version
   GlobalOptions global;
 };
 

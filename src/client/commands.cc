@@ -1,9 +1,9 @@
 #include "client/commands.h"
 
+#include <fmt/format.h>
+
 #include <iostream>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "client/controllers.h"
 #include "client/help.h"
@@ -66,12 +66,18 @@ int CommandRunner::run() {
 Status CommandRunner::dispatch() {
   using Handler = Status (CommandRunner::*)();
   static const std::map<std::string, Handler> kHandlers = {
-      {"register", &CommandRunner::runCredentials}, {"login", &CommandRunner::runCredentials},
-      {"logout", &CommandRunner::runLogout},        {"whoami", &CommandRunner::runWhoami},
-      {"add", &CommandRunner::runAdd},              {"list", &CommandRunner::runList},
-      {"delete", &CommandRunner::runDelete},        {"add-tags", &CommandRunner::runTagEdit},
-      {"delete-tags", &CommandRunner::runTagEdit},  {"download", &CommandRunner::runDownload},
-      {"tags", &CommandRunner::runTags},            {"status", &CommandRunner::runStatus},
+      {"register", &CommandRunner::runCredentials},
+      {"login", &CommandRunner::runCredentials},
+      {"logout", &CommandRunner::runLogout},
+      {"whoami", &CommandRunner::runWhoami},
+      {"add", &CommandRunner::runAdd},
+      {"list", &CommandRunner::runList},
+      {"delete", &CommandRunner::runDelete},
+      {"add-tags", &CommandRunner::runTagEdit},
+      {"delete-tags", &CommandRunner::runTagEdit},
+      {"download", &CommandRunner::runDownload},
+      {"tags", &CommandRunner::runTags},
+      {"status", &CommandRunner::runStatus},
       {"help", &CommandRunner::runHelp},
   };
   if (line_.version) {
@@ -81,7 +87,8 @@ Status CommandRunner::dispatch() {
   if (line_.help || line_.command.empty()) return runHelp();
   auto it = kHandlers.find(line_.command);
   if (it == kHandlers.end()) {
-    if (ownedByShellOnly(line_.command)) return usageError(line_.command + " only works in the shell");
+    if (ownedByShellOnly(line_.command))
+      return usageError(line_.command + " only works in the shell");
     return usageError("Unknown command: " + line_.command);
   }
   RC_RETURN_IF_ERROR(loadState());
@@ -115,8 +122,8 @@ bool CommandRunner::showProgress() const { return !options_.quiet && stderrIsTer
 void CommandRunner::printJson(const json& j) const { std::cout << j.dump(2) << "\n"; }
 
 Status CommandRunner::runHelp() {
-  std::string topic = line_.command == "help" ? (line_.args.empty() ? "" : line_.args[0])
-                                              : line_.command;
+  std::string topic =
+      line_.command == "help" ? (line_.args.empty() ? "" : line_.args[0]) : line_.command;
   if (topic.empty()) {
     std::cout << helpOverview(interactive_);
     return Status::ok();
@@ -144,9 +151,9 @@ Status CommandRunner::runCredentials() {
   }
   ApiClient api = makeApi(false);
   json body = {{"username", plan.username}, {"password", *plan.password}};
-  RC_ASSIGN_OR_RETURN(json answer, api.call("POST", isRegister ? "/api/v1/auth/register"
-                                                                : "/api/v1/auth/login",
-                                            body, /*idempotent=*/!isRegister));
+  RC_ASSIGN_OR_RETURN(json answer,
+                      api.call("POST", isRegister ? "/api/v1/auth/register" : "/api/v1/auth/login",
+                               body, /*idempotent=*/!isRegister));
   if (!answer.is_object() || !answer.contains("api_key") || !answer["api_key"].is_string()) {
     return Status(StatusCode::kInternal, "the controller's answer has no api_key");
   }
@@ -175,9 +182,9 @@ Status CommandRunner::runLogout() {
   config_.apiKey.clear();
   RC_RETURN_IF_ERROR(saveConfig(configPath_, config_));
   if (!answer.isOk() && answer.status().code() != StatusCode::kInvalidApiKey) {
-    return Status(answer.status().code(),
-                  "logged out locally, but the controller did not confirm: " +
-                      answer.status().message());
+    return Status(
+        answer.status().code(),
+        "logged out locally, but the controller did not confirm: " + answer.status().message());
   }
   if (options_.json) {
     printJson({{"logged_out", true}, {"username", config_.username}});
@@ -248,8 +255,7 @@ Status CommandRunner::runList() {
 Status CommandRunner::runDelete() {
   RC_ASSIGN_OR_RETURN(auto tags, planQuery(line_, /*required=*/true));
   RC_RETURN_IF_ERROR(requireLogin());
-  if (interactive_ && !line_.yes &&
-      !confirm("Delete every file tagged " + joinQuery(tags) + "?")) {
+  if (interactive_ && !line_.yes && !confirm("Delete every file tagged " + joinQuery(tags) + "?")) {
     std::cout << "Cancelled.\n";
     return Status::ok();
   }
@@ -269,11 +275,13 @@ Status CommandRunner::runTagEdit() {
   RC_RETURN_IF_ERROR(requireLogin());
   ApiClient api = makeApi(true);
   json body = {{"query_tags", plan.query}, {adding ? "new_tags" : "tags_to_remove", plan.tags}};
-  RC_ASSIGN_OR_RETURN(json answer, api.call(adding ? "POST" : "DELETE", "/api/v1/files/tags", body));
+  RC_ASSIGN_OR_RETURN(json answer,
+                      api.call(adding ? "POST" : "DELETE", "/api/v1/files/tags", body));
   if (options_.json) {
     printJson(answer);
   } else {
-    std::cout << (adding ? formatTagsAdded(answer, plan.tags) : formatTagsRemoved(answer, plan.tags));
+    std::cout << (adding ? formatTagsAdded(answer, plan.tags)
+                         : formatTagsRemoved(answer, plan.tags));
   }
   return Status::ok();
 }
@@ -286,7 +294,9 @@ Status CommandRunner::runDownload() {
   ApiClient api = makeApi(true);
   RC_ASSIGN_OR_RETURN(DownloadResult result, downloadFile(api, plan.name, dest, showProgress()));
   if (options_.json) {
-    printJson({{"name", plan.name}, {"path", result.path}, {"size", result.size},
+    printJson({{"name", plan.name},
+               {"path", result.path},
+               {"size", result.size},
                {"sha256", result.sha256}});
   } else {
     std::cout << "Downloaded: " << plan.name << " (" << formatSize(result.size) << ")\n"

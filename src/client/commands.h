@@ -7,10 +7,9 @@
 // API client. Used once per command; not thread-safe.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "client/api_client.h"
 #include "client/command_line.h"

@@ -8,9 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace redcloud::client {
 namespace {
@@ -126,8 +125,7 @@ std::optional<ClientConfig> configFromJson(const std::string& text) {
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   ClientConfig c;
   bool ok = readString(j, "username", c.username) && readString(j, "user_id", c.userId) &&
-            readString(j, "api_key", c.apiKey) &&
-            readStringList(j, "controllers", c.controllers);
+            readString(j, "api_key", c.apiKey) && readStringList(j, "controllers", c.controllers);
   if (!ok) return std::nullopt;
   return c;
 }
@@ -142,8 +140,7 @@ Result<ClientConfig> loadConfig(const std::string& path, std::string* warning) {
   if (auto c = configFromJson(text)) return *c;
   std::string backup = path + ".bak";
   if (::rename(path.c_str(), backup.c_str()) != 0) {
-    return ioError("config file " + path + " is corrupt and cannot be moved aside: " +
-                   errnoText());
+    return ioError("config file " + path + " is corrupt and cannot be moved aside: " + errnoText());
   }
   if (warning != nullptr) {
     *warning = "config file " + path + " was corrupt; moved to " + backup + ", starting empty";

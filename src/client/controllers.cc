@@ -78,9 +78,10 @@ std::vector<std::string> resolveHostAddresses(const std::string& host) {
   if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return out;
   for (auto* ai = res; ai != nullptr; ai = ai->ai_next) {
     char buf[INET6_ADDRSTRLEN] = {0};
-    const void* addr = ai->ai_family == AF_INET
-                           ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr)
-                           : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr);
+    const void* addr =
+        ai->ai_family == AF_INET
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr);
     if (inet_ntop(ai->ai_family, addr, buf, sizeof(buf)) != nullptr) appendUnique(out, buf);
   }
   freeaddrinfo(res);

@@ -19,11 +19,11 @@ constexpr int kDefaultControllerPort = 8000;
 
 // What the environment offers; a seam for tests.
 struct ControllerSources {
-  std::optional<std::string> flag;        // --controller
-  std::optional<std::string> env;         // REDCLOUD_CONTROLLER
-  std::optional<std::string> dfsHost;     // DFS_CONTROLLER_HOST
-  std::optional<std::string> dfsPort;     // DFS_CONTROLLER_PORT
-  std::vector<std::string> fromConfig;    // the config file's list
+  std::optional<std::string> flag;      // --controller
+  std::optional<std::string> env;       // REDCLOUD_CONTROLLER
+  std::optional<std::string> dfsHost;   // DFS_CONTROLLER_HOST
+  std::optional<std::string> dfsPort;   // DFS_CONTROLLER_PORT
+  std::vector<std::string> fromConfig;  // the config file's list
 };
 
 // Host name → its addresses (numeric strings); empty when it does not resolve.

@@ -51,9 +51,10 @@ const CommandInfo* findCommand(const std::string& name) {
 }
 
 std::string helpOverview(bool inShell) {
-  std::string out = inShell ? "Commands:\n" : "Usage: redcloud [OPTIONS] [COMMAND [ARGS]...]\n"
-                                              "With no command, opens the interactive shell.\n\n"
-                                              "Commands:\n";
+  std::string out = inShell ? "Commands:\n"
+                            : "Usage: redcloud [OPTIONS] [COMMAND [ARGS]...]\n"
+                              "With no command, opens the interactive shell.\n\n"
+                              "Commands:\n";
   for (const auto& c : commandTable()) {
     if (c.shellOnly && !inShell) continue;
     out += fmt::format("  {:<46} {}\n", c.usage, c.summary);

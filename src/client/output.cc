@@ -1,8 +1,8 @@
 #include "client/output.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "client/progress.h"
 
@@ -47,9 +47,8 @@ std::string shortIds(const json& ids) {
 }
 
 size_t displayWidth(const std::string& s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xc0) != 0x80;
-  }));
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
 }
 
 std::string formatOneFile(const json& f) {
@@ -78,7 +77,8 @@ std::string chunkserversTable(const json& list) {
   for (const auto& c : list) {
     uint64_t used = num(c, "used_bytes"), cap = num(c, "capacity_bytes");
     rows.push_back({str(c, "node_id"), str(c, "address"), str(c, "state"), formatSize(used),
-                    formatSize(cap), percentUsed(used, cap), std::to_string(num(c, "chunk_count"))});
+                    formatSize(cap), percentUsed(used, cap),
+                    std::to_string(num(c, "chunk_count"))});
   }
   return renderTable({"NODE ID", "ADDRESS", "STATE", "USED", "CAPACITY", "USE%", "CHUNKS"}, rows);
 }
@@ -176,7 +176,8 @@ std::string formatCluster(const json& answer) {
   const json self = answer.is_object() && answer.contains("self") ? answer["self"] : json::object();
   const json chunks =
       answer.is_object() && answer.contains("chunks") ? answer["chunks"] : json::object();
-  std::string out = fmt::format("Controller: {} at {}\n\n", str(self, "node_id"), str(self, "address"));
+  std::string out =
+      fmt::format("Controller: {} at {}\n\n", str(self, "node_id"), str(self, "address"));
   out += "Peer controllers:\n" + controllersTable(arr(answer, "controllers")) + "\n";
   out += "Chunkservers:\n" + chunkserversTable(arr(answer, "chunkservers")) + "\n";
   out += fmt::format("Chunks: {} total, {} under-replicated\n", num(chunks, "total"),

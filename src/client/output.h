@@ -5,10 +5,9 @@
 // mistyped fields print as empty rather than failing.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace redcloud::client {
 

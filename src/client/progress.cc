@@ -1,12 +1,11 @@
 #include "client/progress.h"
 
+#include <fmt/format.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
-
-#include <fmt/format.h>
 
 namespace redcloud::client {
 namespace {
@@ -61,9 +60,9 @@ std::string formatProgressLine(const std::string& label, uint64_t done, uint64_t
   double rate = elapsedSeconds > 0 ? static_cast<double>(done) / elapsedSeconds : 0;
   int64_t eta = rate > 0 && total >= done ? static_cast<int64_t>((total - done) / rate) : -1;
   int pct = total == 0 ? 100 : static_cast<int>(done * 100 / total);
-  std::string stats = fmt::format("{} / {}  {:3}%  {}/s  ETA {}", formatSize(done),
-                                  formatSize(total), pct, formatSize(static_cast<uint64_t>(rate)),
-                                  formatEta(eta));
+  std::string stats =
+      fmt::format("{} / {}  {:3}%  {}/s  ETA {}", formatSize(done), formatSize(total), pct,
+                  formatSize(static_cast<uint64_t>(rate)), formatEta(eta));
   int room = width - static_cast<int>(stats.size()) - 2;
   int barWidth = std::min(kMaxBarWidth, room - 2 - 12);
   std::string right = barWidth >= kMinBarWidth ? bar(done, total, barWidth) + " " + stats : stats;

@@ -49,8 +49,8 @@ std::vector<std::string> commandNames() {
 
 const std::vector<std::string>& optionNames() {
   static const std::vector<std::string> kOptions = {
-      "--controller", "--config", "--json", "--quiet", "--tags", "--yes", "--password-stdin",
-      "--help", "-t", "-q", "-y"};
+      "--controller",     "--config", "--json", "--quiet", "--tags", "--yes",
+      "--password-stdin", "--help",   "-t",     "-q",      "-y"};
   return kOptions;
 }
 
@@ -60,12 +60,12 @@ bool isTagCommand(const std::string& cmd) {
 
 // Candidates for argument `index` (1-based) of `cmd`, given the previous word.
 std::vector<std::string> argumentCandidates(const std::string& cmd, size_t index,
-                                            const std::string& previous,
-                                            const std::string& partial,
+                                            const std::string& previous, const std::string& partial,
                                             const CompletionSource& source) {
   if (startsWith(partial, "-")) return filterPrefix(optionNames(), partial);
   if (previous == "-t") return filterPrefix(source.tags(), partial);
-  if (cmd == "help") return index == 1 ? filterPrefix(commandNames(), partial) : std::vector<std::string>{};
+  if (cmd == "help")
+    return index == 1 ? filterPrefix(commandNames(), partial) : std::vector<std::string>{};
   if (isTagCommand(cmd)) return filterPrefix(source.tags(), partial);
   if (cmd == "download") return index >= 2 ? source.paths(partial) : std::vector<std::string>{};
   if (cmd != "add") return {};

@@ -124,7 +124,8 @@ class DownloadStream {
     std::string digest = hasher_ ? hasher_->finishHex() : Sha256().finishHex();
     if (expected_ && *expected_ != received_) {
       return Status(StatusCode::kChecksumMismatch, "download incomplete: got " +
-                    std::to_string(received_) + " of " + std::to_string(*expected_) + " bytes");
+                                                       std::to_string(received_) + " of " +
+                                                       std::to_string(*expected_) + " bytes");
     }
     if (!etag_.empty() && etag_ != digest) {
       return Status(StatusCode::kChecksumMismatch,
@@ -229,7 +230,9 @@ Result<nlohmann::json> uploadFile(ApiClient& api, const std::string& localPath,
   UploadStream stream(fd.get(), static_cast<uint64_t>(st.st_size), progress);
   UploadBody body;
   body.size = stream.size();
-  body.provide = [&](size_t off, size_t len, httplib::DataSink& s) { return stream.provide(off, len, s); };
+  body.provide = [&](size_t off, size_t len, httplib::DataSink& s) {
+    return stream.provide(off, len, s);
+  };
   body.error = [&] { return stream.error(); };
   ApiRequest req;
   req.method = "PUT";
@@ -240,7 +243,8 @@ Result<nlohmann::json> uploadFile(ApiClient& api, const std::string& localPath,
   if (!resp.ok()) return statusFromResponse(resp);
   progress.finish();
   json answer = json::parse(resp.body, nullptr, false);
-  if (answer.is_discarded()) return Status(StatusCode::kInternal, "the controller sent malformed JSON");
+  if (answer.is_discarded())
+    return Status(StatusCode::kInternal, "the controller sent malformed JSON");
   RC_RETURN_IF_ERROR(checkServerDigest(answer, stream));
   return answer;
 }
@@ -259,7 +263,8 @@ Result<DownloadResult> downloadFile(ApiClient& api, const std::string& name,
                                     const std::string& destPath, bool showProgress) {
   std::string tmp = folderOf(destPath) + "/.redcloud-download-XXXXXX";
   FileHandle fd(::mkstemp(tmp.data()));
-  if (fd.get() < 0) return ioError("cannot create a file in " + folderOf(destPath) + ": " + errnoText());
+  if (fd.get() < 0)
+    return ioError("cannot create a file in " + folderOf(destPath) + ": " + errnoText());
   DownloadStream stream(fd.get(), name, showProgress);
   auto digest = fetchInto(api, name, stream);
   Status committed = digest.isOk() ? commitDownload(fd, tmp, destPath) : digest.status();

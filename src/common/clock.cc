@@ -127,11 +127,16 @@ std::optional<int64_t> parseDurationMillis(std::string_view text) {
   if (!digits) return std::nullopt;
   std::string_view unit = text.substr(i);
   double ms;
-  if (unit.empty() || unit == "s") ms = value * 1000;
-  else if (unit == "ms") ms = value;
-  else if (unit == "m") ms = value * 60'000;
-  else if (unit == "h") ms = value * 3'600'000;
-  else return std::nullopt;
+  if (unit.empty() || unit == "s")
+    ms = value * 1000;
+  else if (unit == "ms")
+    ms = value;
+  else if (unit == "m")
+    ms = value * 60'000;
+  else if (unit == "h")
+    ms = value * 3'600'000;
+  else
+    return std::nullopt;
   return static_cast<int64_t>(ms);
 }
 

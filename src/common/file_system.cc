@@ -13,7 +13,8 @@ namespace redcloud {
 namespace {
 
 Status errnoStatus(const std::string& what, const std::string& path, int err) {
-  StatusCode code = (err == ENOSPC || err == EDQUOT) ? StatusCode::kStorageFull : StatusCode::kIoError;
+  StatusCode code =
+      (err == ENOSPC || err == EDQUOT) ? StatusCode::kStorageFull : StatusCode::kIoError;
   return Status(code, what + " " + path + ": " + std::strerror(err));
 }
 
@@ -128,7 +129,7 @@ class PosixFileSystem : public FileSystem {
       if (errno == ENOENT) return Status(StatusCode::kFileNotFound, "no such file " + path);
       return errnoStatus("open", path, errno);
     }
-    struct stat st{};
+    struct stat st {};
     std::string out;
     if (::fstat(fd, &st) == 0) out.reserve(static_cast<size_t>(st.st_size));
     char buf[1 << 16];
@@ -174,7 +175,8 @@ class PosixFileSystem : public FileSystem {
       auto r = createDirs(parent);
       if (!r.isOk()) return r.status();
     }
-    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return errnoStatus("mkdir", path, errno);
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+      return errnoStatus("mkdir", path, errno);
     return true;
   }
 
@@ -185,7 +187,7 @@ class PosixFileSystem : public FileSystem {
     while (dirent* e = ::readdir(d)) {
       std::string name = e->d_name;
       if (name == "." || name == "..") continue;
-      struct stat st{};
+      struct stat st {};
       if (::stat((dir + "/" + name).c_str(), &st) != 0) continue;
       out.push_back({name, S_ISDIR(st.st_mode), static_cast<uint64_t>(st.st_size)});
     }
@@ -197,7 +199,7 @@ class PosixFileSystem : public FileSystem {
 
  private:
   static bool isDir(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
   }
 };

@@ -12,9 +12,8 @@ Status setupLogging(const std::string& level, const std::string& format) {
   }
   auto logger = spdlog::stderr_logger_mt("redcloud");
   if (format == "json") {
-    logger->set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","thread":%t,"msg":"%v"})",
-        spdlog::pattern_time_type::utc);
+    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","thread":%t,"msg":"%v"})",
+                        spdlog::pattern_time_type::utc);
   } else if (format == "text") {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   } else {

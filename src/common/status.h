@@ -15,22 +15,22 @@ namespace redcloud {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidRequest,     // 400 INVALID_REQUEST
-  kInvalidTagQuery,    // 400 INVALID_TAG_QUERY
-  kInvalidName,        // 400 INVALID_NAME
-  kInvalidApiKey,      // 401 INVALID_API_KEY
-  kInvalidCredentials, // 401 INVALID_CREDENTIALS
-  kNotFound,           // 404 NOT_FOUND (route)
-  kFileNotFound,       // 404 FILE_NOT_FOUND
-  kMethodNotAllowed,   // 405 METHOD_NOT_ALLOWED
-  kAlreadyExists,      // 409 USER_ALREADY_EXISTS
-  kPayloadTooLarge,    // 413 PAYLOAD_TOO_LARGE
-  kRangeNotSatisfiable,// 416 RANGE_NOT_SATISFIABLE
-  kUnavailable,        // 503 CHUNKSERVER_UNAVAILABLE
-  kStorageFull,        // 507 STORAGE_FULL
-  kChecksumMismatch,   // 500 CHECKSUM_MISMATCH
-  kIoError,            // 500 INTERNAL_ERROR
-  kInternal,           // 500 INTERNAL_ERROR
+  kInvalidRequest,       // 400 INVALID_REQUEST
+  kInvalidTagQuery,      // 400 INVALID_TAG_QUERY
+  kInvalidName,          // 400 INVALID_NAME
+  kInvalidApiKey,        // 401 INVALID_API_KEY
+  kInvalidCredentials,   // 401 INVALID_CREDENTIALS
+  kNotFound,             // 404 NOT_FOUND (route)
+  kFileNotFound,         // 404 FILE_NOT_FOUND
+  kMethodNotAllowed,     // 405 METHOD_NOT_ALLOWED
+  kAlreadyExists,        // 409 USER_ALREADY_EXISTS
+  kPayloadTooLarge,      // 413 PAYLOAD_TOO_LARGE
+  kRangeNotSatisfiable,  // 416 RANGE_NOT_SATISFIABLE
+  kUnavailable,          // 503 CHUNKSERVER_UNAVAILABLE
+  kStorageFull,          // 507 STORAGE_FULL
+  kChecksumMismatch,     // 500 CHECKSUM_MISMATCH
+  kIoError,              // 500 INTERNAL_ERROR
+  kInternal,             // 500 INTERNAL_ERROR
 };
 
 // The HTTP status and API code string of a StatusCode.
@@ -61,7 +61,7 @@ inline Status internalError(std::string m) { return {StatusCode::kInternal, std:
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool isOk() const { return std::holds_alternative<T>(v_); }
@@ -86,10 +86,10 @@ class [[nodiscard]] Result {
 #define RC_CONCAT_INNER(a, b) a##b
 #define RC_CONCAT(a, b) RC_CONCAT_INNER(a, b)
 
-#define RC_RETURN_IF_ERROR(expr)                        \
-  do {                                                  \
-    ::redcloud::Status rc_status_ = (expr);             \
-    if (!rc_status_.isOk()) return rc_status_;          \
+#define RC_RETURN_IF_ERROR(expr)               \
+  do {                                         \
+    ::redcloud::Status rc_status_ = (expr);    \
+    if (!rc_status_.isOk()) return rc_status_; \
   } while (0)
 
 #define RC_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
@@ -101,9 +101,9 @@ class [[nodiscard]] Result {
   RC_ASSIGN_OR_RETURN_IMPL(RC_CONCAT(rc_result_, __LINE__), lhs, expr)
 
 // Aborts on a broken invariant: never for expected failures.
-#define RC_CHECK(cond)                                                              \
-  do {                                                                              \
-    if (!(cond)) ::redcloud::checkFailed(#cond, __FILE__, __LINE__);                \
+#define RC_CHECK(cond)                                               \
+  do {                                                               \
+    if (!(cond)) ::redcloud::checkFailed(#cond, __FILE__, __LINE__); \
   } while (0)
 
 namespace redcloud {

@@ -63,7 +63,8 @@ Result<std::string> ChunkClient::readChunk(const std::string& id) {
   RC_RETURN_IF_ERROR(chunkserver::fromGrpc(reader->Finish()));
   // Never trust the wire or the remote disk: verify before serving.
   if (sha256Hex(data) != id) {
-    return Status(StatusCode::kChecksumMismatch, "chunk " + id + " from " + address_ + " is corrupt");
+    return Status(StatusCode::kChecksumMismatch,
+                  "chunk " + id + " from " + address_ + " is corrupt");
   }
   return data;
 }

@@ -26,7 +26,8 @@ Result<std::string> ChunkFetcher::fetch(const std::string& chunkId) {
     return Status(StatusCode::kChecksumMismatch, "no intact copy of chunk " + chunkId);
   }
   if (last.code() == StatusCode::kFileNotFound) {
-    return Status(StatusCode::kUnavailable, "chunk " + chunkId + " is not on any healthy chunkserver");
+    return Status(StatusCode::kUnavailable,
+                  "chunk " + chunkId + " is not on any healthy chunkserver");
   }
   return last;
 }

@@ -38,7 +38,8 @@ class ChunkGarbageCollector {
   ChunkserverRegistry& registry_;
   const Clock& clock_;
   int64_t graceMs_;
-  std::map<std::pair<std::string, std::string>, int64_t> candidates_;  // (server, chunk) → first seen
+  std::map<std::pair<std::string, std::string>, int64_t>
+      candidates_;  // (server, chunk) → first seen
   std::mutex mu_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::condition_variable cv_;

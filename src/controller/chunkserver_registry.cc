@@ -73,9 +73,8 @@ void ChunkserverRegistry::probeAll() {
   std::vector<std::pair<std::string, std::future<Result<ChunkserverStats>>>> calls;
   int timeout = static_cast<int>(std::min<int64_t>(options_.heartbeatTimeoutMs, 1000));
   for (const auto& [address, client] : targets) {
-    calls.emplace_back(address, std::async(std::launch::async, [c = client, timeout] {
-      return c->stats(timeout);
-    }));
+    calls.emplace_back(address, std::async(std::launch::async,
+                                           [c = client, timeout] { return c->stats(timeout); }));
   }
   int64_t now = clock_.nowMillis();
   std::lock_guard lock(mu_);

@@ -14,9 +14,12 @@ namespace redcloud::controller {
 
 size_t QuorumRule::required(size_t healthy) const {
   switch (kind) {
-    case kAll: return std::max<size_t>(healthy, 1);
-    case kCount: return count;
-    case kMajority: break;
+    case kAll:
+      return std::max<size_t>(healthy, 1);
+    case kCount:
+      return count;
+    case kMajority:
+      break;
   }
   return std::max<size_t>(healthy / 2 + 1, 1);
 }
@@ -48,8 +51,8 @@ Controller::~Controller() { stop(); }
 Status Controller::start() {
   RC_ASSIGN_OR_RETURN(quorum_, parseQuorum(options_.writeQuorum));
   RC_RETURN_IF_ERROR(prepareDataDir(options_.dataDir));
-  RC_ASSIGN_OR_RETURN(nodeId_, loadOrCreateNodeId(options_.dataDir, "controller.id",
-                                                  options_.nodeId));
+  RC_ASSIGN_OR_RETURN(nodeId_,
+                      loadOrCreateNodeId(options_.dataDir, "controller.id", options_.nodeId));
   RC_RETURN_IF_ERROR(store_.open(options_.dataDir + "/metadata.db"));
   std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
   advertiseHost_ = (options_.advertise.empty() && !host.empty() && host != "0.0.0.0")

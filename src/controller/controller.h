@@ -10,8 +10,8 @@
 
 #include "common/clock.h"
 #include "controller/chunkserver_registry.h"
-#include "controller/membership.h"
 #include "controller/file_service.h"
+#include "controller/membership.h"
 #include "controller/metadata_store.h"
 #include "controller/metrics.h"
 #include "controller/record_writer.h"
@@ -26,8 +26,8 @@ struct ControllerOptions {
   std::string dataDir = "./redcloud-data";
   std::string listen = "0.0.0.0:8000";
   std::string peerListen = "0.0.0.0:8001";
-  std::string advertise;           // host for /cluster; empty: the listen host
-  std::string nodeId;              // empty: generated once, kept in the data dir
+  std::string advertise;                  // host for /cluster; empty: the listen host
+  std::string nodeId;                     // empty: generated once, kept in the data dir
   std::vector<std::string> chunkservers;  // static chunkserver gRPC addresses
   std::vector<std::string> join;          // extra peer controllers, host:peer-port
   std::string discover = "controller";    // DNS name of controllers; empty disables

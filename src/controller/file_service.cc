@@ -101,11 +101,11 @@ Result<UploadResult> FileService::commitUpload(const NewFile& f) {
 
   json chunks = json::array();
   for (const auto& c : f.chunks) chunks.push_back(json::array({c.id, c.size}));
-  json value{{"owner_id", f.ownerId}, {"name", f.name}, {"size", f.size}, {"sha256", f.sha256},
-             {"chunks", chunks}, {"created_ms", row.createdMs}};
-  std::vector<Mutation> m{{RecordKind::kFile, row.fileId, value.dump(), false},
-                          {RecordKind::kName, nameKey(f.ownerId, f.name),
-                           json{{"file_id", row.fileId}}.dump(), false}};
+  json value{{"owner_id", f.ownerId}, {"name", f.name},   {"size", f.size},
+             {"sha256", f.sha256},    {"chunks", chunks}, {"created_ms", row.createdMs}};
+  std::vector<Mutation> m{
+      {RecordKind::kFile, row.fileId, value.dump(), false},
+      {RecordKind::kName, nameKey(f.ownerId, f.name), json{{"file_id", row.fileId}}.dump(), false}};
   for (const auto& t : row.tags) m.push_back(tagMutation(row.fileId, t, f.ownerId, true));
 
   std::lock_guard lock(writer_.sequenceMutex());

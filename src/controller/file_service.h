@@ -58,7 +58,8 @@ class FileService {
 
   // Commits an uploaded file whose chunks are already durable; rebinds the name.
   Result<UploadResult> commitUpload(const NewFile& file);
-  Result<std::vector<FileRow>> list(const std::string& ownerId, const std::vector<std::string>& tags,
+  Result<std::vector<FileRow>> list(const std::string& ownerId,
+                                    const std::vector<std::string>& tags,
                                     const std::string& afterName, size_t limit);
   Result<FileRow> getFile(const std::string& ownerId, const std::string& fileId);
   Result<FileRow> getFileByName(const std::string& ownerId, const std::string& name);

@@ -115,10 +115,14 @@ void HttpApi::addRoute(const std::string& method, const std::string& path, bool 
     // method that may carry a body is a reader route (the catch-all is one).
     auto ignoringBody = [handler](const httplib::Request& req, httplib::Response& res,
                                   const httplib::ContentReader&) { handler(req, res); };
-    if (method == "GET") server_.Get(pattern, handler);
-    else if (method == "POST") server_.Post(pattern, ignoringBody);
-    else if (method == "PUT") server_.Put(pattern, ignoringBody);
-    else if (method == "DELETE") server_.Delete(pattern, ignoringBody);
+    if (method == "GET")
+      server_.Get(pattern, handler);
+    else if (method == "POST")
+      server_.Post(pattern, ignoringBody);
+    else if (method == "PUT")
+      server_.Put(pattern, ignoringBody);
+    else if (method == "DELETE")
+      server_.Delete(pattern, ignoringBody);
   }
 }
 
@@ -132,28 +136,35 @@ void HttpApi::addReaderRoute(const std::string& method, const std::string& path,
                                                  const httplib::ContentReader& reader) {
       run(method, path, auth, req, res, [&](RequestContext& c) { h(c, reader); });
     };
-    if (method == "POST") server_.Post(pattern, handler);
-    else if (method == "PUT") server_.Put(pattern, handler);
-    else if (method == "DELETE") server_.Delete(pattern, handler);
+    if (method == "POST")
+      server_.Post(pattern, handler);
+    else if (method == "PUT")
+      server_.Put(pattern, handler);
+    else if (method == "DELETE")
+      server_.Delete(pattern, handler);
   }
 }
 
 void HttpApi::registerRoutes() {
   using namespace std::placeholders;
-  addReaderRoute("POST", "/auth/register", false,
-                 [this](RequestContext& c, const httplib::ContentReader& r) { handleRegister(c, r); });
+  addReaderRoute(
+      "POST", "/auth/register", false,
+      [this](RequestContext& c, const httplib::ContentReader& r) { handleRegister(c, r); });
   addReaderRoute("POST", "/auth/login", false,
                  [this](RequestContext& c, const httplib::ContentReader& r) { handleLogin(c, r); });
   addRoute("POST", "/auth/logout", true, [this](RequestContext& c) { handleLogout(c); });
-  addReaderRoute("POST", "/files/tags", true,
-                 [this](RequestContext& c, const httplib::ContentReader& r) { handleAddTags(c, r); });
-  addReaderRoute("DELETE", "/files/tags", true,
-                 [this](RequestContext& c, const httplib::ContentReader& r) { handleRemoveTags(c, r); });
-  addReaderRoute("POST", "/files", true, [this](RequestContext& c, const httplib::ContentReader& r) {
-    handleMultipartUpload(c, r);
-  });
-  addReaderRoute("PUT", "/files/by-name/([^/]+)", true,
-                 [this](RequestContext& c, const httplib::ContentReader& r) { handlePutUpload(c, r); });
+  addReaderRoute(
+      "POST", "/files/tags", true,
+      [this](RequestContext& c, const httplib::ContentReader& r) { handleAddTags(c, r); });
+  addReaderRoute(
+      "DELETE", "/files/tags", true,
+      [this](RequestContext& c, const httplib::ContentReader& r) { handleRemoveTags(c, r); });
+  addReaderRoute(
+      "POST", "/files", true,
+      [this](RequestContext& c, const httplib::ContentReader& r) { handleMultipartUpload(c, r); });
+  addReaderRoute(
+      "PUT", "/files/by-name/([^/]+)", true,
+      [this](RequestContext& c, const httplib::ContentReader& r) { handlePutUpload(c, r); });
   addRoute("GET", "/files", true, [this](RequestContext& c) { handleList(c); });
   addRoute("DELETE", "/files", true, [this](RequestContext& c) { handleDeleteByTags(c); });
   addRoute("GET", "/files/by-name/([^/]+)/download", true,
@@ -182,8 +193,10 @@ void HttpApi::addFallbacks() {
     res.set_header("Connection", "close");  // an unread body must not be parsed as a request
     for (const auto& r : routes_) known = known || std::regex_match(req.path, r.pattern);
     run(req.method, "unmatched", false, req, res, [&](RequestContext&) {
-      if (known) writeError(res, Status(StatusCode::kMethodNotAllowed, "method not allowed"));
-      else writeError(res, Status(StatusCode::kNotFound, "no route for " + req.path));
+      if (known)
+        writeError(res, Status(StatusCode::kMethodNotAllowed, "method not allowed"));
+      else
+        writeError(res, Status(StatusCode::kNotFound, "no route for " + req.path));
     });
   };
   // Reader variants: httplib would otherwise insist on reading a body first.
@@ -207,8 +220,9 @@ void HttpApi::handleRegister(RequestContext& c, const httplib::ContentReader& re
   auto s = controller_.files().registerUser(*user, *pass);
   if (!s.isOk()) return writeError(c.res, s.status());
   c.res.status = 201;
-  c.res.set_content(json{{"user_id", s->userId}, {"username", s->username}, {"api_key", s->apiKey}}.dump(),
-                    "application/json");
+  c.res.set_content(
+      json{{"user_id", s->userId}, {"username", s->username}, {"api_key", s->apiKey}}.dump(),
+      "application/json");
 }
 
 void HttpApi::handleLogin(RequestContext& c, const httplib::ContentReader& reader) {
@@ -220,8 +234,9 @@ void HttpApi::handleLogin(RequestContext& c, const httplib::ContentReader& reade
   if (!pass.isOk()) return writeError(c.res, pass.status());
   auto s = controller_.files().login(*user, *pass);
   if (!s.isOk()) return writeError(c.res, s.status());
-  c.res.set_content(json{{"api_key", s->apiKey}, {"user_id", s->userId}, {"username", s->username}}.dump(),
-                    "application/json");
+  c.res.set_content(
+      json{{"api_key", s->apiKey}, {"user_id", s->userId}, {"username", s->username}}.dump(),
+      "application/json");
 }
 
 void HttpApi::handleLogout(RequestContext& c) {
@@ -301,7 +316,8 @@ void HttpApi::handleRemoveTags(RequestContext& c, const httplib::ContentReader& 
   }
   c.res.set_content(json{{"updated_count", r->fileIds.size()},
                          {"file_ids", r->fileIds},
-                         {"skipped_files", skipped}}.dump(),
+                         {"skipped_files", skipped}}
+                        .dump(),
                     "application/json");
 }
 
@@ -316,31 +332,35 @@ void HttpApi::handleTags(RequestContext& c) {
 void HttpApi::handleCluster(RequestContext& c) {
   json chunkservers = json::array();
   for (const auto& cs : controller_.chunkservers().snapshot()) {
-    chunkservers.push_back({{"node_id", cs.nodeId},
-                            {"address", cs.address},
-                            {"state", cs.healthy ? "healthy" : "failed"},
-                            {"last_seen", cs.lastSeenMs ? json(formatRfc3339(cs.lastSeenMs)) : json(nullptr)},
-                            {"capacity_bytes", cs.capacityBytes},
-                            {"used_bytes", cs.usedBytes},
-                            {"chunk_count", cs.chunkCount}});
+    chunkservers.push_back(
+        {{"node_id", cs.nodeId},
+         {"address", cs.address},
+         {"state", cs.healthy ? "healthy" : "failed"},
+         {"last_seen", cs.lastSeenMs ? json(formatRfc3339(cs.lastSeenMs)) : json(nullptr)},
+         {"capacity_bytes", cs.capacityBytes},
+         {"used_bytes", cs.usedBytes},
+         {"chunk_count", cs.chunkCount}});
   }
   json controllers = json::array();
   for (const auto& p : controller_.membership().peers()) {
-    controllers.push_back({{"node_id", p.nodeId},
-                           {"address", p.httpAddress},
-                           {"peer_address", p.peerAddress},
-                           {"state", peerStateName(p.state)},
-                           {"last_seen", p.lastSeenMs ? json(formatRfc3339(p.lastSeenMs)) : json(nullptr)}});
+    controllers.push_back(
+        {{"node_id", p.nodeId},
+         {"address", p.httpAddress},
+         {"peer_address", p.peerAddress},
+         {"state", peerStateName(p.state)},
+         {"last_seen", p.lastSeenMs ? json(formatRfc3339(p.lastSeenMs)) : json(nullptr)}});
   }
   auto total = controller_.store().liveChunkCount();
   auto digest = controller_.store().digest();
   if (!digest.isOk()) return writeError(c.res, digest.status());
-  json out{{"self", {{"node_id", controller_.nodeId()}, {"address", controller_.advertisedAddress()}}},
-           {"controllers", controllers},
-           {"chunkservers", chunkservers},
-           {"chunks", {{"total", total.isOk() ? *total : 0},
-                       {"under_replicated", controller_.underReplicatedChunks()}}},
-           {"metadata_digest", *digest}};
+  json out{
+      {"self", {{"node_id", controller_.nodeId()}, {"address", controller_.advertisedAddress()}}},
+      {"controllers", controllers},
+      {"chunkservers", chunkservers},
+      {"chunks",
+       {{"total", total.isOk() ? *total : 0},
+        {"under_replicated", controller_.underReplicatedChunks()}}},
+      {"metadata_digest", *digest}};
   c.res.set_content(out.dump(), "application/json");
 }
 

@@ -174,9 +174,9 @@ void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& r
   if (!name.isOk()) return writeError(c.res, name.status());
   auto tags = tagsParam(c.req, true);
   if (!tags.isOk()) {
-    return writeError(c.res, Status(StatusCode::kInvalidTagQuery,
-                                    "At least one tag is required for file upload: " +
-                                        tags.status().message()));
+    return writeError(
+        c.res, Status(StatusCode::kInvalidTagQuery,
+                      "At least one tag is required for file upload: " + tags.status().message()));
   }
   uint64_t max = controller_.options().maxUploadSize;
   Status tooLarge(StatusCode::kPayloadTooLarge, "upload exceeds --max-upload-size");
@@ -269,7 +269,8 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
   if (session) controller_.metrics().addBytesIn(session->bytesReceived());
   if (over) {
     c.res.set_header("Connection", "close");
-    return writeError(c.res, Status(StatusCode::kPayloadTooLarge, "upload exceeds --max-upload-size"));
+    return writeError(c.res,
+                      Status(StatusCode::kPayloadTooLarge, "upload exceeds --max-upload-size"));
   }
   if (!error.isOk()) {
     c.res.set_header("Connection", "close");
@@ -280,7 +281,8 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
     return writeError(c.res, invalidRequest("upload body was truncated or malformed"));
   }
   if (!session) return writeError(c.res, invalidRequest("multipart part 'file' is required"));
-  auto tags = normalizeTags(splitCommaList(tagsText), "At least one tag is required for file upload; tags");
+  auto tags =
+      normalizeTags(splitCommaList(tagsText), "At least one tag is required for file upload; tags");
   if (!tags.isOk()) return writeError(c.res, tags.status());
   auto content = session->finish();
   if (!content.isOk()) return writeError(c.res, content.status());
@@ -337,11 +339,10 @@ void HttpApi::handleDownload(RequestContext& c, bool byName) {
     }
   }
   Metrics& metrics = controller_.metrics();
-  c.res.set_content_provider(
-      range->length, "application/octet-stream",
-      [stream, &metrics](size_t offset, size_t, httplib::DataSink& sink) {
-        return stream->write(offset, sink, metrics);
-      });
+  c.res.set_content_provider(range->length, "application/octet-stream",
+                             [stream, &metrics](size_t offset, size_t, httplib::DataSink& sink) {
+                               return stream->write(offset, sink, metrics);
+                             });
 }
 
 }  // namespace redcloud::controller

@@ -155,8 +155,12 @@ Result<std::string> nameFromTarget(const httplib::Request& req) {
 }
 
 json fileJson(const FileRow& f) {
-  return {{"file_id", f.fileId},   {"name", f.name},         {"size", f.size},
-          {"tags", f.tags},        {"sha256", f.sha256},     {"owner_id", f.ownerId},
+  return {{"file_id", f.fileId},
+          {"name", f.name},
+          {"size", f.size},
+          {"tags", f.tags},
+          {"sha256", f.sha256},
+          {"owner_id", f.ownerId},
           {"created_at", formatRfc3339(f.createdMs)}};
 }
 

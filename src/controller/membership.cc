@@ -18,9 +18,12 @@ constexpr int kPingDeadlineMs = 800;
 
 const char* peerStateName(PeerState s) {
   switch (s) {
-    case PeerState::kAlive: return "alive";
-    case PeerState::kSuspect: return "suspect";
-    case PeerState::kDead: return "dead";
+    case PeerState::kAlive:
+      return "alive";
+    case PeerState::kSuspect:
+      return "suspect";
+    case PeerState::kDead:
+      return "dead";
   }
   return "dead";
 }
@@ -35,8 +38,10 @@ Membership::Membership(MembershipOptions options, const Clock& clock)
       if (c.nodeId == options_.nodeId) continue;
       Peer p;
       p.view = {c.nodeId, c.address, c.httpAddress, PeerState::kDead, c.lastSeenMs};
-      if (!c.nodeId.empty()) peers_[c.nodeId] = p;
-      else candidates_.insert(c.address);
+      if (!c.nodeId.empty())
+        peers_[c.nodeId] = p;
+      else
+        candidates_.insert(c.address);
     }
   }
 }
@@ -114,13 +119,14 @@ void Membership::runRound() {
   for (const auto& address : targets()) {
     auto stub = stubFor(address);
     calls.emplace_back(address, std::async(std::launch::async, [stub, req]() {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(kPingDeadlineMs));
-      peer::PingResponse resp;
-      if (!stub->Ping(&ctx, req, &resp).ok()) return std::optional<peer::PingResponse>();
-      return std::optional<peer::PingResponse>(resp);
-    }));
+                         grpc::ClientContext ctx;
+                         ctx.set_deadline(std::chrono::system_clock::now() +
+                                          std::chrono::milliseconds(kPingDeadlineMs));
+                         peer::PingResponse resp;
+                         if (!stub->Ping(&ctx, req, &resp).ok())
+                           return std::optional<peer::PingResponse>();
+                         return std::optional<peer::PingResponse>(resp);
+                       }));
   }
   for (auto& [address, call] : calls) {
     auto resp = call.get();

@@ -89,13 +89,13 @@ class Membership {
   const Clock& clock_;
   mutable std::mutex selfMu_;  // guards options_.peerAddress for self()
   mutable std::mutex mu_;
-  std::map<std::string, Peer> peers_;       // GUARDED_BY(mu_), by node id
-  std::set<std::string> candidates_;        // GUARDED_BY(mu_), addresses not yet identified
-  std::set<std::string> selfAddresses_;     // GUARDED_BY(mu_)
+  std::map<std::string, Peer> peers_;    // GUARDED_BY(mu_), by node id
+  std::set<std::string> candidates_;     // GUARDED_BY(mu_), addresses not yet identified
+  std::set<std::string> selfAddresses_;  // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // GUARDED_BY(mu_)
   int64_t lastDnsMs_ = -1'000'000'000;
   int64_t lastSaveMs_ = 0;
-  bool dirty_ = false;   // GUARDED_BY(mu_)
+  bool dirty_ = false;     // GUARDED_BY(mu_)
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::condition_variable cv_;
   std::thread thread_;

@@ -41,7 +41,8 @@ constexpr const char* kFileColumns =
 std::vector<ChunkRef> decodeChunks(const std::string& text) {
   std::vector<ChunkRef> out;
   for (const auto& c : json::parse(text, nullptr, false)) {
-    if (c.is_array() && c.size() == 2) out.push_back({c[0].get<std::string>(), c[1].get<uint64_t>()});
+    if (c.is_array() && c.size() == 2)
+      out.push_back({c[0].get<std::string>(), c[1].get<uint64_t>()});
   }
   return out;
 }
@@ -103,9 +104,10 @@ Result<std::vector<Record>> MetadataStore::apply(const std::vector<Record>& reco
 Status MetadataStore::applyOne(const Record& r, bool* won) {
   RC_ASSIGN_OR_RETURN(auto local, getRecordLocked(r.kind, r.key));
   if (local && !incomingWins(*local, r)) return Status::ok();
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
-      "INSERT OR REPLACE INTO records(kind, key, value, deleted, vclock, ts, origin) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  RC_ASSIGN_OR_RETURN(
+      auto stmt,
+      db_.prepare("INSERT OR REPLACE INTO records(kind, key, value, deleted, vclock, ts, origin) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
   stmt.bind(1, kindName(r.kind)).bind(2, r.key).bind(3, r.value).bind(4, int64_t{r.deleted});
   stmt.bind(5, r.version.clock.encode()).bind(6, r.version.timestamp).bind(7, r.version.origin);
   RC_RETURN_IF_ERROR(stmt.run());
@@ -147,11 +149,12 @@ Status MetadataStore::materialize(const Record& r) {
       RC_RETURN_IF_ERROR(run("DELETE FROM files WHERE file_id=?1", {r.key}));
       RC_RETURN_IF_ERROR(run("DELETE FROM file_chunks WHERE file_id=?1", {r.key}));
       if (r.deleted) return Status::ok();
-      RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
-          "INSERT INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+      RC_ASSIGN_OR_RETURN(auto stmt,
+                          db_.prepare("INSERT INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
       stmt.bind(1, r.key).bind(2, str("owner_id")).bind(3, str("name"));
       stmt.bind(4, v.value("size", int64_t{0})).bind(5, str("sha256"));
-      stmt.bind(6, v.value("chunks", json::array()).dump()).bind(7, v.value("created_ms", int64_t{0}));
+      stmt.bind(6, v.value("chunks", json::array()).dump())
+          .bind(7, v.value("created_ms", int64_t{0}));
       RC_RETURN_IF_ERROR(stmt.run());
       for (const auto& c : v.value("chunks", json::array())) {
         RC_RETURN_IF_ERROR(run("INSERT OR IGNORE INTO file_chunks VALUES (?1, ?2)",
@@ -170,8 +173,10 @@ Result<std::optional<Record>> MetadataStore::getRecord(RecordKind kind, const st
 
 Result<std::optional<Record>> MetadataStore::getRecordLocked(RecordKind kind,
                                                              const std::string& key) {
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
-      "SELECT value, deleted, vclock, ts, origin FROM records WHERE kind=?1 AND key=?2"));
+  RC_ASSIGN_OR_RETURN(
+      auto stmt,
+      db_.prepare(
+          "SELECT value, deleted, vclock, ts, origin FROM records WHERE kind=?1 AND key=?2"));
   stmt.bind(1, kindName(kind)).bind(2, key);
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return std::optional<Record>();
@@ -203,8 +208,8 @@ Result<std::vector<std::string>> MetadataStore::keysOf(RecordKind kind) {
 
 Result<std::optional<UserRow>> MetadataStore::userByName(const std::string& username) {
   std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
-      "SELECT user_id, password_hash FROM users WHERE username=?1"));
+  RC_ASSIGN_OR_RETURN(auto stmt,
+                      db_.prepare("SELECT user_id, password_hash FROM users WHERE username=?1"));
   stmt.bind(1, username);
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return std::optional<UserRow>();
@@ -242,8 +247,9 @@ Result<std::vector<FileRow>> MetadataStore::listFiles(const std::string& ownerId
   std::vector<std::string> binds{afterName};
   std::string sql = std::string("SELECT ") + kFileColumns;
   if (tags.empty()) {
-    sql += " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
-           " WHERE n.owner_id = ?1 AND n.name > ?2";
+    sql +=
+        " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
+        " WHERE n.owner_id = ?1 AND n.name > ?2";
   } else {
     // Start from the tag index (few rows), then check each file is visible.
     // CROSS JOIN fixes that order: without statistics SQLite would rather walk
@@ -267,9 +273,10 @@ Result<std::vector<FileRow>> MetadataStore::listFiles(const std::string& ownerId
 
 Result<std::optional<FileRow>> MetadataStore::visibleFile(const std::string& ownerId,
                                                           const std::string& fileId) {
-  std::string sql = std::string("SELECT ") + kFileColumns +
-                    " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
-                    " WHERE n.owner_id = ?1 AND n.file_id = ?2";
+  std::string sql =
+      std::string("SELECT ") + kFileColumns +
+      " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
+      " WHERE n.owner_id = ?1 AND n.file_id = ?2";
   std::lock_guard lock(mu_);
   RC_ASSIGN_OR_RETURN(auto rows, queryFiles(sql, ownerId, {fileId}));
   if (rows.empty()) return std::optional<FileRow>();
@@ -278,9 +285,10 @@ Result<std::optional<FileRow>> MetadataStore::visibleFile(const std::string& own
 
 Result<std::optional<FileRow>> MetadataStore::visibleFileByName(const std::string& ownerId,
                                                                 const std::string& name) {
-  std::string sql = std::string("SELECT ") + kFileColumns +
-                    " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
-                    " WHERE n.owner_id = ?1 AND n.name = ?2";
+  std::string sql =
+      std::string("SELECT ") + kFileColumns +
+      " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
+      " WHERE n.owner_id = ?1 AND n.name = ?2";
   std::lock_guard lock(mu_);
   RC_ASSIGN_OR_RETURN(auto rows, queryFiles(sql, ownerId, {name}));
   if (rows.empty()) return std::optional<FileRow>();
@@ -289,10 +297,11 @@ Result<std::optional<FileRow>> MetadataStore::visibleFileByName(const std::strin
 
 Result<std::vector<TagCount>> MetadataStore::tagCounts(const std::string& ownerId) {
   std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
-      "SELECT t.tag, count(*) FROM tags t JOIN names n ON n.file_id = t.file_id "
-      "AND n.owner_id = t.owner_id JOIN files f ON f.file_id = t.file_id "
-      "WHERE t.owner_id = ?1 GROUP BY t.tag ORDER BY t.tag"));
+  RC_ASSIGN_OR_RETURN(
+      auto stmt,
+      db_.prepare("SELECT t.tag, count(*) FROM tags t JOIN names n ON n.file_id = t.file_id "
+                  "AND n.owner_id = t.owner_id JOIN files f ON f.file_id = t.file_id "
+                  "WHERE t.owner_id = ?1 GROUP BY t.tag ORDER BY t.tag"));
   stmt.bind(1, ownerId);
   std::vector<TagCount> out;
   while (true) {
@@ -305,8 +314,9 @@ Result<std::vector<TagCount>> MetadataStore::tagCounts(const std::string& ownerI
 
 Result<std::string> MetadataStore::digest() {
   std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
-      "SELECT kind, key, deleted, vclock, ts, origin FROM records ORDER BY kind, key"));
+  RC_ASSIGN_OR_RETURN(
+      auto stmt,
+      db_.prepare("SELECT kind, key, deleted, vclock, ts, origin FROM records ORDER BY kind, key"));
   Sha256 h;
   while (true) {
     RC_ASSIGN_OR_RETURN(bool row, stmt.step());
@@ -333,8 +343,8 @@ Result<int64_t> MetadataStore::liveChunkCount() {
 Result<std::vector<std::string>> MetadataStore::liveChunkIds(const std::string& after,
                                                              size_t limit) {
   std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
-      "SELECT DISTINCT chunk_id FROM file_chunks WHERE chunk_id > ?1 ORDER BY chunk_id LIMIT ?2"));
+  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT DISTINCT chunk_id FROM file_chunks WHERE "
+                                             "chunk_id > ?1 ORDER BY chunk_id LIMIT ?2"));
   stmt.bind(1, after).bind(2, static_cast<int64_t>(limit));
   std::vector<std::string> out;
   while (true) {

@@ -23,8 +23,9 @@ std::string Metrics::render(const std::string& gauges) const {
   std::lock_guard lock(mu_);
   for (const auto& [key, r] : routes_) {
     for (const auto& [status, n] : r.byStatus) {
-      out += fmt::format("redcloud_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
-                         key.first, key.second, status, n);
+      out += fmt::format(
+          "redcloud_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}\n",
+          key.first, key.second, status, n);
     }
   }
   out += "# HELP redcloud_http_request_duration_seconds HTTP request latency.\n";

@@ -10,8 +10,7 @@ grpc::Status PeerServiceImpl::Ping(grpc::ServerContext*, const peer::PingRequest
   return grpc::Status::OK;
 }
 
-grpc::Status PeerServiceImpl::Heartbeat(grpc::ServerContext*,
-                                        const peer::HeartbeatRequest* request,
+grpc::Status PeerServiceImpl::Heartbeat(grpc::ServerContext*, const peer::HeartbeatRequest* request,
                                         peer::HeartbeatResponse* response) {
   if (request->node_id().empty() || request->address().empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "heartbeat needs node_id and address"};

@@ -15,10 +15,13 @@ constexpr struct {
 // Orders two versions of one record; >0 when a is the winner.
 int compareVersions(const Record& a, const Record& b) {
   switch (a.version.clock.compare(b.version.clock)) {
-    case Causality::kAfter: return 1;
-    case Causality::kBefore: return -1;
+    case Causality::kAfter:
+      return 1;
+    case Causality::kBefore:
+      return -1;
     case Causality::kEqual:
-    case Causality::kConcurrent: break;
+    case Causality::kConcurrent:
+      break;
   }
   if (a.version.timestamp != b.version.timestamp) {
     return a.version.timestamp > b.version.timestamp ? 1 : -1;
@@ -52,9 +55,7 @@ bool incomingWins(const Record& local, const Record& incoming) {
   return compareVersions(incoming, local) > 0;
 }
 
-const Record& merge(const Record& a, const Record& b) {
-  return compareVersions(a, b) >= 0 ? a : b;
-}
+const Record& merge(const Record& a, const Record& b) { return compareVersions(a, b) >= 0 ? a : b; }
 
 std::string digestLine(const Record& r) {
   return std::string(kindName(r.kind)) + '\0' + r.key + '\0' + r.version.clock.encode() + '\0' +

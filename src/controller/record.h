@@ -37,8 +37,8 @@ struct Version {
 struct Record {
   RecordKind kind = RecordKind::kUser;
   std::string key;
-  std::string value;      // JSON object; "{}" for tombstones
-  bool deleted = false;   // tombstone
+  std::string value;     // JSON object; "{}" for tombstones
+  bool deleted = false;  // tombstone
   Version version;
 };
 

@@ -81,16 +81,17 @@ Status UploadSession::storeChunk(const std::string& id, const std::string& data)
   if (targets_.size() == 1) return targets_[0]->writeChunk(id, data);
   std::vector<std::future<Status>> acks;
   for (const auto& t : targets_) {
-    acks.push_back(std::async(std::launch::async, [&t, &id, &data] {
-      return t->writeChunk(id, data);
-    }));
+    acks.push_back(
+        std::async(std::launch::async, [&t, &id, &data] { return t->writeChunk(id, data); }));
   }
   size_t ok = 0;
   Status last;
   for (auto& a : acks) {
     Status s = a.get();
-    if (s.isOk()) ++ok;
-    else last = s;
+    if (s.isOk())
+      ++ok;
+    else
+      last = s;
   }
   if (ok >= quorum_) return Status::ok();
   return last;

@@ -73,7 +73,7 @@ TEST_F(ChunkStoreTest, RejectsBadIdsSizesAndTruncation) {
   ASSERT_TRUE(w.isOk() && *w);
   ASSERT_TRUE((*w)->append("abc").isOk());
   EXPECT_EQ((*w)->commit().code(), StatusCode::kInvalidRequest);  // truncated stream
-  EXPECT_FALSE((*w)->append("defgh").isOk());                       // longer than declared
+  EXPECT_FALSE((*w)->append("defgh").isOk());                     // longer than declared
   w->reset();
   EXPECT_FALSE(store.has(sha256Hex(data)));
   EXPECT_TRUE(std::filesystem::is_empty(root_ / "tmp"));

@@ -1,6 +1,4 @@
 // ApiClient failover and verified downloads against in-process HTTP servers.
-#include "client/api_client.h"
-
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "client/api_client.h"
 #include "client/transfer.h"
 #include "common/sha256.h"
 

@@ -1,8 +1,8 @@
-#include "client/command_line.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
+
+#include "client/command_line.h"
 
 namespace redcloud::client {
 namespace {

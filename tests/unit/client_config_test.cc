@@ -1,5 +1,3 @@
-#include "client/config.h"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -8,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "client/config.h"
 #include "client/controllers.h"
 
 namespace redcloud::client {
@@ -108,7 +107,10 @@ TEST(ClientConfig, DefaultPathFollowsXdg) {
   EXPECT_EQ(defaultConfigPath(), "/tmp/xdg-test/redcloud/config.json");
   EXPECT_EQ(resolveConfigPath(std::string("/x/c.json")), "/x/c.json");
   EXPECT_EQ(configFolder("/x/c.json"), "/x");
-  if (old) ::setenv("XDG_CONFIG_HOME", saved.c_str(), 1); else ::unsetenv("XDG_CONFIG_HOME");
+  if (old)
+    ::setenv("XDG_CONFIG_HOME", saved.c_str(), 1);
+  else
+    ::unsetenv("XDG_CONFIG_HOME");
 }
 
 std::vector<std::string> fakeResolve(const std::string& host) {

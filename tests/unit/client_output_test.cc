@@ -81,7 +81,7 @@ TEST(ClientOutput, ShortIdAndQuery) {
 
 TEST(ClientOutput, AddedLine) {
   json up = {{"file_id", "abcdef0123"}, {"name", "r.pdf"}, {"size", 1536},
-             {"tags", {"a", "b"}},      {"sha256", "x"},    {"replaced_file_id", nullptr}};
+             {"tags", {"a", "b"}},      {"sha256", "x"},   {"replaced_file_id", nullptr}};
   EXPECT_EQ(formatAdded(up), "Added: r.pdf (ID: abcdef01..., Size: 1.50 KiB, Tags: a, b)");
   up["replaced_file_id"] = "99999999aaaa";
   EXPECT_EQ(formatAdded(up),
@@ -93,7 +93,10 @@ TEST(ClientOutput, FileList) {
   EXPECT_EQ(formatFileList(empty, {"a", "b"}), "No files found matching query: a AND b\n");
   EXPECT_EQ(formatFileList(empty, {}), "No files found.\n");
   json one = {{"files",
-               {{{"file_id", "1234567890"}, {"name", "n.txt"}, {"size", 10}, {"tags", {"x"}},
+               {{{"file_id", "1234567890"},
+                 {"name", "n.txt"},
+                 {"size", 10},
+                 {"tags", {"x"}},
                  {"created_at", "2026-01-01T00:00:00Z"}}}}};
   EXPECT_EQ(formatFileList(one, {"x"}),
             "Found 1 file(s):\n  - n.txt (ID: 12345678...)\n    Size: 10 B\n    Tags: x\n"
@@ -107,10 +110,10 @@ TEST(ClientOutput, DeleteAndTagEdits) {
             "Deleted 2 file(s).\nFile IDs: aaaaaaaa..., bbbbbbbb...\n");
   EXPECT_EQ(formatTagsAdded({{"updated_count", 1}, {"file_ids", {"cccccccccc"}}}, {"x", "y"}),
             "Added tags [x, y] to 1 file(s).\nFile IDs: cccccccc...\n");
-  json removed = {{"updated_count", 0},
-                  {"file_ids", json::array()},
-                  {"skipped_files",
-                   {{{"file_id", "dddddddddd"}, {"name", "f"}, {"current_tags", {"x"}}}}}};
+  json removed = {
+      {"updated_count", 0},
+      {"file_ids", json::array()},
+      {"skipped_files", {{{"file_id", "dddddddddd"}, {"name", "f"}, {"current_tags", {"x"}}}}}};
   EXPECT_EQ(formatTagsRemoved(removed, {"x"}),
             "Skipped files (would become tagless):\n  - f (ID: dddddddd...)\n"
             "    Current tags: x\n");
@@ -126,15 +129,20 @@ TEST(ClientOutput, ClusterTables) {
   json c = {{"self", {{"node_id", "ctl-1"}, {"address", "127.0.0.1:8000"}}},
             {"controllers", json::array()},
             {"chunkservers",
-             {{{"node_id", "cs-1"}, {"address", "127.0.0.1:50051"}, {"state", "healthy"},
-               {"capacity_bytes", 2048}, {"used_bytes", 1024}, {"chunk_count", 7}}}},
+             {{{"node_id", "cs-1"},
+               {"address", "127.0.0.1:50051"},
+               {"state", "healthy"},
+               {"capacity_bytes", 2048},
+               {"used_bytes", 1024},
+               {"chunk_count", 7}}}},
             {"chunks", {{"total", 7}, {"under_replicated", 0}}},
             {"metadata_digest", "abc"}};
   std::string out = formatCluster(c);
   EXPECT_NE(out.find("Controller: ctl-1 at 127.0.0.1:8000"), std::string::npos);
   EXPECT_NE(out.find("(no peers)"), std::string::npos);
   EXPECT_NE(out.find("cs-1     127.0.0.1:50051  healthy  1.00 KiB  2.00 KiB  50.0%  7"),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("Chunks: 7 total, 0 under-replicated"), std::string::npos);
   EXPECT_NE(out.find("Metadata digest: abc"), std::string::npos);
 }
@@ -174,7 +182,9 @@ TEST(ClientTransfer, EtagAndBaseName) {
 }
 
 CompletionSource fakeSource() {
-  return {[] { return std::vector<std::string>{"work", "urgent", "2024"}; },
+  return {[] {
+            return std::vector<std::string>{"work", "urgent", "2024"};
+          },
           [](const std::string& p) {
             std::vector<std::string> all = {"report.pdf", "reports/", "notes.txt"};
             std::vector<std::string> out;
@@ -187,8 +197,7 @@ CompletionSource fakeSource() {
 
 TEST(ClientShell, CompletesCommandsTagsAndPaths) {
   auto src = fakeSource();
-  EXPECT_EQ(completeLine("de", src),
-            (std::vector<std::string>{"delete", "delete-tags"}));
+  EXPECT_EQ(completeLine("de", src), (std::vector<std::string>{"delete", "delete-tags"}));
   EXPECT_EQ(completeLine("list w", src), std::vector<std::string>{"work"});
   EXPECT_EQ(completeLine("add rep", src), (std::vector<std::string>{"report.pdf", "reports/"}));
   EXPECT_EQ(completeLine("add notes.txt u", src), std::vector<std::string>{"urgent"});

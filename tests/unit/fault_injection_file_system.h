@@ -62,8 +62,10 @@ class FaultInjectionFileSystem : public FileSystem {
     std::vector<PendingOp> ops;
     for (const auto& [dir, list] : pending_) ops.insert(ops.end(), list.begin(), list.end());
     for (auto it = ops.rbegin(); it != ops.rend(); ++it) {
-      if (it->op == Op::kCreate) (void)base_.remove(it->a);
-      else (void)base_.rename(it->b, it->a);
+      if (it->op == Op::kCreate)
+        (void)base_.remove(it->a);
+      else
+        (void)base_.rename(it->b, it->a);
     }
     pending_.clear();
     synced_.clear();
@@ -101,7 +103,7 @@ class FaultInjectionFileSystem : public FileSystem {
 
   FileSystem& base_;
   std::mutex mu_;
-  std::map<std::string, uint64_t> synced_;                  // path → durable length
+  std::map<std::string, uint64_t> synced_;                 // path → durable length
   std::map<std::string, std::vector<PendingOp>> pending_;  // dir → changes not yet synced
 };
 

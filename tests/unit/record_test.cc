@@ -51,8 +51,10 @@ std::map<std::string, std::string> fold(const std::vector<Record>& records) {
   std::map<std::string, Record> state;
   for (const auto& r : records) {
     auto it = state.find(r.key);
-    if (it == state.end()) state.emplace(r.key, r);
-    else it->second = merge(it->second, r);
+    if (it == state.end())
+      state.emplace(r.key, r);
+    else
+      it->second = merge(it->second, r);
   }
   std::map<std::string, std::string> out;
   for (const auto& [k, r] : state) out[k] = digestLine(r) + r.value;
