@@ -441,7 +441,7 @@ class Pty:
         os.close(slave)
         self.out = b""
 
-    def expect(self, text, timeout=15):
+    def expect(self, text, timeout=30):
         deadline = time.time() + timeout
         while text.encode() not in self.out:
             left = deadline - time.time()
@@ -461,6 +461,9 @@ class Pty:
         return seen.decode(errors="replace")
 
     def send(self, data):
+        # Give the line editor a moment to put the terminal in raw mode after
+        # printing its prompt, so control characters reach it, not the tty.
+        time.sleep(0.2)
         os.write(self.master, data.encode())
 
     def close(self):
