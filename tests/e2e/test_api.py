@@ -396,3 +396,23 @@ def test_cluster_view(server, user):
     assert body["chunks"]["total"] >= 1 and body["chunks"]["under_replicated"] == 0
     assert len(body["metadata_digest"]) == 64
     assert_error(requests.get(server.url + V1 + "/cluster"), 401, "INVALID_API_KEY")
+
+
+def test_huge_header_is_rejected_and_changes_nothing(server, user):
+    r = requests.put(server.url + V1 + "/files/by-name/hdr?tags=t", data=b"x",
+                     headers={**user["headers"], "X-Padding": "p" * 20000})
+    assert 400 <= r.status_code < 500
+    assert r.json()["code"] == "INVALID_REQUEST"
+    assert names(server, user) == []
+    assert requests.get(server.url + "/health").status_code == 200
+
+
+def test_metrics_count_requests_and_bytes(server, user):
+    put(server, user, "m.bin", b"m" * 1000, tags="m")
+    requests.get(server.url + V1 + "/files/by-name/m.bin/download", headers=user["headers"])
+    text = requests.get(server.url + "/metrics").text
+    assert 'redcloud_http_requests_total{method="PUT",route="/files/by-name/([^/]+)",status="201"}' in text
+    assert "redcloud_http_request_duration_seconds_bucket" in text
+    for name in ("redcloud_bytes_in_total", "redcloud_bytes_out_total", "redcloud_chunks_live"):
+        value = [l for l in text.splitlines() if l.startswith(name + " ")]
+        assert value and float(value[0].split()[1]) > 0, name
