@@ -7,7 +7,7 @@ WERROR  ?= OFF
 DATA    ?= ./redcloud-data
 CMAKE_FLAGS ?=
 
-.PHONY: setup configure build run test unit e2e bench format check-format clean
+.PHONY: setup configure build run test unit e2e cluster cluster-cleanup bench format check-format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,12 @@ unit: build
 
 e2e: build
 	cd $(BUILD) && ctest --output-on-failure -L e2e
+
+cluster: build
+	cd $(BUILD) && ctest --output-on-failure -L cluster
+
+cluster-cleanup:
+	bash scripts/cluster-cleanup.sh --force
 
 bench: build
 	@bash bench/run.sh $(BUILD)/redcloud
