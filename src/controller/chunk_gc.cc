@@ -7,8 +7,13 @@
 namespace redcloud::controller {
 
 ChunkGarbageCollector::ChunkGarbageCollector(MetadataStore& store, ChunkserverRegistry& registry,
-                                             const Clock& clock, int64_t graceMs)
-    : store_(store), registry_(registry), clock_(clock), graceMs_(graceMs) {}
+                                             const Clock& clock, int64_t graceMs,
+                                             std::function<bool()> paused)
+    : store_(store),
+      registry_(registry),
+      clock_(clock),
+      graceMs_(graceMs),
+      paused_(std::move(paused)) {}
 
 ChunkGarbageCollector::~ChunkGarbageCollector() { stop(); }
 
@@ -39,6 +44,10 @@ void ChunkGarbageCollector::loop() {
 }
 
 size_t ChunkGarbageCollector::runRound() {
+  if (paused_ && paused_()) {
+    candidates_.clear();  // start the grace period afresh when collection resumes
+    return 0;
+  }
   std::unordered_set<std::string> live;
   std::string after;
   while (true) {

@@ -5,10 +5,13 @@
 // it is deleted only if it is still unreferenced `grace` later, so an upload
 // in flight (chunks stored, file record not yet committed or not yet
 // replicated here) is never harmed. Candidates live in memory: a restart only
-// delays collection. Thread-safe; the loop stops in stop() / the destructor.
+// delays collection. While `paused()` says so (other controllers exist whose
+// metadata this one does not hold yet), nothing is collected: their files'
+// chunks would look unreferenced here. Thread-safe; the loop stops in stop().
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -23,7 +26,7 @@ namespace redcloud::controller {
 class ChunkGarbageCollector {
  public:
   ChunkGarbageCollector(MetadataStore& store, ChunkserverRegistry& registry, const Clock& clock,
-                        int64_t graceMs);
+                        int64_t graceMs, std::function<bool()> paused);
   ~ChunkGarbageCollector();
 
   void start();
@@ -38,6 +41,7 @@ class ChunkGarbageCollector {
   ChunkserverRegistry& registry_;
   const Clock& clock_;
   int64_t graceMs_;
+  std::function<bool()> paused_;
   std::map<std::pair<std::string, std::string>, int64_t>
       candidates_;  // (server, chunk) → first seen
   std::mutex mu_;

@@ -68,11 +68,14 @@ Status Controller::start() {
   registry_ = std::make_unique<ChunkserverRegistry>(clock, ro);
   for (const auto& a : options_.chunkservers) registry_->addAddress(a);
   registry_->start();
-  gc_ = std::make_unique<ChunkGarbageCollector>(store_, *registry_, clock, options_.gcGraceMs);
-  gc_->start();
+  // Until metadata replication exists, another controller's files are unknown
+  // here and their chunks would look unreferenced: collect only when alone.
+  gc_ = std::make_unique<ChunkGarbageCollector>(store_, *registry_, clock, options_.gcGraceMs,
+                                                [this] { return !membership_->peers().empty(); });
   http_ = std::make_unique<HttpApi>(*this);
   RC_RETURN_IF_ERROR(http_->start(options_.listen));
   RC_RETURN_IF_ERROR(startPeerService());
+  gc_->start();  // after membership_ exists: its pause rule asks it
   spdlog::info("controller {} serving HTTP on {}, peers on {}", nodeId_, advertisedAddress(),
                membership_->self().peer_address());
   return Status::ok();
