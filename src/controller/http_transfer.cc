@@ -192,6 +192,10 @@ void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& r
                                     "not enough healthy chunkservers to store the upload"));
   }
   UploadSession session(targets, quorum);
+  if (c.req.has_header("Content-Length")) {
+    session.setSizeHint(
+        std::strtoull(c.req.get_header_value("Content-Length").c_str(), nullptr, 10));
+  }
   Status feedStatus;
   bool over = false;
   bool complete = reader([&](const char* data, size_t n) {

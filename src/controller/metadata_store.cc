@@ -37,6 +37,11 @@ CREATE INDEX IF NOT EXISTS file_chunks_by_file ON file_chunks(file_id);
 constexpr const char* kFileColumns =
     "f.file_id, f.owner_id, f.name, f.size, f.sha256, f.chunks, f.created_ms, "
     "(SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = f.file_id)";
+// Listings do not need chunk lists (only downloads do): skip reading and
+// decoding them for every row.
+constexpr const char* kListColumns =
+    "f.file_id, f.owner_id, f.name, f.size, f.sha256, '[]', f.created_ms, "
+    "(SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = f.file_id)";
 
 std::vector<ChunkRef> decodeChunks(const std::string& text) {
   std::vector<ChunkRef> out;
@@ -245,7 +250,7 @@ Result<std::vector<FileRow>> MetadataStore::listFiles(const std::string& ownerId
                                                       const std::vector<std::string>& tags,
                                                       const std::string& afterName, size_t limit) {
   std::vector<std::string> binds{afterName};
-  std::string sql = std::string("SELECT ") + kFileColumns;
+  std::string sql = std::string("SELECT ") + kListColumns;
   if (tags.empty()) {
     sql +=
         " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"

@@ -60,7 +60,8 @@ class MetadataStore {
   Result<std::optional<std::string>> userIdForKeyHash(const std::string& keyHash);
 
   // The owner's visible files having every tag (none: all files), ordered by
-  // name, names greater than `afterName`; limit 0 means no limit.
+  // name, names greater than `afterName`; limit 0 means no limit. Listings
+  // leave FileRow::chunks empty (use visibleFile() for a download).
   Result<std::vector<FileRow>> listFiles(const std::string& ownerId,
                                          const std::vector<std::string>& tags,
                                          const std::string& afterName, size_t limit);

@@ -9,6 +9,16 @@ Status sqliteError(sqlite3* db, const std::string& what) {
 
 }  // namespace
 
+SqliteStatement::~SqliteStatement() {
+  if (busy_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    *busy_ = false;
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+}
+
 SqliteStatement& SqliteStatement::bind(int i, std::string_view text) {
   sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   return *this;
@@ -40,7 +50,10 @@ std::string SqliteStatement::text(int col) const {
 
 int64_t SqliteStatement::integer(int col) const { return sqlite3_column_int64(stmt_, col); }
 
-SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
+SqliteDb::~SqliteDb() {
+  for (auto& [sql, c] : cache_) sqlite3_finalize(c->stmt);
+  sqlite3_close_v2(db_);
+}
 
 Status SqliteDb::open(const std::string& path) {
   int rc =
@@ -62,12 +75,25 @@ Status SqliteDb::exec(const std::string& sql) {
 }
 
 Result<SqliteStatement> SqliteDb::prepare(std::string_view sql) {
+  auto it = cache_.find(sql);
+  if (it != cache_.end() && !it->second->busy) {
+    it->second->busy = true;
+    return SqliteStatement(db_, it->second->stmt, &it->second->busy);
+  }
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) !=
-      SQLITE_OK) {
+  if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                         &stmt, nullptr) != SQLITE_OK) {
     return sqliteError(db_, "prepare");
   }
-  return SqliteStatement(db_, stmt);
+  if (it != cache_.end() || cache_.size() >= kMaxCached) {
+    return SqliteStatement(db_, stmt);  // nested use of the same SQL, or cache full
+  }
+  auto slot = std::make_unique<CachedStatement>();
+  slot->stmt = stmt;
+  slot->busy = true;
+  bool* busy = &slot->busy;
+  cache_.emplace(std::string(sql), std::move(slot));
+  return SqliteStatement(db_, stmt, busy);
 }
 
 }  // namespace redcloud::controller

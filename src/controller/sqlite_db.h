@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,10 +18,16 @@ namespace redcloud::controller {
 
 class SqliteStatement {
  public:
-  SqliteStatement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
-  SqliteStatement(SqliteStatement&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+  // `busy`: the cache slot's in-use flag when the statement is cached (it is
+  // then reset, not finalized, when this handle goes away).
+  SqliteStatement(sqlite3* db, sqlite3_stmt* stmt, bool* busy = nullptr)
+      : db_(db), stmt_(stmt), busy_(busy) {}
+  SqliteStatement(SqliteStatement&& o) noexcept : db_(o.db_), stmt_(o.stmt_), busy_(o.busy_) {
+    o.stmt_ = nullptr;
+    o.busy_ = nullptr;
+  }
   SqliteStatement(const SqliteStatement&) = delete;
-  ~SqliteStatement() { sqlite3_finalize(stmt_); }
+  ~SqliteStatement();
 
   // Binds are 1-based, as in SQLite.
   SqliteStatement& bind(int i, std::string_view text);
@@ -34,6 +42,7 @@ class SqliteStatement {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_;
+  bool* busy_;
 };
 
 class SqliteDb {
@@ -44,11 +53,20 @@ class SqliteDb {
 
   Status open(const std::string& path);
   Status exec(const std::string& sql);
+  // A prepared statement, reused from a cache when the same SQL was prepared
+  // before and is not in use (parsing dominates small queries).
   Result<SqliteStatement> prepare(std::string_view sql);
   sqlite3* raw() { return db_; }
 
  private:
+  struct CachedStatement {
+    sqlite3_stmt* stmt = nullptr;
+    bool busy = false;
+  };
+  static constexpr size_t kMaxCached = 256;
+
   sqlite3* db_ = nullptr;
+  std::map<std::string, std::unique_ptr<CachedStatement>, std::less<>> cache_;
 };
 
 }  // namespace redcloud::controller

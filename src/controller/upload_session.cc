@@ -5,9 +5,7 @@
 namespace redcloud::controller {
 
 UploadSession::UploadSession(std::vector<std::shared_ptr<ChunkClient>> targets, size_t quorum)
-    : targets_(std::move(targets)), quorum_(quorum) {
-  current_.reserve(kChunkSize);
-}
+    : targets_(std::move(targets)), quorum_(quorum) {}
 
 UploadSession::~UploadSession() { waitForAll(); }
 
@@ -22,6 +20,12 @@ Status UploadSession::feed(const char* data, size_t n) {
   received_ += n;
   fileHash_.update(data, n);
   while (n > 0) {
+    if (current_.empty()) {
+      // Size the buffer for what is still expected, so a small file does not
+      // cost a 4 MiB allocation.
+      uint64_t expected = sizeHint_ > received_ - n ? sizeHint_ - (received_ - n) : kChunkSize;
+      current_.reserve(static_cast<size_t>(std::min<uint64_t>(kChunkSize, expected)));
+    }
     size_t take = std::min(n, kChunkSize - current_.size());
     current_.append(data, take);
     chunkHash_.update(data, take);
@@ -37,7 +41,6 @@ void UploadSession::flushChunk() {
   std::string id = chunkHash_.finishHex();
   std::string data = std::move(current_);
   current_ = std::string();
-  current_.reserve(kChunkSize);
   size_t index;
   {
     std::unique_lock lock(mu_);

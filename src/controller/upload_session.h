@@ -41,6 +41,8 @@ class UploadSession {
   Status feed(const char* data, size_t n);
   Result<UploadedContent> finish();
   uint64_t bytesReceived() const { return received_; }
+  // The body size when the request declared it (Content-Length).
+  void setSizeHint(uint64_t bytes) { sizeHint_ = bytes; }
 
  private:
   static constexpr size_t kMaxInFlight = 3;
@@ -56,6 +58,7 @@ class UploadSession {
   Sha256 chunkHash_;
   Sha256 fileHash_;
   uint64_t received_ = 0;
+  uint64_t sizeHint_ = 0;
 
   std::mutex mu_;
   std::condition_variable cv_;
