@@ -12,7 +12,10 @@
 namespace redcloud::chunkserver {
 
 HeartbeatSender::HeartbeatSender(HeartbeatOptions options, ChunkStore& store)
-    : options_(std::move(options)), store_(store) {
+    : options_(std::move(options)),
+      store_(store),
+      task_(
+          options_.intervalMs, [this] { sendRound(); }, /*runAtStart=*/true) {
   if (!options_.cachePath.empty()) {
     int64_t now = SystemClock::instance().nowMillis();
     for (const auto& c : loadPeerCache(options_.cachePath, now, 24LL * 3600 * 1000)) {
@@ -23,26 +26,9 @@ HeartbeatSender::HeartbeatSender(HeartbeatOptions options, ChunkStore& store)
 
 HeartbeatSender::~HeartbeatSender() { stop(); }
 
-void HeartbeatSender::start() {
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mu_);
-    while (!stopping_) {
-      lock.unlock();
-      sendRound();
-      lock.lock();
-      cv_.wait_for(lock, std::chrono::milliseconds(options_.intervalMs));
-    }
-  });
-}
+void HeartbeatSender::start() { task_.start(); }
 
-void HeartbeatSender::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void HeartbeatSender::stop() { task_.stop(); }
 
 std::vector<std::string> HeartbeatSender::targets() {
   std::set<std::string> out(options_.controllers.begin(), options_.controllers.end());

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "chunkserver/chunk_store.h"
+#include "common/periodic_task.h"
 #include "peer.grpc.pb.h"
 
 namespace redcloud::chunkserver {
@@ -48,9 +49,7 @@ class HeartbeatSender {
   std::set<std::string> learned_;                                          // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // GUARDED_BY(mu_)
   int64_t lastSaveMs_ = 0;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
-  std::condition_variable cv_;
-  std::thread thread_;
+  PeriodicTask task_;
 };
 
 }  // namespace redcloud::chunkserver

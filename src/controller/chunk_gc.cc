@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <unordered_set>
 
 namespace redcloud::controller {
@@ -13,35 +14,16 @@ ChunkGarbageCollector::ChunkGarbageCollector(MetadataStore& store, ChunkserverRe
       registry_(registry),
       clock_(clock),
       graceMs_(graceMs),
-      paused_(std::move(paused)) {}
+      paused_(std::move(paused)),
+      // Scan twice per grace period (bounded), so a chunk goes within ~1.5 × grace.
+      task_(
+          std::clamp<int64_t>(graceMs / 2, 500, 60'000), [this] { runRound(); }, false) {}
 
 ChunkGarbageCollector::~ChunkGarbageCollector() { stop(); }
 
-void ChunkGarbageCollector::start() {
-  thread_ = std::thread([this] { loop(); });
-}
+void ChunkGarbageCollector::start() { task_.start(); }
 
-void ChunkGarbageCollector::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void ChunkGarbageCollector::loop() {
-  // Scan twice per grace period (bounded), so a chunk goes within ~1.5 × grace.
-  auto interval = std::chrono::milliseconds(std::clamp<int64_t>(graceMs_ / 2, 500, 60'000));
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, interval);
-    if (stopping_) break;
-    lock.unlock();
-    runRound();
-    lock.lock();
-  }
-}
+void ChunkGarbageCollector::stop() { task_.stop(); }
 
 size_t ChunkGarbageCollector::runRound() {
   if (paused_ && paused_()) {

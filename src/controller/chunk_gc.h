@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/periodic_task.h"
 #include "controller/chunkserver_registry.h"
 #include "controller/metadata_store.h"
 
@@ -35,8 +36,6 @@ class ChunkGarbageCollector {
   size_t runRound();
 
  private:
-  void loop();
-
   MetadataStore& store_;
   ChunkserverRegistry& registry_;
   const Clock& clock_;
@@ -44,10 +43,7 @@ class ChunkGarbageCollector {
   std::function<bool()> paused_;
   std::map<std::pair<std::string, std::string>, int64_t>
       candidates_;  // (server, chunk) → first seen
-  std::mutex mu_;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
-  std::condition_variable cv_;
-  std::thread thread_;
+  PeriodicTask task_;
 };
 
 }  // namespace redcloud::controller

@@ -9,7 +9,10 @@
 namespace redcloud::controller {
 
 ChunkserverRegistry::ChunkserverRegistry(const Clock& clock, RegistryOptions options)
-    : clock_(clock), options_(std::move(options)) {}
+    : clock_(clock),
+      options_(std::move(options)),
+      task_(
+          options_.probeIntervalMs, [this] { probeAll(); }, false) {}
 
 ChunkserverRegistry::~ChunkserverRegistry() { stop(); }
 
@@ -19,29 +22,11 @@ void ChunkserverRegistry::addAddress(const std::string& address) {
 }
 
 void ChunkserverRegistry::start() {
-  probeAll();
-  thread_ = std::thread([this] { loop(); });
+  probeAll();  // so /ready is right within a moment of start
+  task_.start();
 }
 
-void ChunkserverRegistry::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void ChunkserverRegistry::loop() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.probeIntervalMs));
-    if (stopping_) break;
-    lock.unlock();
-    probeAll();
-    lock.lock();
-  }
-}
+void ChunkserverRegistry::stop() { task_.stop(); }
 
 void ChunkserverRegistry::refreshDns() {
   int64_t now = clock_.nowMillis();

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/periodic_task.h"
 #include "controller/chunk_client.h"
 
 namespace redcloud::controller {
@@ -63,7 +64,6 @@ class ChunkserverRegistry {
     ChunkserverInfo info;
     std::shared_ptr<ChunkClient> client;
   };
-  void loop();
   void refreshDns();
   void upsertLocked(const ChunkserverInfo& report, int64_t now);
   bool healthyAt(const ChunkserverInfo& info, int64_t now) const;
@@ -75,9 +75,7 @@ class ChunkserverRegistry {
   std::set<std::string> addresses_;       // GUARDED_BY(mu_), static + DNS
   std::map<std::string, std::shared_ptr<ChunkClient>> probeClients_;  // GUARDED_BY(mu_)
   int64_t lastDnsMs_ = -1'000'000'000;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
-  std::condition_variable cv_;
-  std::thread thread_;
+  PeriodicTask task_;
 };
 
 }  // namespace redcloud::controller

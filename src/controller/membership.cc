@@ -29,7 +29,10 @@ const char* peerStateName(PeerState s) {
 }
 
 Membership::Membership(MembershipOptions options, const Clock& clock)
-    : options_(std::move(options)), clock_(clock) {
+    : options_(std::move(options)),
+      clock_(clock),
+      task_(
+          options_.intervalMs, [this] { runRound(); }, /*runAtStart=*/true) {
   selfAddresses_.insert(options_.peerAddress);
   for (const auto& j : options_.join) candidates_.insert(j);
   if (!options_.cachePath.empty()) {
@@ -48,28 +51,9 @@ Membership::Membership(MembershipOptions options, const Clock& clock)
 
 Membership::~Membership() { stop(); }
 
-void Membership::start() {
-  thread_ = std::thread([this] { loop(); });
-}
+void Membership::start() { task_.start(); }
 
-void Membership::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void Membership::loop() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    lock.unlock();
-    runRound();
-    lock.lock();
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.intervalMs));
-  }
-}
+void Membership::stop() { task_.stop(); }
 
 PeerState Membership::stateAt(int64_t lastSeenMs, int64_t now) const {
   int64_t silent = now - lastSeenMs;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/periodic_task.h"
 #include "peer.grpc.pb.h"
 
 namespace redcloud::controller {
@@ -76,7 +77,6 @@ class Membership {
   struct Peer {
     PeerView view;
   };
-  void loop();
   void refreshDns();
   std::vector<std::string> targets();
   void recordAnswer(const std::string& address, const peer::PingResponse& resp);
@@ -95,10 +95,8 @@ class Membership {
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // GUARDED_BY(mu_)
   int64_t lastDnsMs_ = -1'000'000'000;
   int64_t lastSaveMs_ = 0;
-  bool dirty_ = false;     // GUARDED_BY(mu_)
-  bool stopping_ = false;  // GUARDED_BY(mu_)
-  std::condition_variable cv_;
-  std::thread thread_;
+  bool dirty_ = false;  // GUARDED_BY(mu_)
+  PeriodicTask task_;
 };
 
 }  // namespace redcloud::controller
