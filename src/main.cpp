@@ -6,7 +6,9 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
+#include <vector>
 #include <iostream>
 #include <string>
 
@@ -130,6 +132,25 @@ sigset_t blockStopSignals() {
   return set;
 }
 
+// API.md's precedence is flags > environment > config file > defaults, but
+// CLI11 lets a config file beat the environment. So every REDCLOUD_* variable
+// whose flag is not on the command line is turned into that flag (appended
+// after the real ones), and the config file only fills what is left.
+std::vector<std::string> withEnvironment(const CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (const CLI::Option* o : app.get_options()) {
+    const std::string env = o->get_envname();
+    const char* value = env.empty() ? nullptr : std::getenv(env.c_str());
+    if (value == nullptr) continue;
+    const std::string flag = "--" + o->get_single_name();
+    bool given = false;
+    for (const auto& a : args) given = given || a == flag || a.rfind(flag + "=", 0) == 0;
+    if (!given) args.push_back(flag + "=" + value);
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 takes the vector form in reverse order
+  return args;
+}
+
 int fail(const Status& s) {
   std::cerr << "redcloud: " << s.message() << "\n";
   return 1;
@@ -185,7 +206,7 @@ int runDaemon(const std::string& role, int argc, char** argv) {
         ->envname("REDCLOUD_CHUNK_LISTEN")
         ->capture_default_str();
   try {
-    app.parse(argc, argv);
+    app.parse(withEnvironment(app, argc, argv));
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }

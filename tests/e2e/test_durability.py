@@ -191,3 +191,45 @@ def test_max_upload_size_applies_to_every_form(tmp_path):
         assert names == ["ok"]
     finally:
         s.stop()
+
+
+def test_settings_precedence_flags_env_config(tmp_path):
+    """API.md §1: flags win over environment, environment over the config file."""
+    from conftest import free_port
+    ports = {k: free_port() for k in ("cfg", "env", "flag", "peer", "chunk")}
+    cfg = tmp_path / "rc.toml"
+    cfg.write_text(f'listen = "127.0.0.1:{ports["cfg"]}"\n'
+                   f'peer-listen = "127.0.0.1:{ports["peer"]}"\n'
+                   f'chunk-listen = "127.0.0.1:{ports["chunk"]}"\n'
+                   f'data-dir = "{tmp_path / "data"}"\n')
+
+    def serving_port(env_listen=None, flag_listen=None):
+        env = dict(os.environ)
+        env.pop("REDCLOUD_LISTEN", None)
+        if env_listen:
+            env["REDCLOUD_LISTEN"] = f"127.0.0.1:{env_listen}"
+        args = [BIN, "server", "--config", str(cfg)]
+        if flag_listen:
+            args += ["--listen", f"127.0.0.1:{flag_listen}"]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            listening = [p for p in (ports["cfg"], ports["env"], ports["flag"])]
+            wait_for(lambda: any(_health(p) for p in listening), timeout=10)
+            serving = [p for p in listening if _health(p)]
+            assert len(serving) <= 1, serving
+            return serving[0] if serving else None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+
+    assert serving_port() == ports["cfg"]
+    assert serving_port(env_listen=ports["env"]) == ports["env"]
+    assert serving_port(env_listen=ports["env"], flag_listen=ports["flag"]) == ports["flag"]
+
+
+def _health(port):
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200
+    except requests.RequestException:
+        return False
