@@ -10,17 +10,24 @@ using nlohmann::json;
 
 std::vector<CachedPeer> loadPeerCache(const std::string& path, int64_t nowMs, int64_t maxAgeMs) {
   std::vector<CachedPeer> out;
-  auto text = posixFileSystem().readFile(path);
-  if (!text.isOk()) return out;
-  json doc = json::parse(*text, nullptr, false);
+  auto contents = posixFileSystem().readFile(path);
+  if (!contents.isOk()) return out;
+  json doc = json::parse(*contents, nullptr, false);
   if (!doc.is_object() || !doc.contains("peers") || !doc["peers"].is_array()) return out;
+  // A hand-edited or half-written file must not stop the daemon: fields of the
+  // wrong type count as missing.
+  auto text = [](const json& o, const char* key) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
   for (const auto& p : doc["peers"]) {
     if (!p.is_object()) continue;
     CachedPeer c;
-    c.nodeId = p.value("node_id", "");
-    c.address = p.value("address", "");
-    c.httpAddress = p.value("http_address", "");
-    c.lastSeenMs = p.value("last_seen_ms", int64_t{0});
+    c.nodeId = text(p, "node_id");
+    c.address = text(p, "address");
+    c.httpAddress = text(p, "http_address");
+    auto seen = p.find("last_seen_ms");
+    c.lastSeenMs = seen != p.end() && seen->is_number_integer() ? seen->get<int64_t>() : 0;
     if (c.address.empty() || nowMs - c.lastSeenMs > maxAgeMs) continue;
     out.push_back(std::move(c));
   }
