@@ -46,8 +46,9 @@ constexpr const char* kListColumns =
 std::vector<ChunkRef> decodeChunks(const std::string& text) {
   std::vector<ChunkRef> out;
   for (const auto& c : json::parse(text, nullptr, false)) {
-    if (c.is_array() && c.size() == 2)
+    if (c.is_array() && c.size() == 2 && c[0].is_string() && c[1].is_number_unsigned()) {
       out.push_back({c[0].get<std::string>(), c[1].get<uint64_t>()});
+    }
   }
   return out;
 }
@@ -116,7 +117,13 @@ Status MetadataStore::applyOne(const Record& r, bool* won) {
   stmt.bind(1, kindName(r.kind)).bind(2, r.key).bind(3, r.value).bind(4, int64_t{r.deleted});
   stmt.bind(5, r.version.clock.encode()).bind(6, r.version.timestamp).bind(7, r.version.origin);
   RC_RETURN_IF_ERROR(stmt.run());
-  RC_RETURN_IF_ERROR(materialize(r));
+  // A malformed value (e.g. a field of the wrong type) must fail this apply
+  // cleanly so the caller rolls back, never escape with the transaction open.
+  try {
+    RC_RETURN_IF_ERROR(materialize(r));
+  } catch (const nlohmann::json::exception& e) {
+    return invalidRequest(std::string("malformed ") + kindName(r.kind) + " record: " + e.what());
+  }
   *won = true;
   return Status::ok();
 }

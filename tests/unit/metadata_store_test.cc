@@ -147,5 +147,31 @@ TEST_F(MetadataStoreTest, ApplyingRecordsInAnyOrderConverges) {
   EXPECT_EQ(expectedNames, (std::vector<std::string>{"only-a", "only-b"}));
 }
 
+// A malformed incoming record is refused as a whole and the store stays usable.
+TEST_F(MetadataStoreTest, MalformedRecordIsRejectedAndChangesNothing) {
+  auto store = openStore("bad.db");
+  Record good;
+  good.kind = RecordKind::kUser;
+  good.key = "alice";
+  good.value = R"({"user_id":"u1","password_hash":"h"})";
+  good.version.clock.increment("n1");
+  good.version.timestamp = 1;
+  good.version.origin = "n1";
+  Record badChunks = good;
+  badChunks.kind = RecordKind::kFile;
+  badChunks.key = "f1";
+  badChunks.value = R"({"owner_id":"u1","name":"x","chunks":[[1,"not a size"]]})";
+  Record notObject = good;
+  notObject.key = "bob";
+  notObject.value = "[1,2]";
+  for (const Record& bad : {badChunks, notObject}) {
+    auto r = store->apply({good, bad});
+    EXPECT_FALSE(r.isOk());
+    EXPECT_FALSE(store->userByName("alice")->has_value());  // the batch was rolled back
+  }
+  ASSERT_TRUE(store->apply({good}).isOk());
+  EXPECT_TRUE(store->userByName("alice")->has_value());
+}
+
 }  // namespace
 }  // namespace redcloud::controller
