@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <future>
 
 #include "common/net.h"
@@ -114,7 +115,10 @@ void Membership::runRound() {
   }
   for (auto& [address, call] : calls) {
     auto resp = call.get();
-    if (resp) recordAnswer(address, *resp);
+    if (resp)
+      recordAnswer(address, *resp);
+    else
+      forgetIfHopeless(address);
   }
   int64_t now = clock_.nowMillis();
   std::lock_guard lock(mu_);
@@ -128,6 +132,19 @@ void Membership::runRound() {
   saveCacheIfDue(now);
 }
 
+// An address nobody answers at (an old DNS answer, a stale peer-exchange entry)
+// is dropped after kMaxCandidateFailures rounds; DNS or a peer re-adds it if it
+// is still current. --join seeds are never dropped.
+void Membership::forgetIfHopeless(const std::string& address) {
+  std::lock_guard lock(mu_);
+  if (!candidates_.count(address)) return;
+  if (std::find(options_.join.begin(), options_.join.end(), address) != options_.join.end()) return;
+  if (++candidateFailures_[address] >= kMaxCandidateFailures) {
+    candidates_.erase(address);
+    candidateFailures_.erase(address);
+  }
+}
+
 void Membership::recordAnswer(const std::string& address, const peer::PingResponse& resp) {
   int64_t now = clock_.nowMillis();
   std::lock_guard lock(mu_);
@@ -136,6 +153,7 @@ void Membership::recordAnswer(const std::string& address, const peer::PingRespon
     candidates_.erase(address);
     return;
   }
+  candidateFailures_.erase(address);
   peer::ControllerInfo info = resp.self();
   info.set_peer_address(address);  // it answered here, so this address works
   upsertLocked(info, now);

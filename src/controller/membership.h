@@ -79,6 +79,7 @@ class Membership {
   };
   void refreshDns();
   std::vector<std::string> targets();
+  void forgetIfHopeless(const std::string& address);
   void recordAnswer(const std::string& address, const peer::PingResponse& resp);
   void upsertLocked(const peer::ControllerInfo& info, int64_t now);
   PeerState stateAt(int64_t lastSeenMs, int64_t now) const;
@@ -92,6 +93,8 @@ class Membership {
   std::map<std::string, Peer> peers_;    // GUARDED_BY(mu_), by node id
   std::set<std::string> candidates_;     // GUARDED_BY(mu_), addresses not yet identified
   std::set<std::string> selfAddresses_;  // GUARDED_BY(mu_)
+  static constexpr int kMaxCandidateFailures = 30;
+  std::map<std::string, int> candidateFailures_;                           // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // GUARDED_BY(mu_)
   int64_t lastDnsMs_ = -1'000'000'000;
   int64_t lastSaveMs_ = 0;
