@@ -5,6 +5,7 @@
 
 #include <future>
 
+#include "chunkserver/peer_channel.h"
 #include "common/clock.h"
 #include "common/net.h"
 #include "common/peer_cache.h"
@@ -47,13 +48,7 @@ std::vector<std::string> HeartbeatSender::targets() {
 std::shared_ptr<peer::PeerService::Stub> HeartbeatSender::stubFor(const std::string& address) {
   std::lock_guard lock(mu_);
   auto& stub = stubs_[address];
-  if (!stub) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    stub = peer::PeerService::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
-  }
+  if (!stub) stub = newPeerStub(address);
   return stub;
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <future>
 
+#include "chunkserver/peer_channel.h"
 #include "common/net.h"
 #include "common/peer_cache.h"
 
@@ -86,13 +87,7 @@ std::vector<std::string> Membership::targets() {
 std::shared_ptr<peer::PeerService::Stub> Membership::stubFor(const std::string& address) {
   std::lock_guard lock(mu_);
   auto& stub = stubs_[address];
-  if (!stub) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    stub = peer::PeerService::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
-  }
+  if (!stub) stub = newPeerStub(address);
   return stub;
 }
 

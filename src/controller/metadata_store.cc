@@ -209,13 +209,7 @@ Result<std::vector<std::string>> MetadataStore::keysOf(RecordKind kind) {
   std::lock_guard lock(mu_);
   RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT key FROM records WHERE kind=?1 ORDER BY key"));
   stmt.bind(1, kindName(kind));
-  std::vector<std::string> out;
-  while (true) {
-    RC_ASSIGN_OR_RETURN(bool row, stmt.step());
-    if (!row) break;
-    out.push_back(stmt.text(0));
-  }
-  return out;
+  return stmt.firstColumn();
 }
 
 Result<std::optional<UserRow>> MetadataStore::userByName(const std::string& username) {
@@ -358,13 +352,7 @@ Result<std::vector<std::string>> MetadataStore::liveChunkIds(const std::string& 
   RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT DISTINCT chunk_id FROM file_chunks WHERE "
                                              "chunk_id > ?1 ORDER BY chunk_id LIMIT ?2"));
   stmt.bind(1, after).bind(2, static_cast<int64_t>(limit));
-  std::vector<std::string> out;
-  while (true) {
-    RC_ASSIGN_OR_RETURN(bool row, stmt.step());
-    if (!row) break;
-    out.push_back(stmt.text(0));
-  }
-  return out;
+  return stmt.firstColumn();
 }
 
 bool MetadataStore::healthy() {

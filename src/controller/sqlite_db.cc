@@ -43,6 +43,15 @@ Status SqliteStatement::run() {
   }
 }
 
+Result<std::vector<std::string>> SqliteStatement::firstColumn() {
+  std::vector<std::string> out;
+  while (true) {
+    RC_ASSIGN_OR_RETURN(bool row, step());
+    if (!row) return out;
+    out.push_back(text(0));
+  }
+}
+
 std::string SqliteStatement::text(int col) const {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
   return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();

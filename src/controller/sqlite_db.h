@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -36,6 +37,8 @@ class SqliteStatement {
   Result<bool> step();
   // Runs to completion, ignoring rows.
   Status run();
+  // Runs to completion, collecting the first column of every row as text.
+  Result<std::vector<std::string>> firstColumn();
   std::string text(int col) const;
   int64_t integer(int col) const;
 
