@@ -5,12 +5,12 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
-#include <vector>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "chunkserver/chunk_server.h"
 #include "client/cli.h"

@@ -34,11 +34,8 @@ void HeartbeatSender::stop() { task_.stop(); }
 std::vector<std::string> HeartbeatSender::targets() {
   std::set<std::string> out(options_.controllers.begin(), options_.controllers.end());
   if (!options_.discover.empty()) {
-    auto ips = resolveAll(options_.discover);
-    if (ips.isOk()) {
-      for (const auto& ip : *ips)
-        out.insert(ip + ":" + std::to_string(options_.controllerPeerPort));
-    }
+    auto found = resolveAddresses(options_.discover, options_.controllerPeerPort);
+    if (found.isOk()) out.insert(found->begin(), found->end());
   }
   std::lock_guard lock(mu_);
   out.insert(learned_.begin(), learned_.end());

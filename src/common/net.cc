@@ -32,6 +32,21 @@ Result<std::vector<std::string>> resolveAll(const std::string& name) {
   return out;
 }
 
+Result<std::vector<std::string>> resolveAddresses(const std::string& name, int port) {
+  RC_ASSIGN_OR_RETURN(auto ips, resolveAll(name));
+  for (auto& ip : ips) ip += ":" + std::to_string(port);
+  return ips;
+}
+
+std::optional<std::vector<std::string>> DnsRefresher::poll() {
+  int64_t now = clock_.nowMillis();
+  if (name_.empty() || now - lastMs_ < intervalMs_) return std::nullopt;
+  lastMs_ = now;
+  auto addresses = resolveAddresses(name_, port_);
+  if (!addresses.isOk()) return std::nullopt;
+  return std::move(*addresses);
+}
+
 Result<std::string> localAddressToward(const std::string& ip) {
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return ioError("socket failed");

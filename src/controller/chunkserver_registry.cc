@@ -11,6 +11,7 @@ namespace redcloud::controller {
 ChunkserverRegistry::ChunkserverRegistry(const Clock& clock, RegistryOptions options)
     : clock_(clock),
       options_(std::move(options)),
+      dns_(options_.discover, options_.discoverPort, options_.dnsIntervalMs, clock),
       task_(
           options_.probeIntervalMs, [this] { probeAll(); }, false) {}
 
@@ -29,13 +30,10 @@ void ChunkserverRegistry::start() {
 void ChunkserverRegistry::stop() { task_.stop(); }
 
 void ChunkserverRegistry::refreshDns() {
-  int64_t now = clock_.nowMillis();
-  if (options_.discover.empty() || now - lastDnsMs_ < options_.dnsIntervalMs) return;
-  lastDnsMs_ = now;
-  auto ips = resolveAll(options_.discover);
-  if (!ips.isOk()) return;
+  auto found = dns_.poll();
+  if (!found) return;
   std::lock_guard lock(mu_);
-  for (const auto& ip : *ips) addresses_.insert(ip + ":" + std::to_string(options_.discoverPort));
+  addresses_.insert(found->begin(), found->end());
 }
 
 bool ChunkserverRegistry::healthyAt(const ChunkserverInfo& info, int64_t now) const {

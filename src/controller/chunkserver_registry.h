@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/net.h"
 #include "common/periodic_task.h"
 #include "controller/chunk_client.h"
 
@@ -74,7 +75,7 @@ class ChunkserverRegistry {
   std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_), by node id
   std::set<std::string> addresses_;       // GUARDED_BY(mu_), static + DNS
   std::map<std::string, std::shared_ptr<ChunkClient>> probeClients_;  // GUARDED_BY(mu_)
-  int64_t lastDnsMs_ = -1'000'000'000;
+  DnsRefresher dns_;                                                  // probe-loop thread only
   PeriodicTask task_;
 };
 

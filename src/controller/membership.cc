@@ -33,6 +33,7 @@ const char* peerStateName(PeerState s) {
 Membership::Membership(MembershipOptions options, const Clock& clock)
     : options_(std::move(options)),
       clock_(clock),
+      dns_(options_.discover, options_.peerPort, options_.dnsIntervalMs, clock),
       task_(
           options_.intervalMs, [this] { runRound(); }, /*runAtStart=*/true) {
   selfAddresses_.insert(options_.peerAddress);
@@ -65,14 +66,11 @@ PeerState Membership::stateAt(int64_t lastSeenMs, int64_t now) const {
 }
 
 void Membership::refreshDns() {
-  int64_t now = clock_.nowMillis();
-  if (options_.discover.empty() || now - lastDnsMs_ < options_.dnsIntervalMs) return;
-  lastDnsMs_ = now;
-  auto ips = resolveAll(options_.discover);
   // On failure or an empty answer the peers we know (and the cache) stay.
-  if (!ips.isOk()) return;
+  auto found = dns_.poll();
+  if (!found) return;
   std::lock_guard lock(mu_);
-  for (const auto& ip : *ips) candidates_.insert(ip + ":" + std::to_string(options_.peerPort));
+  candidates_.insert(found->begin(), found->end());
 }
 
 std::vector<std::string> Membership::targets() {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/net.h"
 #include "common/periodic_task.h"
 #include "peer.grpc.pb.h"
 
@@ -96,7 +97,7 @@ class Membership {
   static constexpr int kMaxCandidateFailures = 30;
   std::map<std::string, int> candidateFailures_;                           // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // GUARDED_BY(mu_)
-  int64_t lastDnsMs_ = -1'000'000'000;
+  DnsRefresher dns_;                                                       // round thread only
   int64_t lastSaveMs_ = 0;
   bool dirty_ = false;  // GUARDED_BY(mu_)
   PeriodicTask task_;
