@@ -104,25 +104,20 @@ void HttpApi::run(const std::string& method, const std::string& route, bool auth
 }
 
 void HttpApi::addRoute(const std::string& method, const std::string& path, bool auth, Handler h) {
+  // httplib tries reader routes before plain ones, so every route of a method
+  // that may carry a body is a reader route (the catch-all is one).
+  if (method != "GET") {
+    addReaderRoute(method, path, auth,
+                   [h](RequestContext& c, const httplib::ContentReader&) { h(c); });
+    return;
+  }
   for (const std::string prefix : {"/api/v1", ""}) {
     std::string pattern = prefix + path;
     routes_.push_back({method, std::regex(pattern)});
-    auto handler = [this, method, path, auth, h](const httplib::Request& req,
-                                                 httplib::Response& res) {
-      run(method, path, auth, req, res, h);
-    };
-    // httplib tries reader routes before plain ones, so every route of a
-    // method that may carry a body is a reader route (the catch-all is one).
-    auto ignoringBody = [handler](const httplib::Request& req, httplib::Response& res,
-                                  const httplib::ContentReader&) { handler(req, res); };
-    if (method == "GET")
-      server_.Get(pattern, handler);
-    else if (method == "POST")
-      server_.Post(pattern, ignoringBody);
-    else if (method == "PUT")
-      server_.Put(pattern, ignoringBody);
-    else if (method == "DELETE")
-      server_.Delete(pattern, ignoringBody);
+    server_.Get(pattern,
+                [this, method, path, auth, h](const httplib::Request& req, httplib::Response& res) {
+                  run(method, path, auth, req, res, h);
+                });
   }
 }
 
