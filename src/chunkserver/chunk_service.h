@@ -7,10 +7,9 @@
 
 #include "chunk.grpc.pb.h"
 #include "chunkserver/chunk_store.h"
+#include "rpc/status_convert.h"
 
 namespace redcloud::chunkserver {
-
-constexpr size_t kPieceSize = 1024 * 1024;
 
 class ChunkServiceImpl final : public redcloud::chunk::ChunkService::Service {
  public:
@@ -35,10 +34,5 @@ class ChunkServiceImpl final : public redcloud::chunk::ChunkService::Service {
   ChunkStore& store_;
   std::string nodeId_;
 };
-
-// Status → grpc::Status, the one place this conversion happens.
-grpc::Status toGrpc(const Status& s);
-// grpc::Status → Status (for clients of the service).
-Status fromGrpc(const grpc::Status& s);
 
 }  // namespace redcloud::chunkserver

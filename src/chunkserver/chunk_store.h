@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "common/chunk_limits.h"
 #include "common/file_system.h"
 #include "common/sha256.h"
 #include "common/status.h"
 
 namespace redcloud::chunkserver {
 
-constexpr uint64_t kMaxChunkSize = 4 * 1024 * 1024;
 
 class ChunkStore;
 

@@ -5,7 +5,7 @@
 
 #include <future>
 
-#include "chunkserver/peer_channel.h"
+#include "rpc/channels.h"
 #include "common/clock.h"
 #include "common/net.h"
 #include "common/peer_cache.h"

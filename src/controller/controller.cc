@@ -6,9 +6,9 @@
 
 #include "common/net.h"
 #include "common/node_identity.h"
-#include "controller/chunk_gc.h"
-#include "controller/http_api.h"
-#include "controller/peer_service.h"
+#include "controller/chunks/chunk_gc.h"
+#include "controller/http/http_api.h"
+#include "controller/cluster/peer_service.h"
 
 namespace redcloud::controller {
 

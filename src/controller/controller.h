@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "controller/chunkserver_registry.h"
+#include "controller/cluster/chunkserver_registry.h"
 #include "controller/file_service.h"
-#include "controller/membership.h"
-#include "controller/metadata_store.h"
+#include "controller/cluster/membership.h"
+#include "controller/metadata/metadata_store.h"
 #include "controller/metrics.h"
-#include "controller/record_writer.h"
+#include "controller/metadata/record_writer.h"
 
 namespace redcloud::controller {
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "controller/metadata_store.h"
-#include "controller/record_writer.h"
+#include "controller/metadata/metadata_store.h"
+#include "controller/metadata/record_writer.h"
 
 namespace redcloud::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/membership.h"
+#include "controller/cluster/membership.h"
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <future>
 
-#include "chunkserver/peer_channel.h"
+#include "rpc/channels.h"
 #include "common/net.h"
 #include "common/peer_cache.h"
 

@@ -19,8 +19,8 @@
 
 #include "common/clock.h"
 #include "common/periodic_task.h"
-#include "controller/chunkserver_registry.h"
-#include "controller/metadata_store.h"
+#include "controller/cluster/chunkserver_registry.h"
+#include "controller/metadata/metadata_store.h"
 
 namespace redcloud::controller {
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "controller/record.h"
-#include "controller/sqlite_db.h"
+#include "controller/metadata/record.h"
+#include "controller/metadata/sqlite_db.h"
 
 namespace redcloud::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/http_api.h"
+#include "controller/http/http_api.h"
 
 #include <spdlog/spdlog.h>
 
@@ -9,7 +9,7 @@
 #include "common/ids.h"
 #include "common/validate.h"
 #include "controller/controller.h"
-#include "controller/http_util.h"
+#include "controller/http/http_util.h"
 
 namespace redcloud::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/record_writer.h"
+#include "controller/metadata/record_writer.h"
 
 namespace redcloud::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/chunkserver_registry.h"
+#include "controller/cluster/chunkserver_registry.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,12 +1,13 @@
-#include "controller/chunk_client.h"
+#include "controller/chunks/chunk_client.h"
 
-#include "chunkserver/chunk_service.h"
+#include "common/chunk_limits.h"
 #include "common/sha256.h"
+#include "rpc/channels.h"
+#include "rpc/status_convert.h"
 
 namespace redcloud::controller {
 namespace {
 
-constexpr size_t kPiece = 1024 * 1024;
 constexpr int kIoDeadlineSeconds = 120;
 
 void setDeadline(grpc::ClientContext& ctx, int ms) {
@@ -16,13 +17,7 @@ void setDeadline(grpc::ClientContext& ctx, int ms) {
 }  // namespace
 
 ChunkClient::ChunkClient(std::string address) : address_(std::move(address)) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(16 * 1024 * 1024);
-  args.SetMaxSendMessageSize(16 * 1024 * 1024);
-  // Fail fast and reconnect quickly after a chunkserver restart.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
+  channel_ = newChunkChannel(address_);
   stub_ = chunk::ChunkService::NewStub(channel_);
 }
 
@@ -35,7 +30,7 @@ Status ChunkClient::writeChunk(const std::string& id, std::string_view data) {
   req.set_chunk_id(id);
   req.set_size(data.size());
   do {
-    size_t n = std::min(data.size(), kPiece);
+    size_t n = std::min(data.size(), kPieceSize);
     req.set_data(data.data(), n);
     data.remove_prefix(n);
     if (!writer->Write(req)) break;  // the server ended the call; Finish() says why
@@ -43,7 +38,7 @@ Status ChunkClient::writeChunk(const std::string& id, std::string_view data) {
     req.clear_size();
   } while (!data.empty());
   writer->WritesDone();
-  return chunkserver::fromGrpc(writer->Finish());
+  return fromGrpc(writer->Finish());
 }
 
 Result<std::string> ChunkClient::readChunk(const std::string& id) {
@@ -60,7 +55,7 @@ Result<std::string> ChunkClient::readChunk(const std::string& id) {
     first = false;
     data.append(msg.data());
   }
-  RC_RETURN_IF_ERROR(chunkserver::fromGrpc(reader->Finish()));
+  RC_RETURN_IF_ERROR(fromGrpc(reader->Finish()));
   // Never trust the wire or the remote disk: verify before serving.
   if (sha256Hex(data) != id) {
     return Status(StatusCode::kChecksumMismatch,
@@ -74,7 +69,7 @@ Result<ChunkserverStats> ChunkClient::stats(int timeoutMs) {
   setDeadline(ctx, timeoutMs);
   chunk::StatsRequest req;
   chunk::StatsResponse resp;
-  RC_RETURN_IF_ERROR(chunkserver::fromGrpc(stub_->Stats(&ctx, req, &resp)));
+  RC_RETURN_IF_ERROR(fromGrpc(stub_->Stats(&ctx, req, &resp)));
   return ChunkserverStats{resp.node_id(), resp.capacity_bytes(), resp.used_bytes(),
                           resp.chunk_count()};
 }
@@ -85,7 +80,7 @@ Status ChunkClient::deleteChunk(const std::string& id) {
   chunk::DeleteChunkRequest req;
   req.set_chunk_id(id);
   chunk::DeleteChunkResponse resp;
-  return chunkserver::fromGrpc(stub_->DeleteChunk(&ctx, req, &resp));
+  return fromGrpc(stub_->DeleteChunk(&ctx, req, &resp));
 }
 
 Result<std::vector<std::string>> ChunkClient::listAllChunks() {
@@ -95,7 +90,7 @@ Result<std::vector<std::string>> ChunkClient::listAllChunks() {
     grpc::ClientContext ctx;
     setDeadline(ctx, 30'000);
     chunk::ListChunksResponse resp;
-    RC_RETURN_IF_ERROR(chunkserver::fromGrpc(stub_->ListChunks(&ctx, req, &resp)));
+    RC_RETURN_IF_ERROR(fromGrpc(stub_->ListChunks(&ctx, req, &resp)));
     out.insert(out.end(), resp.chunk_ids().begin(), resp.chunk_ids().end());
     if (!resp.more() || resp.chunk_ids().empty()) return out;
     req.set_after(out.back());
@@ -108,7 +103,7 @@ Result<std::vector<bool>> ChunkClient::hasChunks(const std::vector<std::string>&
   chunk::HasChunksRequest req;
   for (const auto& id : ids) req.add_chunk_ids(id);
   chunk::HasChunksResponse resp;
-  RC_RETURN_IF_ERROR(chunkserver::fromGrpc(stub_->HasChunks(&ctx, req, &resp)));
+  RC_RETURN_IF_ERROR(fromGrpc(stub_->HasChunks(&ctx, req, &resp)));
   if (static_cast<size_t>(resp.present_size()) != ids.size()) {
     return internalError("HasChunks answered " + std::to_string(resp.present_size()) + " of " +
                          std::to_string(ids.size()));

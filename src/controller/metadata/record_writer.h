@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "controller/metadata_store.h"
+#include "controller/metadata/metadata_store.h"
 
 namespace redcloud::controller {
 

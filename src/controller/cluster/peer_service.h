@@ -3,8 +3,8 @@
 // ChunkserverRegistry. Thread-safe (both are).
 #pragma once
 
-#include "controller/chunkserver_registry.h"
-#include "controller/membership.h"
+#include "controller/cluster/chunkserver_registry.h"
+#include "controller/cluster/membership.h"
 #include "peer.grpc.pb.h"
 
 namespace redcloud::controller {

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "controller/chunkserver_registry.h"
+#include "controller/cluster/chunkserver_registry.h"
 #include "controller/metrics.h"
 
 namespace redcloud::controller {

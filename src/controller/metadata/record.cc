@@ -1,4 +1,4 @@
-#include "controller/record.h"
+#include "controller/metadata/record.h"
 
 namespace redcloud::controller {
 namespace {

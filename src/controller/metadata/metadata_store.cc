@@ -1,4 +1,4 @@
-#include "controller/metadata_store.h"
+#include "controller/metadata/metadata_store.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>

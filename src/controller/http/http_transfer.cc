@@ -6,11 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include "common/validate.h"
-#include "controller/chunk_fetcher.h"
+#include "controller/chunks/chunk_fetcher.h"
 #include "controller/controller.h"
-#include "controller/http_api.h"
-#include "controller/http_util.h"
-#include "controller/upload_session.h"
+#include "controller/http/http_api.h"
+#include "controller/http/http_util.h"
+#include "controller/chunks/upload_session.h"
 
 namespace redcloud::controller {
 namespace {

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "common/sha256.h"
-#include "controller/chunk_client.h"
-#include "controller/metadata_store.h"
+#include "controller/chunks/chunk_client.h"
+#include "controller/metadata/metadata_store.h"
 
 namespace redcloud::controller {
 

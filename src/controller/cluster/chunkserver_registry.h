@@ -21,7 +21,7 @@
 #include "common/clock.h"
 #include "common/net.h"
 #include "common/periodic_task.h"
-#include "controller/chunk_client.h"
+#include "controller/chunks/chunk_client.h"
 
 namespace redcloud::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/upload_session.h"
+#include "controller/chunks/upload_session.h"
 
 #include <future>
 

@@ -1,4 +1,4 @@
-#include "controller/peer_service.h"
+#include "controller/cluster/peer_service.h"
 
 namespace redcloud::controller {
 

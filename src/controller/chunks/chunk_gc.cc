@@ -1,4 +1,4 @@
-#include "controller/chunk_gc.h"
+#include "controller/chunks/chunk_gc.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,4 +1,4 @@
-#include "controller/chunk_fetcher.h"
+#include "controller/chunks/chunk_fetcher.h"
 
 #include <spdlog/spdlog.h>
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "controller/metadata_store.h"
+#include "controller/metadata/metadata_store.h"
 
 namespace redcloud::controller {
 

@@ -1,8 +1,8 @@
-#include "controller/http_util.h"
+#include "controller/http/http_util.h"
 
 #include "common/clock.h"
 #include "common/validate.h"
-#include "controller/http_api.h"
+#include "controller/http/http_api.h"
 
 namespace redcloud::controller {
 

@@ -1,4 +1,4 @@
-#include "controller/sqlite_db.h"
+#include "controller/metadata/sqlite_db.h"
 
 namespace redcloud::controller {
 namespace {

@@ -1,0 +1,24 @@
+// gRPC channels between RedCloud nodes, shared by every role: the controller
+// peer service (chunkserver heartbeats, controller membership and replication)
+// and the chunk service (controller → chunkserver). They reconnect quickly so a
+// healed partition or a restarted peer is seen within a second.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "peer.grpc.pb.h"
+
+namespace redcloud {
+
+// Largest gRPC message a node sends or accepts. Replication pages stay below
+// kReplicationPageBytes, well inside it.
+constexpr int kMaxRpcMessageBytes = 16 * 1024 * 1024;
+constexpr size_t kReplicationPageBytes = 4 * 1024 * 1024 - 64 * 1024;
+
+std::shared_ptr<peer::PeerService::Stub> newPeerStub(const std::string& address);
+std::shared_ptr<grpc::Channel> newChunkChannel(const std::string& address);
+
+}  // namespace redcloud
