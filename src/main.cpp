@@ -29,6 +29,8 @@ struct DaemonFlags {
   std::string join, discover = "controller", chunkserverDiscover = "chunkserver";
   std::string gossipInterval = "1s", controllers, heartbeatInterval = "2s";
   std::string logLevel = "info", logFormat = "text";
+  std::string antiEntropyInterval = "10s", maxClockDrift = "60s", tombstoneGrace = "7d";
+  size_t gossipFanout = 3;
   uint64_t maxUploadSize = 0;
 };
 
@@ -119,6 +121,22 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
       ->capture_default_str();
   app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")
       ->envname("REDCLOUD_MAX_UPLOAD_SIZE");
+  app.add_option("--gossip-fanout", f.gossipFanout, "peers each new record is pushed to at once")
+      ->envname("REDCLOUD_GOSSIP_FANOUT")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--anti-entropy-interval", f.antiEntropyInterval,
+                 "period of digest comparison with one random peer")
+      ->envname("REDCLOUD_ANTI_ENTROPY_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--max-clock-drift", f.maxClockDrift,
+                 "records stamped further ahead of our clock wait until it catches up")
+      ->envname("REDCLOUD_MAX_CLOCK_DRIFT")
+      ->capture_default_str();
+  app.add_option("--tombstone-grace", f.tombstoneGrace,
+                 "tombstones are purged after this, once every controller holds them")
+      ->envname("REDCLOUD_TOMBSTONE_GRACE")
+      ->capture_default_str();
 }
 
 // Blocks SIGINT/SIGTERM in every thread; the main thread waits for them.
@@ -178,6 +196,22 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   if (!gossip || *gossip <= 0)
     return redcloud::invalidRequest("bad --gossip-interval '" + f.gossipInterval + "'");
   o->gossipIntervalMs = *gossip;
+  o->gossipFanout = f.gossipFanout;
+  struct {
+    const char* flag;
+    const std::string& text;
+    int64_t* out;
+  } durations[] = {{"--anti-entropy-interval", f.antiEntropyInterval, &o->antiEntropyIntervalMs},
+                   {"--max-clock-drift", f.maxClockDrift, &o->maxClockDriftMs},
+                   {"--tombstone-grace", f.tombstoneGrace, &o->tombstoneGraceMs}};
+  for (const auto& d : durations) {
+    auto ms = redcloud::parseDurationMillis(d.text);
+    if (!ms || *ms <= 0) {
+      return redcloud::invalidRequest(std::string("bad ") + d.flag + " '" + d.text +
+                                      "' (a duration like 500ms, 10s, 1m, 1h, 7d)");
+    }
+    *d.out = *ms;
+  }
   return Status::ok();
 }
 

@@ -21,6 +21,7 @@ StatusCode codeFromApi(const std::string& code, int httpStatus) {
       {"INVALID_TAG_QUERY", StatusCode::kInvalidTagQuery},
       {"INVALID_NAME", StatusCode::kInvalidName},
       {"INVALID_API_KEY", StatusCode::kInvalidApiKey},
+      {"USERNAME_TAKEN_CONCURRENTLY", StatusCode::kUsernameTaken},
       {"INVALID_CREDENTIALS", StatusCode::kInvalidCredentials},
       {"FILE_NOT_FOUND", StatusCode::kFileNotFound},
       {"NOT_FOUND", StatusCode::kNotFound},

@@ -135,6 +135,8 @@ std::optional<int64_t> parseDurationMillis(std::string_view text) {
     ms = value * 60'000;
   else if (unit == "h")
     ms = value * 3'600'000;
+  else if (unit == "d")
+    ms = value * 86'400'000;
   else
     return std::nullopt;
   return static_cast<int64_t>(ms);

@@ -80,7 +80,7 @@ class VectorClock {
 // RFC 3339 UTC with milliseconds: 2026-11-27T05:01:23.123Z
 std::string formatRfc3339(int64_t millis);
 
-// Durations: "500ms", "2s", "1m", "1h"; a bare number is seconds.
+// Durations: "500ms", "2s", "1m", "1h", "7d"; a bare number is seconds.
 std::optional<int64_t> parseDurationMillis(std::string_view text);
 
 }  // namespace redcloud

@@ -17,16 +17,23 @@ void Sha256::update(const void* data, size_t len) {
   RC_CHECK(EVP_DigestUpdate(ctx_, data, len) == 1);
 }
 
-std::string Sha256::finishHex() {
+std::string Sha256::finishBinary() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   RC_CHECK(EVP_DigestFinal_ex(ctx_, md, &len) == 1);
   RC_CHECK(EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1);
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+std::string Sha256::finishHex() { return toHex(finishBinary()); }
+
+std::string toHex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(len * 2, '0');
-  for (unsigned int i = 0; i < len; ++i) {
-    out[2 * i] = kHex[md[i] >> 4];
-    out[2 * i + 1] = kHex[md[i] & 0xf];
+  std::string out(bytes.size() * 2, '0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    auto b = static_cast<unsigned char>(bytes[i]);
+    out[2 * i] = kHex[b >> 4];
+    out[2 * i + 1] = kHex[b & 0xf];
   }
   return out;
 }
@@ -35,6 +42,12 @@ std::string sha256Hex(std::string_view data) {
   Sha256 h;
   h.update(data);
   return h.finishHex();
+}
+
+std::string sha256Binary(std::string_view data) {
+  Sha256 h;
+  h.update(data);
+  return h.finishBinary();
 }
 
 bool isSha256Hex(std::string_view s) {

@@ -21,12 +21,17 @@ class Sha256 {
   void update(std::string_view s) { update(s.data(), s.size()); }
   // Returns the hex digest; the hasher is reset and may be reused.
   std::string finishHex();
+  // Returns the 32 raw digest bytes; the hasher is reset and may be reused.
+  std::string finishBinary();
 
  private:
   evp_md_ctx_st* ctx_;
 };
 
 std::string sha256Hex(std::string_view data);
+std::string sha256Binary(std::string_view data);
+// Lowercase hex of any bytes.
+std::string toHex(std::string_view bytes);
 
 // True for a 64-character lowercase hex string.
 bool isSha256Hex(std::string_view s);

@@ -19,6 +19,7 @@ constexpr CodeInfo kCodeTable[] = {
     {StatusCode::kInvalidTagQuery, 400, "INVALID_TAG_QUERY"},
     {StatusCode::kInvalidName, 400, "INVALID_NAME"},
     {StatusCode::kInvalidApiKey, 401, "INVALID_API_KEY"},
+    {StatusCode::kUsernameTaken, 401, "USERNAME_TAKEN_CONCURRENTLY"},
     {StatusCode::kInvalidCredentials, 401, "INVALID_CREDENTIALS"},
     {StatusCode::kNotFound, 404, "NOT_FOUND"},
     {StatusCode::kFileNotFound, 404, "FILE_NOT_FOUND"},

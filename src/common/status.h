@@ -20,6 +20,7 @@ enum class StatusCode {
   kInvalidName,          // 400 INVALID_NAME
   kInvalidApiKey,        // 401 INVALID_API_KEY
   kInvalidCredentials,   // 401 INVALID_CREDENTIALS
+  kUsernameTaken,        // 401 USERNAME_TAKEN_CONCURRENTLY
   kNotFound,             // 404 NOT_FOUND (route)
   kFileNotFound,         // 404 FILE_NOT_FOUND
   kMethodNotAllowed,     // 405 METHOD_NOT_ALLOWED

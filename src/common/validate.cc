@@ -105,13 +105,36 @@ std::vector<std::string> splitCommaList(std::string_view list) {
   return out;
 }
 
+namespace {
+
+bool isIdChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+}  // namespace
+
+Status validateNodeId(std::string_view id) {
+  if (id.empty() || id.size() > 64 || !std::all_of(id.begin(), id.end(), isIdChar)) {
+    return invalidRequest("node id must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'");
+  }
+  return Status::ok();
+}
+
+bool isUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    char c = s[i];
+    if (dash != (c == '-')) return false;
+    if (!dash && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 Status validateUsername(std::string_view username) {
-  auto ok = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-  };
   if (username.empty() || username.size() > kMaxUsernameBytes ||
-      !std::all_of(username.begin(), username.end(), ok)) {
+      !std::all_of(username.begin(), username.end(), isIdChar)) {
     return invalidRequest("username must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'");
   }
   return Status::ok();

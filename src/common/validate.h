@@ -34,6 +34,12 @@ std::vector<std::string> splitCommaList(std::string_view list);
 // Usernames: 1–64 of [A-Za-z0-9._-].
 Status validateUsername(std::string_view username);
 
+// Node ids: 1–64 of [A-Za-z0-9._-] (a generated id is a UUID).
+Status validateNodeId(std::string_view id);
+
+// A UUID in canonical lowercase form (8-4-4-4-12 hex digits).
+bool isUuid(std::string_view s);
+
 std::string_view trim(std::string_view s);
 
 }  // namespace redcloud

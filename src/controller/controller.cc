@@ -5,7 +5,12 @@
 #include <algorithm>
 
 #include "common/net.h"
+#include "common/file_system.h"
+#include "common/ids.h"
 #include "common/node_identity.h"
+#include "common/validate.h"
+#include "controller/cluster/grpc_replication_network.h"
+#include "rpc/channels.h"
 #include "controller/chunks/chunk_gc.h"
 #include "controller/http/http_api.h"
 #include "controller/cluster/peer_service.h"
@@ -48,18 +53,62 @@ Controller::Controller(ControllerOptions options) : options_(std::move(options))
 
 Controller::~Controller() { stop(); }
 
+// The node id belongs to the metadata database: versions stamped by this id
+// live in it (and in every peer), so an id must never restart its vector-clock
+// counters on an empty database, and a database must never be run under
+// another id.
+Status Controller::bindNodeId() {
+  auto& fs = posixFileSystem();
+  std::string idPath = options_.dataDir + "/controller.id";
+  auto fileText = fs.readFile(idPath);
+  std::string fileId = fileText.isOk() ? std::string(trim(*fileText)) : "";
+  RC_ASSIGN_OR_RETURN(auto bound, store_.getMeta("node_id"));
+  std::string id;
+  if (!options_.nodeId.empty()) {
+    RC_RETURN_IF_ERROR(validateNodeId(options_.nodeId));
+    if (bound && *bound != options_.nodeId) {
+      return invalidRequest("metadata.db in " + options_.dataDir + " belongs to node id '" +
+                            *bound + "', not '" + options_.nodeId +
+                            "' given by --node-id; use that id or an empty data dir");
+    }
+    id = options_.nodeId;
+  } else if (bound) {
+    if (!fileId.empty() && fileId != *bound) {
+      return invalidRequest("metadata.db in " + options_.dataDir + " belongs to node id '" +
+                            *bound + "' but controller.id says '" + fileId +
+                            "'; was one of them copied from another node?");
+    }
+    id = *bound;
+  } else if (store_.counts().records > 0 && !fileId.empty()) {
+    id = fileId;  // a database from before the binding existed
+  } else {
+    if (!fileId.empty()) {
+      spdlog::warn(
+          "metadata.db is new but controller.id names '{}': taking a new node id, since peers "
+          "already hold versions stamped by the old one",
+          fileId);
+    }
+    id = newUuid();
+  }
+  RC_RETURN_IF_ERROR(validateNodeId(id));
+  if (id != fileId) RC_RETURN_IF_ERROR(loadOrCreateNodeId(options_.dataDir, "controller.id", id).status());
+  if (!bound) RC_RETURN_IF_ERROR(store_.setMeta("node_id", id));
+  nodeId_ = id;
+  return Status::ok();
+}
+
 Status Controller::start() {
   RC_ASSIGN_OR_RETURN(quorum_, parseQuorum(options_.writeQuorum));
   RC_RETURN_IF_ERROR(prepareDataDir(options_.dataDir));
-  RC_ASSIGN_OR_RETURN(nodeId_,
-                      loadOrCreateNodeId(options_.dataDir, "controller.id", options_.nodeId));
   RC_RETURN_IF_ERROR(store_.open(options_.dataDir + "/metadata.db"));
+  RC_RETURN_IF_ERROR(bindNodeId());
   std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
   advertiseHost_ = (options_.advertise.empty() && !host.empty() && host != "0.0.0.0")
                        ? host
                        : detectAdvertiseHost(options_.advertise, options_.discover);
   auto& clock = SystemClock::instance();
   writer_ = std::make_unique<RecordWriter>(store_, nodeId_, clock);
+  RC_RETURN_IF_ERROR(writer_->restoreClock());
   files_ = std::make_unique<FileService>(store_, *writer_, clock);
   RegistryOptions ro;
   ro.probeIntervalMs = options_.probeIntervalMs;
@@ -68,10 +117,10 @@ Status Controller::start() {
   registry_ = std::make_unique<ChunkserverRegistry>(clock, ro);
   for (const auto& a : options_.chunkservers) registry_->addAddress(a);
   registry_->start();
-  // Until metadata replication exists, another controller's files are unknown
-  // here and their chunks would look unreferenced: collect only when alone.
+  // Chunks are collected only from replicated metadata that every controller
+  // agrees on: a partitioned or lagging controller collects nothing.
   gc_ = std::make_unique<ChunkGarbageCollector>(store_, *registry_, clock, options_.gcGraceMs,
-                                                [this] { return !membership_->peers().empty(); });
+                                                [this] { return !inSync(); });
   http_ = std::make_unique<HttpApi>(*this);
   RC_RETURN_IF_ERROR(http_->start(options_.listen));
   RC_RETURN_IF_ERROR(startPeerService());
@@ -96,15 +145,37 @@ Status Controller::startPeerService() {
   mo.suspectAfterMs = std::max<int64_t>(3 * options_.gossipIntervalMs, 1500);
   mo.deadAfterMs = std::max(options_.heartbeatTimeoutMs, mo.suspectAfterMs + 1);
   mo.cachePath = options_.dataDir + "/peers.json";
+  mo.incarnation = std::stoull(randomHex(8), nullptr, 16) | 1;
+  mo.digest = [this] { return store_.digest(); };
+  mo.onAlive = [this](const std::string& id) {
+    if (replicator_) replicator_->requestAntiEntropy(id);
+  };
   peerService_.reset();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options_.peerListen, grpc::InsecureServerCredentials(), &port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(kMaxRpcMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxRpcMessageBytes);
   mo.peerPort = wanted == 0 ? 8001 : wanted;
   mo.peerAddress = advertiseHost_ + ":" + std::to_string(wanted);
   membership_ = std::make_unique<Membership>(mo, SystemClock::instance());
-  peerService_ = std::make_unique<PeerServiceImpl>(*membership_, *registry_);
+
+  replica_ = std::make_unique<LocalReplica>(store_, *writer_);
+  network_ = std::make_unique<GrpcReplicationNetwork>(*membership_);
+  ReplicatorOptions ro;
+  ro.nodeId = nodeId_;
+  ro.fanout = options_.gossipFanout;
+  ro.antiEntropyIntervalMs = options_.antiEntropyIntervalMs;
+  ro.maxClockDriftMs = options_.maxClockDriftMs;
+  ro.tombstoneGraceMs = options_.tombstoneGraceMs;
+  replicator_ = std::make_unique<Replicator>(ro, *replica_, *network_, SystemClock::instance());
+  RC_RETURN_IF_ERROR(replicator_->load());
+  writer_->setListener([this](const std::vector<Record>& records, bool local) {
+    if (local) replicator_->enqueueLocal(records);
+  });
+
+  peerService_ = std::make_unique<PeerServiceImpl>(*membership_, *registry_, *replicator_);
   builder.RegisterService(peerService_.get());
   peerServer_ = builder.BuildAndStart();
   if (!peerServer_ || port == 0) {
@@ -113,10 +184,31 @@ Status Controller::startPeerService() {
   }
   if (wanted == 0) membership_->setSelfPeerAddress(advertiseHost_ + ":" + std::to_string(port));
   membership_->start();
+  replicator_->start();
   return Status::ok();
 }
 
+bool Controller::inSync() {
+  if (!membership_ || !replicator_) return false;
+  if (replicator_->resyncRequired()) return false;
+  std::string mine = store_.digest();
+  auto peers = membership_->peers();
+  int64_t now = SystemClock::instance().nowMillis();
+  int64_t fresh = 3 * std::max<int64_t>(options_.gossipIntervalMs, 500);
+  for (const auto& id : replicator_->knownPeers()) {
+    auto it = std::find_if(peers.begin(), peers.end(),
+                           [&](const PeerView& p) { return p.nodeId == id; });
+    if (it == peers.end() || it->state != PeerState::kAlive) return false;
+    if (it->metadataDigest != mine || now - it->digestAtMs > fresh) return false;
+  }
+  for (const auto& p : peers) {
+    if (p.state == PeerState::kAlive && p.metadataDigest != mine) return false;
+  }
+  return membership_->duplicateIds().empty();
+}
+
 void Controller::stop() {
+  if (replicator_) replicator_->stop();
   if (peerServer_) {
     peerServer_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     peerServer_.reset();

@@ -10,6 +10,8 @@
 
 #include "common/clock.h"
 #include "controller/cluster/chunkserver_registry.h"
+#include "controller/metadata/local_replica.h"
+#include "controller/replication/replicator.h"
 #include "controller/file_service.h"
 #include "controller/cluster/membership.h"
 #include "controller/metadata/metadata_store.h"
@@ -38,6 +40,10 @@ struct ControllerOptions {
   std::string writeQuorum = "majority";  // majority | all | N
   uint64_t maxUploadSize = 0;            // 0: unlimited
   int64_t gcGraceMs = 10 * 60'000;
+  size_t gossipFanout = 3;
+  int64_t antiEntropyIntervalMs = 10'000;
+  int64_t maxClockDriftMs = 60'000;
+  int64_t tombstoneGraceMs = 7LL * 24 * 3600 * 1000;
 };
 
 struct QuorumRule {
@@ -71,9 +77,14 @@ class Controller {
   std::string advertisedAddress() const;
   // Live chunks that some healthy chunkserver lacks.
   int64_t underReplicatedChunks();
+  Replicator& replicator() { return *replicator_; }
+  // Every controller ever seen is alive and reported our metadata digest on
+  // its last answer: the condition for collecting chunks.
+  bool inSync();
 
  private:
   Status startPeerService();
+  Status bindNodeId();
 
   ControllerOptions options_;
   std::string nodeId_;
@@ -85,6 +96,9 @@ class Controller {
   std::unique_ptr<ChunkserverRegistry> registry_;
   std::unique_ptr<ChunkGarbageCollector> gc_;
   std::unique_ptr<Membership> membership_;
+  std::unique_ptr<LocalReplica> replica_;
+  std::unique_ptr<ReplicationNetwork> network_;
+  std::unique_ptr<Replicator> replicator_;
   std::unique_ptr<PeerServiceImpl> peerService_;
   std::unique_ptr<grpc::Server> peerServer_;
   std::string advertiseHost_;

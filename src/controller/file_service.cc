@@ -39,26 +39,45 @@ bool verifyPassword(const std::string& hash, const std::string& password) {
   return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
 }
 
+FileService::FileService(MetadataStore& store, RecordWriter& writer, const Clock& clock,
+                         FileServiceOptions options)
+    : store_(store), writer_(writer), clock_(clock), options_(std::move(options)) {
+  if (!options_.newId) options_.newId = newUuid;
+  if (!options_.newKey) options_.newKey = newApiKey;
+  if (!options_.hashPassword) options_.hashPassword = redcloud::controller::hashPassword;
+  if (!options_.verifyPassword) options_.verifyPassword = redcloud::controller::verifyPassword;
+}
+
 Result<Session> FileService::registerUser(const std::string& username,
                                           const std::string& password) {
   RC_RETURN_IF_ERROR(validateUsername(username));
   if (password.size() < kMinPasswordBytes) {
     return invalidRequest("password must be at least 8 bytes");
   }
-  RC_ASSIGN_OR_RETURN(std::string hash, hashPassword(password));
-  std::lock_guard lock(writer_.sequenceMutex());
+  Status taken(StatusCode::kAlreadyExists, "username '" + username + "' already exists");
+  // Cheap check first: a taken name costs no password hashing.
   RC_ASSIGN_OR_RETURN(auto existing, store_.userByName(username));
-  if (existing) {
-    return Status(StatusCode::kAlreadyExists, "username '" + username + "' already exists");
-  }
-  std::string userId = newUuid();
+  if (existing) return taken;
+  RC_ASSIGN_OR_RETURN(std::string hash, options_.hashPassword(password));
+  std::string userId = options_.newId();
   json user{{"user_id", userId}, {"password_hash", hash}, {"created_ms", clock_.nowMillis()}};
-  return issueKey(userId, username, {{RecordKind::kUser, username, user.dump(), false}});
+  std::string key = options_.newKey();
+  json keyValue{{"user_id", userId}, {"created_ms", clock_.nowMillis()}};
+  RC_RETURN_IF_ERROR(writer_
+                         .transact([&](std::vector<Mutation>& m) -> Status {
+                           RC_ASSIGN_OR_RETURN(auto again, store_.userByName(username));
+                           if (again) return taken;
+                           m.push_back({RecordKind::kUser, username, user.dump(), false});
+                           m.push_back({RecordKind::kApiKey, sha256Hex(key), keyValue.dump()});
+                           return Status::ok();
+                         })
+                         .status());
+  return Session{userId, username, key};
 }
 
 Result<Session> FileService::issueKey(const std::string& userId, const std::string& username,
                                       std::vector<Mutation> extra) {
-  std::string key = newApiKey();
+  std::string key = options_.newKey();
   json value{{"user_id", userId}, {"created_ms", clock_.nowMillis()}};
   extra.push_back({RecordKind::kApiKey, sha256Hex(key), value.dump(), false});
   RC_RETURN_IF_ERROR(writer_.write(extra).status());
@@ -69,7 +88,7 @@ Result<Session> FileService::login(const std::string& username, const std::strin
   Status bad(StatusCode::kInvalidCredentials, "invalid username or password");
   if (!validateUsername(username).isOk()) return bad;
   RC_ASSIGN_OR_RETURN(auto user, store_.userByName(username));
-  if (!user || !verifyPassword(user->passwordHash, password)) return bad;
+  if (!user || !options_.verifyPassword(user->passwordHash, password)) return bad;
   return issueKey(user->userId, username, {});
 }
 
@@ -81,15 +100,25 @@ Status FileService::logout(const std::string& apiKey) {
 Result<std::string> FileService::authenticate(const std::string& apiKey) {
   Status bad(StatusCode::kInvalidApiKey, "invalid or expired API key");
   if (apiKey.empty() || apiKey.size() > 256) return bad;
-  RC_ASSIGN_OR_RETURN(auto userId, store_.userIdForKeyHash(sha256Hex(apiKey)));
-  if (!userId) return bad;
-  return *userId;
+  RC_ASSIGN_OR_RETURN(auto state, store_.keyState(sha256Hex(apiKey)));
+  switch (state.first) {
+    case KeyState::kUnknown:
+      return bad;
+    case KeyState::kUserLost:
+      return Status(StatusCode::kUsernameTaken,
+                    "this key's account lost its username: the same username was registered "
+                    "concurrently on another controller and the earlier registration won; "
+                    "register again under another name");
+    case KeyState::kLive:
+      break;
+  }
+  return state.second;
 }
 
 Result<UploadResult> FileService::commitUpload(const NewFile& f) {
   UploadResult result;
   FileRow& row = result.file;
-  row.fileId = newUuid();
+  row.fileId = options_.newId();
   row.ownerId = f.ownerId;
   row.name = f.name;
   row.size = f.size;
@@ -103,19 +132,22 @@ Result<UploadResult> FileService::commitUpload(const NewFile& f) {
   for (const auto& c : f.chunks) chunks.push_back(json::array({c.id, c.size}));
   json value{{"owner_id", f.ownerId}, {"name", f.name},   {"size", f.size},
              {"sha256", f.sha256},    {"chunks", chunks}, {"created_ms", row.createdMs}};
-  std::vector<Mutation> m{
-      {RecordKind::kFile, row.fileId, value.dump(), false},
-      {RecordKind::kName, nameKey(f.ownerId, f.name), json{{"file_id", row.fileId}}.dump(), false}};
-  for (const auto& t : row.tags) m.push_back(tagMutation(row.fileId, t, f.ownerId, true));
-
-  std::lock_guard lock(writer_.sequenceMutex());
-  RC_ASSIGN_OR_RETURN(auto old, store_.visibleFileByName(f.ownerId, f.name));
-  if (old) {
-    // The replaced file is tombstoned so no controller can bring it back.
-    result.replacedFileId = old->fileId;
-    m.push_back({RecordKind::kFile, old->fileId, "", true});
-  }
-  RC_RETURN_IF_ERROR(writer_.write(m).status());
+  RC_RETURN_IF_ERROR(
+      writer_
+          .transact([&](std::vector<Mutation>& m) -> Status {
+            m.push_back({RecordKind::kFile, row.fileId, value.dump(), false});
+            m.push_back({RecordKind::kName, nameKey(f.ownerId, f.name),
+                         json{{"file_id", row.fileId}}.dump(), false});
+            for (const auto& t : row.tags) m.push_back(tagMutation(row.fileId, t, f.ownerId, true));
+            RC_ASSIGN_OR_RETURN(auto old, store_.visibleFileByName(f.ownerId, f.name));
+            if (old) {
+              // The replaced file is tombstoned so no controller can bring it back.
+              result.replacedFileId = old->fileId;
+              m.push_back({RecordKind::kFile, old->fileId, "", true});
+            }
+            return Status::ok();
+          })
+          .status());
   return result;
 }
 
@@ -139,16 +171,22 @@ Result<FileRow> FileService::getFileByName(const std::string& ownerId, const std
 
 Result<std::vector<std::string>> FileService::deleteByTags(const std::string& ownerId,
                                                            const std::vector<std::string>& tags) {
-  std::lock_guard lock(writer_.sequenceMutex());
-  RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, tags, "", 0));
-  std::vector<Mutation> m;
   std::vector<std::string> ids;
-  for (const auto& f : files) {
-    m.push_back({RecordKind::kName, nameKey(ownerId, f.name), "", true});
-    m.push_back({RecordKind::kFile, f.fileId, "", true});
-    ids.push_back(f.fileId);
-  }
-  if (!m.empty()) RC_RETURN_IF_ERROR(writer_.write(m).status());
+  RC_RETURN_IF_ERROR(writer_
+                         .transact([&](std::vector<Mutation>& m) -> Status {
+                           RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, tags, "", 0));
+                           for (const auto& f : files) {
+                             // The file and its tags, never the name: a delete hides only the
+                             // file it targeted (DESIGN.md "Metadata replication").
+                             m.push_back({RecordKind::kFile, f.fileId, "", true});
+                             for (const auto& t : f.tags) {
+                               m.push_back(tagMutation(f.fileId, t, ownerId, false));
+                             }
+                             ids.push_back(f.fileId);
+                           }
+                           return Status::ok();
+                         })
+                         .status());
   std::sort(ids.begin(), ids.end());
   return ids;
 }
@@ -156,19 +194,21 @@ Result<std::vector<std::string>> FileService::deleteByTags(const std::string& ow
 Result<TagEditResult> FileService::addTags(const std::string& ownerId,
                                            const std::vector<std::string>& query,
                                            const std::vector<std::string>& newTags) {
-  std::lock_guard lock(writer_.sequenceMutex());
-  RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, query, "", 0));
   TagEditResult result;
-  std::vector<Mutation> m;
-  for (const auto& f : files) {
-    for (const auto& t : newTags) {
-      if (!std::binary_search(f.tags.begin(), f.tags.end(), t)) {
-        m.push_back(tagMutation(f.fileId, t, ownerId, true));
-      }
-    }
-    result.fileIds.push_back(f.fileId);
-  }
-  if (!m.empty()) RC_RETURN_IF_ERROR(writer_.write(m).status());
+  RC_RETURN_IF_ERROR(writer_
+                         .transact([&](std::vector<Mutation>& m) -> Status {
+                           RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, query, "", 0));
+                           for (const auto& f : files) {
+                             for (const auto& t : newTags) {
+                               if (!std::binary_search(f.tags.begin(), f.tags.end(), t)) {
+                                 m.push_back(tagMutation(f.fileId, t, ownerId, true));
+                               }
+                             }
+                             result.fileIds.push_back(f.fileId);
+                           }
+                           return Status::ok();
+                         })
+                         .status());
   std::sort(result.fileIds.begin(), result.fileIds.end());
   return result;
 }
@@ -176,24 +216,29 @@ Result<TagEditResult> FileService::addTags(const std::string& ownerId,
 Result<TagEditResult> FileService::removeTags(const std::string& ownerId,
                                               const std::vector<std::string>& query,
                                               const std::vector<std::string>& toRemove) {
-  std::lock_guard lock(writer_.sequenceMutex());
-  RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, query, "", 0));
   TagEditResult result;
-  std::vector<Mutation> m;
-  for (const auto& f : files) {
-    std::vector<std::string> removed;
-    for (const auto& t : f.tags) {
-      if (std::find(toRemove.begin(), toRemove.end(), t) != toRemove.end()) removed.push_back(t);
-    }
-    if (removed.size() == f.tags.size()) {
-      // Never leave a file tagless: skip it unchanged.
-      result.skipped.push_back({f.fileId, f.name, f.tags});
-      continue;
-    }
-    for (const auto& t : removed) m.push_back(tagMutation(f.fileId, t, ownerId, false));
-    result.fileIds.push_back(f.fileId);
-  }
-  if (!m.empty()) RC_RETURN_IF_ERROR(writer_.write(m).status());
+  RC_RETURN_IF_ERROR(
+      writer_
+          .transact([&](std::vector<Mutation>& m) -> Status {
+            RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, query, "", 0));
+            for (const auto& f : files) {
+              std::vector<std::string> removed;
+              for (const auto& t : f.tags) {
+                if (std::find(toRemove.begin(), toRemove.end(), t) != toRemove.end()) {
+                  removed.push_back(t);
+                }
+              }
+              if (removed.size() == f.tags.size()) {
+                // Never leave a file tagless: skip it unchanged.
+                result.skipped.push_back({f.fileId, f.name, f.tags});
+                continue;
+              }
+              for (const auto& t : removed) m.push_back(tagMutation(f.fileId, t, ownerId, false));
+              result.fileIds.push_back(f.fileId);
+            }
+            return Status::ok();
+          })
+          .status());
   std::sort(result.fileIds.begin(), result.fileIds.end());
   return result;
 }

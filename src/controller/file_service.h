@@ -4,6 +4,7 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,10 +46,19 @@ struct TagEditResult {
   std::vector<SkippedFile> skipped;
 };
 
+// Where new ids, keys and password hashes come from; the simulation supplies
+// seeded, cheap ones so a seed replays exactly.
+struct FileServiceOptions {
+  std::function<std::string()> newId;            // default: newUuid
+  std::function<std::string()> newKey;           // default: newApiKey
+  std::function<Result<std::string>(const std::string&)> hashPassword;  // default: argon2id
+  std::function<bool(const std::string&, const std::string&)> verifyPassword;
+};
+
 class FileService {
  public:
-  FileService(MetadataStore& store, RecordWriter& writer, const Clock& clock)
-      : store_(store), writer_(writer), clock_(clock) {}
+  FileService(MetadataStore& store, RecordWriter& writer, const Clock& clock,
+              FileServiceOptions options = {});
 
   Result<Session> registerUser(const std::string& username, const std::string& password);
   Result<Session> login(const std::string& username, const std::string& password);
@@ -80,6 +90,7 @@ class FileService {
   MetadataStore& store_;
   RecordWriter& writer_;
   const Clock& clock_;
+  FileServiceOptions options_;
 };
 
 // Password hashing (libsodium argon2id).

@@ -1,6 +1,6 @@
 // Merge axioms: commutative, associative, idempotent; any delivery order of
 // the same record set (shuffled, duplicated) converges to one state.
-#include "controller/record.h"
+#include "controller/metadata/record.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@ namespace {
 // A small simulation: nodes write versions of a few keys, each node stamping
 // with its own HLC and vector clock and sometimes first seeing another node's
 // version (as replication would deliver it).
-std::vector<Record> simulateWrites(std::mt19937& rng, int writes) {
+std::vector<Record> simulateWrites(std::mt19937& rng, int writes, RecordKind kind) {
   const std::vector<std::string> nodes{"n1", "n2", "n3"};
   const std::vector<std::string> keys{"a", "b", "c"};
   ManualClock wall;
@@ -32,7 +32,7 @@ std::vector<Record> simulateWrites(std::mt19937& rng, int writes) {
       hlc[node]->observe(seen.version.timestamp);
     }
     Record r;
-    r.kind = RecordKind::kTag;
+    r.kind = kind;
     r.key = key;
     auto it = known.find({node, key});
     if (it != known.end()) r.version.clock = it->second.version.clock;
@@ -61,10 +61,13 @@ std::map<std::string, std::string> fold(const std::vector<Record>& records) {
   return out;
 }
 
+constexpr RecordKind kAllKinds[] = {RecordKind::kUser, RecordKind::kApiKey, RecordKind::kFile,
+                                     RecordKind::kName, RecordKind::kTag};
+
 TEST(Record, MergeIsCommutativeAssociativeIdempotent) {
   std::mt19937 rng(7);
-  for (int round = 0; round < 200; ++round) {
-    auto recs = simulateWrites(rng, 12);
+  for (int round = 0; round < 500; ++round) {
+    auto recs = simulateWrites(rng, 12, kAllKinds[round % 5]);
     for (size_t i = 0; i + 2 < recs.size(); ++i) {
       const Record &a = recs[i], &b = recs[i + 1], &c = recs[i + 2];
       if (a.key != b.key || b.key != c.key) continue;
@@ -76,9 +79,9 @@ TEST(Record, MergeIsCommutativeAssociativeIdempotent) {
 }
 
 TEST(Record, ShuffledAndDuplicatedDeliveryConverges) {
-  for (unsigned seed = 1; seed <= 50; ++seed) {
+  for (unsigned seed = 1; seed <= 100; ++seed) {
     std::mt19937 rng(seed);
-    auto recs = simulateWrites(rng, 60);
+    auto recs = simulateWrites(rng, 60, kAllKinds[seed % 5]);
     auto expected = fold(recs);
     for (int trial = 0; trial < 10; ++trial) {
       auto copy = recs;
@@ -91,6 +94,7 @@ TEST(Record, ShuffledAndDuplicatedDeliveryConverges) {
 
 TEST(Record, DominatingClockWinsOverHigherTimestamp) {
   Record older, newer;
+  older.kind = newer.kind = RecordKind::kTag;
   older.key = newer.key = "k";
   older.version.clock.increment("a");
   older.version.timestamp = 500;
@@ -105,6 +109,7 @@ TEST(Record, DominatingClockWinsOverHigherTimestamp) {
 
 TEST(Record, ConcurrentVersionsBreakTiesByTimestampThenOrigin) {
   Record x, y;
+  x.kind = y.kind = RecordKind::kName;
   x.version.clock.increment("a");
   y.version.clock.increment("b");
   x.version.timestamp = y.version.timestamp = 10;
@@ -114,6 +119,68 @@ TEST(Record, ConcurrentVersionsBreakTiesByTimestampThenOrigin) {
   EXPECT_EQ(&merge(y, x), &y);
   x.version.timestamp = 11;
   EXPECT_EQ(&merge(x, y), &x);
+}
+
+Record version(RecordKind kind, const std::string& origin, int64_t ts, bool deleted,
+               const std::string& value) {
+  Record r;
+  r.kind = kind;
+  r.key = "k";
+  r.version.clock.increment(origin);
+  r.version.timestamp = ts;
+  r.version.origin = origin;
+  r.deleted = deleted;
+  r.value = deleted ? "{}" : value;
+  return r;
+}
+
+// Concurrent registrations of one username: the first keeps it, whichever
+// arrives first and whatever the origins' order.
+TEST(Record, UserFirstRegistrationWins) {
+  Record first = version(RecordKind::kUser, "z-node", 100, false, R"({"user_id":"1"})");
+  Record later = version(RecordKind::kUser, "a-node", 101, false, R"({"user_id":"2"})");
+  EXPECT_EQ(&merge(first, later), &first);
+  EXPECT_EQ(&merge(later, first), &first);
+  EXPECT_FALSE(incomingWins(first, later));
+  EXPECT_TRUE(incomingWins(later, first));
+  // Same timestamp: the lower origin.
+  Record tie = version(RecordKind::kUser, "a-node", 100, false, R"({"user_id":"3"})");
+  EXPECT_EQ(&merge(first, tie), &tie);
+  // Even a later version that saw the first (a dominating clock) never takes the name over.
+  Record takeover = later;
+  takeover.version.clock.mergeFrom(first.version.clock);
+  EXPECT_FALSE(incomingWins(first, takeover));
+}
+
+// Files are immutable: a tombstone beats every live version, even a newer one.
+TEST(Record, FileTombstoneBeatsNewerLiveVersion) {
+  Record deleted = version(RecordKind::kFile, "a", 100, true, "");
+  Record live = version(RecordKind::kFile, "b", 900, false, R"({"name":"x"})");
+  EXPECT_EQ(&merge(deleted, live), &deleted);
+  EXPECT_EQ(&merge(live, deleted), &deleted);
+  EXPECT_FALSE(incomingWins(deleted, live));
+}
+
+// Names, tags and keys: last write wins, concurrent versions by timestamp.
+TEST(Record, NameTagAndKeyLastWriteWins) {
+  for (RecordKind kind : {RecordKind::kName, RecordKind::kTag, RecordKind::kApiKey}) {
+    Record early = version(kind, "z", 100, false, R"({"v":1})");
+    Record late = version(kind, "a", 200, true, "");
+    EXPECT_EQ(&merge(early, late), &late) << kindName(kind);
+    Record relive = version(kind, "a", 300, false, R"({"v":2})");
+    EXPECT_EQ(&merge(late, relive), &relive) << kindName(kind);
+  }
+}
+
+// The record hash covers the value: two versions differing only in value
+// hash differently, so digests see the difference.
+TEST(Record, RecordHashCoversTheValue) {
+  Record a = version(RecordKind::kTag, "a", 1, false, R"({"owner_id":"x"})");
+  Record b = a;
+  b.value = R"({"owner_id":"y"})";
+  EXPECT_EQ(digestLine(a), digestLine(b));
+  EXPECT_NE(recordHash(a), recordHash(b));
+  EXPECT_EQ(recordHash(a).size(), 32u);
 }
 
 TEST(Record, CompositeKeysSplitAtFirstSlash) {

@@ -114,15 +114,32 @@ void Membership::runRound() {
       forgetIfHopeless(address);
   }
   int64_t now = clock_.nowMillis();
-  std::lock_guard lock(mu_);
-  for (auto& [id, p] : peers_) {
-    PeerState s = stateAt(p.view.lastSeenMs, now);
-    if (s != p.view.state) {
-      spdlog::info("controller peer {} ({}) is {}", id, p.view.peerAddress, peerStateName(s));
-      p.view.state = s;
+  std::vector<std::string> alive;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, p] : peers_) {
+      PeerState s = stateAt(p.view.lastSeenMs, now);
+      if (s != p.view.state) {
+        spdlog::info("controller peer {} ({}) is {}", id, p.view.peerAddress, peerStateName(s));
+        p.view.state = s;
+      }
     }
+    saveCacheIfDue(now);
+    alive.swap(newlyAlive_);
   }
-  saveCacheIfDue(now);
+  if (options_.onAlive) {
+    for (const auto& id : alive) options_.onAlive(id);
+  }
+}
+
+std::vector<std::string> Membership::duplicateIds() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  int64_t now = clock_.nowMillis();
+  for (const auto& [id, at] : duplicates_) {
+    if (now - at <= options_.deadAfterMs) out.push_back(id);
+  }
+  return out;
 }
 
 // An address nobody answers at (an old DNS answer, a stale peer-exchange entry)
@@ -142,6 +159,19 @@ void Membership::recordAnswer(const std::string& address, const peer::PingRespon
   int64_t now = clock_.nowMillis();
   std::lock_guard lock(mu_);
   if (resp.self().node_id() == options_.nodeId) {
+    if (resp.self().incarnation() != 0 && resp.self().incarnation() != options_.incarnation) {
+      // Another live process answers with our node id.
+      if (!duplicates_.count(options_.nodeId)) {
+        spdlog::error(
+            "DUPLICATE NODE ID: the controller at {} answers with our node id {}; two data dirs "
+            "share one id (copied data dir or --node-id). Its metadata is not merged; give one of "
+            "them a fresh data dir.",
+            address, options_.nodeId);
+      }
+      duplicates_[options_.nodeId] = now;
+      candidates_.erase(address);
+      return;
+    }
     selfAddresses_.insert(address);
     candidates_.erase(address);
     return;
@@ -159,6 +189,23 @@ void Membership::recordAnswer(const std::string& address, const peer::PingRespon
 
 void Membership::upsertLocked(const peer::ControllerInfo& info, int64_t now) {
   auto& p = peers_[info.node_id()];
+  if (!p.view.nodeId.empty() && info.incarnation() != 0 && p.view.incarnation != 0 &&
+      info.incarnation() != p.view.incarnation && p.view.peerAddress != info.peer_address() &&
+      now - p.view.lastSeenMs <= options_.suspectAfterMs) {
+    // Two processes at two addresses answer with one id within the suspect
+    // window: not a restart (the old one would be silent) but a duplicate.
+    if (!duplicates_.count(info.node_id())) {
+      spdlog::error("DUPLICATE NODE ID: controllers at {} and {} both answer as {}; not merged",
+                    p.view.peerAddress, info.peer_address(), info.node_id());
+    }
+    duplicates_[info.node_id()] = now;
+    return;
+  }
+  p.view.incarnation = info.incarnation();
+  if (!info.metadata_digest().empty()) {
+    p.view.metadataDigest = info.metadata_digest();
+    p.view.digestAtMs = now;
+  }
   if (p.view.nodeId.empty()) {
     spdlog::info("controller peer {} found at {}", info.node_id(), info.peer_address());
   } else if (p.view.peerAddress != info.peer_address()) {
@@ -175,6 +222,7 @@ void Membership::upsertLocked(const peer::ControllerInfo& info, int64_t now) {
   p.view.lastSeenMs = now;
   if (p.view.state != PeerState::kAlive) {
     spdlog::info("controller peer {} ({}) is alive", info.node_id(), info.peer_address());
+    newlyAlive_.push_back(info.node_id());
   }
   p.view.state = PeerState::kAlive;
 }
@@ -232,6 +280,8 @@ peer::ControllerInfo Membership::self() const {
   me.set_node_id(options_.nodeId);
   me.set_peer_address(options_.peerAddress);
   me.set_http_address(options_.httpAddress);
+  me.set_incarnation(options_.incarnation);
+  if (options_.digest) me.set_metadata_digest(options_.digest());
   return me;
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,11 @@ struct MembershipOptions {
   int64_t deadAfterMs = 10000;
   int64_t dnsIntervalMs = 5000;
   std::string cachePath;  // empty: no cache
+  uint64_t incarnation = 0;  // random per process start
+  // The current metadata digest, sent with every ping and ping answer.
+  std::function<std::string()> digest;
+  // Called (from the round thread) when a peer turns alive.
+  std::function<void(const std::string& nodeId)> onAlive;
 };
 
 struct PeerView {
@@ -50,6 +56,9 @@ struct PeerView {
   std::string httpAddress;
   PeerState state = PeerState::kDead;
   int64_t lastSeenMs = 0;
+  uint64_t incarnation = 0;
+  std::string metadataDigest;  // as the peer last reported it
+  int64_t digestAtMs = 0;      // when it did
 };
 
 class Membership {
@@ -73,6 +82,9 @@ class Membership {
   void observe(const peer::ControllerInfo& info);
   // Addresses to try (e.g. learned from a chunkserver); no-op for known ones.
   void addCandidate(const std::string& peerAddress);
+  // Node ids that two live processes answered with (ours included): an
+  // operator error, reported, never merged.
+  std::vector<std::string> duplicateIds() const;
 
  private:
   struct Peer {
@@ -96,6 +108,8 @@ class Membership {
   std::set<std::string> selfAddresses_;  // GUARDED_BY(mu_)
   static constexpr int kMaxCandidateFailures = 30;
   std::map<std::string, int> candidateFailures_;                           // GUARDED_BY(mu_)
+  std::map<std::string, int64_t> duplicates_;  // GUARDED_BY(mu_), node id → last seen
+  std::vector<std::string> newlyAlive_;        // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // GUARDED_BY(mu_)
   DnsRefresher dns_;                                                       // round thread only
   int64_t lastSaveMs_ = 0;

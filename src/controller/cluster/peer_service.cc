@@ -24,3 +24,32 @@ grpc::Status PeerServiceImpl::Heartbeat(grpc::ServerContext*, const peer::Heartb
 }
 
 }  // namespace redcloud::controller
+
+namespace redcloud::controller {
+
+grpc::Status PeerServiceImpl::PushRecords(grpc::ServerContext*, const peer::PushRequest* request,
+                                          peer::PushResponse* response) {
+  *response = replicator_.handlePush(*request);
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::GetTree(grpc::ServerContext*, const peer::TreeRequest* request,
+                                      peer::TreeResponse* response) {
+  *response = replicator_.handleGetTree(*request);
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::PullRecords(grpc::ServerContext*, const peer::PullRequest* request,
+                                          peer::PullResponse* response) {
+  *response = replicator_.handlePull(*request);
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::ConfirmTombstones(grpc::ServerContext*,
+                                                const peer::ConfirmRequest* request,
+                                                peer::ConfirmResponse* response) {
+  *response = replicator_.handleConfirm(*request);
+  return grpc::Status::OK;
+}
+
+}  // namespace redcloud::controller

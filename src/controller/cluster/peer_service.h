@@ -1,27 +1,38 @@
 // PeerServiceImpl: the gRPC adapter of the controller peer service
 // (proto/peer.proto): pings feed Membership, heartbeats feed the
-// ChunkserverRegistry. Thread-safe (both are).
+// ChunkserverRegistry, replication calls go to the Replicator. Decode, call,
+// encode; no logic of its own. Thread-safe (all three are).
 #pragma once
 
 #include "controller/cluster/chunkserver_registry.h"
 #include "controller/cluster/membership.h"
+#include "controller/replication/replicator.h"
 #include "peer.grpc.pb.h"
 
 namespace redcloud::controller {
 
 class PeerServiceImpl final : public peer::PeerService::Service {
  public:
-  PeerServiceImpl(Membership& membership, ChunkserverRegistry& registry)
-      : membership_(membership), registry_(registry) {}
+  PeerServiceImpl(Membership& membership, ChunkserverRegistry& registry, Replicator& replicator)
+      : membership_(membership), registry_(registry), replicator_(replicator) {}
 
   grpc::Status Ping(grpc::ServerContext* ctx, const peer::PingRequest* request,
                     peer::PingResponse* response) override;
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const peer::HeartbeatRequest* request,
                          peer::HeartbeatResponse* response) override;
+  grpc::Status PushRecords(grpc::ServerContext* ctx, const peer::PushRequest* request,
+                           peer::PushResponse* response) override;
+  grpc::Status GetTree(grpc::ServerContext* ctx, const peer::TreeRequest* request,
+                       peer::TreeResponse* response) override;
+  grpc::Status PullRecords(grpc::ServerContext* ctx, const peer::PullRequest* request,
+                           peer::PullResponse* response) override;
+  grpc::Status ConfirmTombstones(grpc::ServerContext* ctx, const peer::ConfirmRequest* request,
+                                 peer::ConfirmResponse* response) override;
 
  private:
   Membership& membership_;
   ChunkserverRegistry& registry_;
+  Replicator& replicator_;
 };
 
 }  // namespace redcloud::controller

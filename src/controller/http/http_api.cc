@@ -343,11 +343,32 @@ void HttpApi::handleCluster(RequestContext& c) {
          {"address", p.httpAddress},
          {"peer_address", p.peerAddress},
          {"state", peerStateName(p.state)},
-         {"last_seen", p.lastSeenMs ? json(formatRfc3339(p.lastSeenMs)) : json(nullptr)}});
+         {"last_seen", p.lastSeenMs ? json(formatRfc3339(p.lastSeenMs)) : json(nullptr)},
+         {"metadata_digest", p.metadataDigest.empty() ? json(nullptr) : json(p.metadataDigest)}});
   }
   auto total = controller_.store().liveChunkCount();
-  auto digest = controller_.store().digest();
-  if (!digest.isOk()) return writeError(c.res, digest.status());
+  std::string digest = controller_.store().digest();
+  auto stats = controller_.replicator().stats();
+  auto counts = controller_.store().counts();
+  auto orphaned = controller_.store().orphanedFiles();
+  json lastAe = nullptr;
+  if (stats.lastAntiEntropy) {
+    const auto& a = *stats.lastAntiEntropy;
+    lastAe = {{"peer", a.peer},
+              {"at", formatRfc3339(a.atMs)},
+              {"ok", a.ok},
+              {"differing_buckets", a.differingBuckets},
+              {"records_received", a.received},
+              {"records_sent", a.sent}};
+  }
+  json replication{{"records", counts.records},
+                   {"tombstones", counts.tombstones},
+                   {"gossip_queue", stats.gossipQueue},
+                   {"deferred_records", stats.deferredNow},
+                   {"rejected_records", stats.rejected},
+                   {"in_sync", controller_.inSync()},
+                   {"resync_required", stats.resyncRequired},
+                   {"last_anti_entropy", lastAe}};
   json out{
       {"self", {{"node_id", controller_.nodeId()}, {"address", controller_.advertisedAddress()}}},
       {"controllers", controllers},
@@ -355,16 +376,24 @@ void HttpApi::handleCluster(RequestContext& c) {
       {"chunks",
        {{"total", total.isOk() ? *total : 0},
         {"under_replicated", controller_.underReplicatedChunks()}}},
-      {"metadata_digest", *digest}};
+      {"metadata_digest", digest},
+      {"replication", replication},
+      {"duplicate_node_ids", controller_.membership().duplicateIds()},
+      {"orphaned_files", orphaned.isOk() ? *orphaned : 0}};
   c.res.set_content(out.dump(), "application/json");
 }
 
 void HttpApi::handleReady(RequestContext& c) {
   bool db = controller_.store().healthy();
   size_t healthy = controller_.chunkservers().healthy().size();
-  bool ready = db && healthy > 0;
+  bool resync = controller_.replicator().resyncRequired();
+  bool ready = db && healthy > 0 && !resync;
   c.res.status = ready ? 200 : 503;
-  c.res.set_content(json{{"ready", ready}, {"database", db}, {"chunkservers", healthy}}.dump(),
+  c.res.set_content(json{{"ready", ready},
+                         {"database", db},
+                         {"chunkservers", healthy},
+                         {"resync_required", resync}}
+                        .dump(),
                     "application/json");
 }
 
@@ -384,6 +413,29 @@ void HttpApi::handleMetrics(RequestContext& c) {
             std::to_string(live.isOk() ? *live : 0) + "\n";
   gauges += "# TYPE redcloud_chunkserver_chunks gauge\nredcloud_chunkserver_chunks " +
             std::to_string(chunks) + "\n";
+  auto r = controller_.replicator().stats();
+  auto counts = controller_.store().counts();
+  auto metric = [&](const char* name, const char* type, uint64_t value) {
+    gauges += std::string("# TYPE ") + name + " " + type + "\n" + name + " " +
+              std::to_string(value) + "\n";
+  };
+  metric("redcloud_metadata_records", "gauge", static_cast<uint64_t>(counts.records));
+  metric("redcloud_metadata_tombstones", "gauge", static_cast<uint64_t>(counts.tombstones));
+  metric("redcloud_replication_gossip_queue", "gauge", r.gossipQueue);
+  metric("redcloud_replication_pushes_total", "counter", r.pushesSent);
+  metric("redcloud_replication_push_failures_total", "counter", r.pushFailures);
+  metric("redcloud_replication_records_sent_total", "counter", r.recordsSent);
+  metric("redcloud_replication_records_received_total", "counter", r.recordsReceived);
+  metric("redcloud_replication_records_applied_total", "counter", r.recordsApplied);
+  metric("redcloud_replication_rejected_records_total", "counter", r.rejected);
+  metric("redcloud_replication_stale_records_total", "counter", r.stale);
+  metric("redcloud_replication_deferred_records_total", "counter", r.deferredTotal);
+  metric("redcloud_replication_deferred_records", "gauge", r.deferredNow);
+  metric("redcloud_replication_anti_entropy_sessions_total", "counter", r.antiEntropySessions);
+  metric("redcloud_replication_anti_entropy_bytes_total", "counter", r.antiEntropyBytes);
+  metric("redcloud_replication_tombstones_purged_total", "counter", r.tombstonesPurged);
+  metric("redcloud_replication_in_sync", "gauge", controller_.inSync() ? 1 : 0);
+  metric("redcloud_replication_resync_required", "gauge", r.resyncRequired ? 1 : 0);
   c.res.set_content(controller_.metrics().render(gauges), "text/plain; version=0.0.4");
 }
 

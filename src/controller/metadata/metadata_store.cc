@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/probe.h"
 #include "common/sha256.h"
 
 namespace redcloud::controller {
@@ -15,6 +16,8 @@ CREATE TABLE IF NOT EXISTS records (
   kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, deleted INTEGER NOT NULL,
   vclock TEXT NOT NULL, ts INTEGER NOT NULL, origin TEXT NOT NULL,
   PRIMARY KEY (kind, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS digest_leaves (bucket INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
   username TEXT PRIMARY KEY, user_id TEXT NOT NULL, password_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS users_by_id ON users(user_id);
@@ -32,7 +35,31 @@ CREATE INDEX IF NOT EXISTS tags_by_owner ON tags(owner_id, tag, file_id);
 CREATE TABLE IF NOT EXISTS file_chunks (
   chunk_id TEXT NOT NULL, file_id TEXT NOT NULL, PRIMARY KEY (chunk_id, file_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS file_chunks_by_file ON file_chunks(file_id);
+CREATE INDEX IF NOT EXISTS files_by_owner ON files(owner_id);
 )sql";
+
+// Added after the first release: the digest-tree bucket of each record.
+constexpr const char* kBucketMigration = R"sql(
+ALTER TABLE records ADD COLUMN bucket INTEGER NOT NULL DEFAULT -1;
+)sql";
+constexpr const char* kBucketIndex = R"sql(
+CREATE INDEX IF NOT EXISTS records_by_bucket ON records(bucket, kind, key);
+CREATE INDEX IF NOT EXISTS tombstones_by_ts ON records(ts) WHERE deleted = 1;
+)sql";
+
+Record readRecord(const SqliteStatement& s, int first) {
+  Record r;
+  parseKind(s.text(first), &r.kind);
+  r.key = s.text(first + 1);
+  r.value = s.text(first + 2);
+  r.deleted = s.integer(first + 3) != 0;
+  r.version.clock = VectorClock::decode(s.text(first + 4)).value_or(VectorClock());
+  r.version.timestamp = s.integer(first + 5);
+  r.version.origin = s.text(first + 6);
+  return r;
+}
+
+constexpr const char* kRecordColumns = "kind, key, value, deleted, vclock, ts, origin";
 
 constexpr const char* kFileColumns =
     "f.file_id, f.owner_id, f.name, f.size, f.sha256, f.chunks, f.created_ms, "
@@ -76,47 +103,192 @@ FileRow readFileRow(const SqliteStatement& s) {
 
 }  // namespace
 
-Status MetadataStore::open(const std::string& path) {
+Status MetadataStore::open(const std::string& path, Options options) {
   std::lock_guard lock(mu_);
   RC_RETURN_IF_ERROR(db_.open(path));
   // WAL + FULL: every commit is fsynced before apply() returns (invariant 1).
-  RC_RETURN_IF_ERROR(db_.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
-  return createSchema();
+  RC_RETURN_IF_ERROR(db_.exec(options.durable ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"));
+  RC_RETURN_IF_ERROR(createSchema());
+  RC_RETURN_IF_ERROR(migrate());
+  RC_RETURN_IF_ERROR(loadTree());
+  RC_ASSIGN_OR_RETURN(auto horizon, getMeta("purged_through_ts"));
+  purgedThroughTs_ = horizon ? std::stoll(*horizon) : 0;
+  return Status::ok();
 }
 
 Status MetadataStore::createSchema() { return db_.exec(kSchema); }
 
-Result<std::vector<Record>> MetadataStore::apply(const std::vector<Record>& records) {
-  std::lock_guard lock(mu_);
-  RC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
-  std::vector<Record> won;
+// Databases from before the digest tree get a bucket column; the tree is
+// rebuilt from the records once.
+Status MetadataStore::migrate() {
+  RC_ASSIGN_OR_RETURN(auto cols, db_.prepare("SELECT name FROM pragma_table_info('records')"));
+  RC_ASSIGN_OR_RETURN(auto names, cols.firstColumn());
+  if (std::find(names.begin(), names.end(), "bucket") != names.end()) {
+    return db_.exec(kBucketIndex);
+  }
+  RC_RETURN_IF_ERROR(db_.exec(std::string("BEGIN IMMEDIATE;") + kBucketMigration));
+  RC_ASSIGN_OR_RETURN(auto all, db_.prepare(std::string("SELECT ") + kRecordColumns +
+                                            " FROM records"));
+  std::vector<Record> records;
+  while (true) {
+    RC_ASSIGN_OR_RETURN(bool row, all.step());
+    if (!row) break;
+    records.push_back(readRecord(all, 0));
+  }
+  DigestTree tree;
   for (const auto& r : records) {
-    bool w = false;
-    Status s = applyOne(r, &w);
-    if (!s.isOk()) {
-      (void)db_.exec("ROLLBACK");
-      return s;
-    }
-    if (w) won.push_back(r);
+    uint32_t b = DigestTree::bucketOf(r.kind, r.key);
+    tree.toggle(b, recordHash(r));
+    RC_ASSIGN_OR_RETURN(auto up, db_.prepare("UPDATE records SET bucket=?1 WHERE kind=?2 AND key=?3"));
+    up.bind(1, int64_t{b}).bind(2, kindName(r.kind)).bind(3, r.key);
+    RC_RETURN_IF_ERROR(up.run());
   }
-  Status s = db_.exec("COMMIT");
-  if (!s.isOk()) {
-    (void)db_.exec("ROLLBACK");
-    return s;
+  for (uint32_t b = 0; b < DigestTree::kLeaves; ++b) {
+    const auto& h = tree.leaf(b);
+    if (h == DigestTree::Hash{}) continue;
+    RC_ASSIGN_OR_RETURN(auto put, db_.prepare("INSERT OR REPLACE INTO digest_leaves VALUES (?1, ?2)"));
+    put.bind(1, int64_t{b}).bind(2, toHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())));
+    RC_RETURN_IF_ERROR(put.run());
   }
-  return won;
+  RC_RETURN_IF_ERROR(db_.exec(std::string(kBucketIndex) + "COMMIT;"));
+  return Status::ok();
 }
 
-Status MetadataStore::applyOne(const Record& r, bool* won) {
+Status MetadataStore::loadTree() {
+  tree_ = DigestTree();
+  RC_ASSIGN_OR_RETURN(auto leaves, db_.prepare("SELECT bucket, hash FROM digest_leaves"));
+  while (true) {
+    RC_ASSIGN_OR_RETURN(bool row, leaves.step());
+    if (!row) break;
+    std::string hex = leaves.text(1);
+    std::string bytes(hex.size() / 2, '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      bytes[i] = static_cast<char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+    }
+    tree_.setLeaf(static_cast<uint32_t>(leaves.integer(0)), bytes);
+  }
+  RC_ASSIGN_OR_RETURN(auto n, db_.prepare("SELECT count(*), coalesce(sum(deleted), 0) FROM records"));
+  RC_ASSIGN_OR_RETURN(bool row, n.step());
+  if (row) counts_ = {n.integer(0), n.integer(1)};
+  return Status::ok();
+}
+
+Status MetadataStore::transaction(const std::function<Status()>& fn) {
+  std::lock_guard lock(mu_);
+  if (txnDepth_ > 0) return fn();  // nested: part of the caller's transaction
+  RC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
+  ++txnDepth_;
+  treeUndo_.clear();
+  touchedLeaves_.clear();
+  countsAtBegin_ = counts_;
+  Status s = fn();
+  if (s.isOk()) s = saveTouchedLeaves();
+  if (s.isOk()) s = db_.exec("COMMIT");
+  --txnDepth_;
+  if (!s.isOk()) {
+    (void)db_.exec("ROLLBACK");
+    undoTree();
+  }
+  treeUndo_.clear();
+  touchedLeaves_.clear();
+  return s;
+}
+
+void MetadataStore::undoTree() {
+  for (auto it = treeUndo_.rbegin(); it != treeUndo_.rend(); ++it) tree_.toggle(it->first, it->second);
+  counts_ = countsAtBegin_;
+}
+
+Status MetadataStore::saveTouchedLeaves() {
+  std::sort(touchedLeaves_.begin(), touchedLeaves_.end());
+  touchedLeaves_.erase(std::unique(touchedLeaves_.begin(), touchedLeaves_.end()),
+                       touchedLeaves_.end());
+  for (uint32_t b : touchedLeaves_) {
+    const auto& h = tree_.leaf(b);
+    RC_ASSIGN_OR_RETURN(auto put,
+                        db_.prepare("INSERT OR REPLACE INTO digest_leaves VALUES (?1, ?2)"));
+    put.bind(1, int64_t{b})
+        .bind(2, toHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())));
+    RC_RETURN_IF_ERROR(put.run());
+  }
+  return Status::ok();
+}
+
+Result<ApplyOutcome> MetadataStore::apply(const std::vector<Record>& records, bool replicated) {
+  ApplyOutcome out;
+  RC_RETURN_IF_ERROR(transaction([&]() -> Status {
+    for (const auto& r : records) {
+      if (!replicated) {
+        RC_RETURN_IF_ERROR(applyOne(r, false, out));
+        continue;
+      }
+      // One bad replicated record must not take its batch down with it.
+      RC_RETURN_IF_ERROR(db_.exec("SAVEPOINT one"));
+      size_t undoMark = treeUndo_.size();
+      StoreCounts before = counts_;
+      size_t wonBefore = out.won.size();
+      Status s = applyOne(r, true, out);
+      if (!s.isOk()) {
+        RC_RETURN_IF_ERROR(db_.exec("ROLLBACK TO one"));
+        while (treeUndo_.size() > undoMark) {
+          tree_.toggle(treeUndo_.back().first, treeUndo_.back().second);
+          treeUndo_.pop_back();
+        }
+        counts_ = before;
+        out.won.resize(wonBefore);
+        ++out.rejected;
+      }
+      RC_RETURN_IF_ERROR(db_.exec("RELEASE one"));
+    }
+    return Status::ok();
+  }));
+  return out;
+}
+
+// A name or tag record must belong to the owner of the file it names, when
+// that file is known here.
+Status MetadataStore::checkOwner(const Record& r, bool* ok) {
+  *ok = true;
+  if (r.deleted || (r.kind != RecordKind::kName && r.kind != RecordKind::kTag)) return Status::ok();
+  json v = json::parse(r.value, nullptr, false);
+  if (!v.is_object()) return Status::ok();
+  std::string owner, fileId;
+  if (r.kind == RecordKind::kName) {
+    owner = splitKey(r.key).first;
+    fileId = v.value("file_id", std::string());
+  } else {
+    owner = v.value("owner_id", std::string());
+    fileId = splitKey(r.key).first;
+  }
+  RC_ASSIGN_OR_RETURN(auto file, getRecordLocked(RecordKind::kFile, fileId));
+  if (!file || file->deleted) return Status::ok();
+  json f = json::parse(file->value, nullptr, false);
+  *ok = f.is_object() && f.value("owner_id", std::string()) == owner;
+  return Status::ok();
+}
+
+Status MetadataStore::applyOne(const Record& r, bool replicated, ApplyOutcome& out) {
   RC_ASSIGN_OR_RETURN(auto local, getRecordLocked(r.kind, r.key));
   if (local && !incomingWins(*local, r)) return Status::ok();
-  RC_ASSIGN_OR_RETURN(
-      auto stmt,
-      db_.prepare("INSERT OR REPLACE INTO records(kind, key, value, deleted, vclock, ts, origin) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-  stmt.bind(1, kindName(r.kind)).bind(2, r.key).bind(3, r.value).bind(4, int64_t{r.deleted});
-  stmt.bind(5, r.version.clock.encode()).bind(6, r.version.timestamp).bind(7, r.version.origin);
-  RC_RETURN_IF_ERROR(stmt.run());
+  if (!local && replicated && r.version.timestamp <= purgedThroughTs_ &&
+      (r.kind == RecordKind::kFile || r.kind == RecordKind::kTag || r.kind == RecordKind::kApiKey)) {
+    // A late copy of something whose tombstone was purged here: taking it
+    // would resurrect a delete.
+    RC_PROBE("apply.stale_after_purge");
+    ++out.stale;
+    return Status::ok();
+  }
+  if (replicated) {
+    bool ok = true;
+    RC_RETURN_IF_ERROR(checkOwner(r, &ok));
+    if (!ok) return invalidRequest("record names a file of another owner");
+    if (r.kind == RecordKind::kTag && !r.deleted) {
+      RC_ASSIGN_OR_RETURN(auto file, getRecordLocked(RecordKind::kFile, splitKey(r.key).first));
+      if (file && file->deleted) RC_PROBE("merge.tag_edit_on_deleted_file");
+    }
+  }
+  RC_RETURN_IF_ERROR(storeRecord(r, local));
   // A malformed value (e.g. a field of the wrong type) must fail this apply
   // cleanly so the caller rolls back, never escape with the transaction open.
   try {
@@ -124,7 +296,34 @@ Status MetadataStore::applyOne(const Record& r, bool* won) {
   } catch (const nlohmann::json::exception& e) {
     return invalidRequest(std::string("malformed ") + kindName(r.kind) + " record: " + e.what());
   }
-  *won = true;
+  out.won.push_back(r);
+  return Status::ok();
+}
+
+// Writes the record row and moves its hash in the digest tree.
+Status MetadataStore::storeRecord(const Record& r, const std::optional<Record>& old) {
+  uint32_t bucket = DigestTree::bucketOf(r.kind, r.key);
+  RC_ASSIGN_OR_RETURN(
+      auto stmt,
+      db_.prepare("INSERT OR REPLACE INTO records(kind, key, value, deleted, vclock, ts, origin, "
+                  "bucket) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+  stmt.bind(1, kindName(r.kind)).bind(2, r.key).bind(3, r.value).bind(4, int64_t{r.deleted});
+  stmt.bind(5, r.version.clock.encode()).bind(6, r.version.timestamp).bind(7, r.version.origin);
+  stmt.bind(8, int64_t{bucket});
+  RC_RETURN_IF_ERROR(stmt.run());
+  if (old) {
+    std::string h = recordHash(*old);
+    tree_.toggle(bucket, h);
+    treeUndo_.emplace_back(bucket, h);
+    counts_.records -= 1;
+    counts_.tombstones -= old->deleted ? 1 : 0;
+  }
+  std::string h = recordHash(r);
+  tree_.toggle(bucket, h);
+  treeUndo_.emplace_back(bucket, h);
+  touchedLeaves_.push_back(bucket);
+  counts_.records += 1;
+  counts_.tombstones += r.deleted ? 1 : 0;
   return Status::ok();
 }
 
@@ -318,25 +517,170 @@ Result<std::vector<TagCount>> MetadataStore::tagCounts(const std::string& ownerI
   return out;
 }
 
-Result<std::string> MetadataStore::digest() {
+std::string MetadataStore::digest() {
   std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(
-      auto stmt,
-      db_.prepare("SELECT kind, key, deleted, vclock, ts, origin FROM records ORDER BY kind, key"));
-  Sha256 h;
+  return tree_.rootHex();
+}
+
+std::string MetadataStore::treeChildren(uint32_t level, uint32_t index) {
+  std::lock_guard lock(mu_);
+  return tree_.children(level, index);
+}
+
+Result<RecordPage> MetadataStore::recordsInBuckets(const std::vector<uint32_t>& buckets,
+                                                   const std::optional<BucketCursor>& after,
+                                                   size_t maxBytes) {
+  std::lock_guard lock(mu_);
+  RecordPage page;
+  size_t bytes = 0;
+  for (uint32_t b : buckets) {
+    if (after && b < after->bucket) continue;
+    bool resume = after && b == after->bucket;
+    RC_ASSIGN_OR_RETURN(
+        auto stmt, db_.prepare(resume ? std::string("SELECT ") + kRecordColumns +
+                                            " FROM records WHERE bucket=?1 AND (kind, key) > "
+                                            "(?2, ?3) ORDER BY kind, key"
+                                      : std::string("SELECT ") + kRecordColumns +
+                                            " FROM records WHERE bucket=?1 ORDER BY kind, key"));
+    stmt.bind(1, int64_t{b});
+    if (resume) stmt.bind(2, after->kind).bind(3, after->key);
+    while (true) {
+      RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+      if (!row) break;
+      Record r = readRecord(stmt, 0);
+      size_t size = r.key.size() + r.value.size() + r.version.clock.encode().size() + 64;
+      if (!page.records.empty() && bytes + size > maxBytes) {
+        page.more = true;
+        return page;
+      }
+      bytes += size;
+      page.records.push_back(std::move(r));
+    }
+  }
+  return page;
+}
+
+StoreCounts MetadataStore::counts() {
+  std::lock_guard lock(mu_);
+  return counts_;
+}
+
+Result<int64_t> MetadataStore::orphanedFiles() {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT count(*) FROM files f WHERE NOT EXISTS "
+                                             "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
+  RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+  return row ? stmt.integer(0) : 0;
+}
+
+Result<int64_t> MetadataStore::maxTimestamp() {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT coalesce(max(ts), 0) FROM records"));
+  RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+  return std::max<int64_t>(row ? stmt.integer(0) : 0, purgedThroughTs_);
+}
+
+Result<std::vector<TombstoneRef>> MetadataStore::tombstonesBefore(int64_t beforeTs, size_t limit) {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT kind, key, ts, origin FROM records WHERE "
+                                             "deleted = 1 AND ts < ?1 ORDER BY ts LIMIT ?2"));
+  stmt.bind(1, beforeTs).bind(2, static_cast<int64_t>(limit));
+  std::vector<TombstoneRef> out;
   while (true) {
     RC_ASSIGN_OR_RETURN(bool row, stmt.step());
     if (!row) break;
-    Record r;
-    parseKind(stmt.text(0), &r.kind);
-    r.key = stmt.text(1);
-    r.deleted = stmt.integer(2) != 0;
-    r.version.clock = VectorClock::decode(stmt.text(3)).value_or(VectorClock());
-    r.version.timestamp = stmt.integer(4);
-    r.version.origin = stmt.text(5);
-    h.update(digestLine(r));
+    TombstoneRef t;
+    parseKind(stmt.text(0), &t.kind);
+    t.key = stmt.text(1);
+    t.timestamp = stmt.integer(2);
+    t.origin = stmt.text(3);
+    out.push_back(std::move(t));
   }
-  return h.finishHex();
+  return out;
+}
+
+Result<std::vector<bool>> MetadataStore::holdsTombstones(const std::vector<TombstoneRef>& refs) {
+  std::lock_guard lock(mu_);
+  std::vector<bool> out;
+  for (const auto& t : refs) {
+    RC_ASSIGN_OR_RETURN(auto local, getRecordLocked(t.kind, t.key));
+    if (!local) {
+      out.push_back(t.timestamp <= purgedThroughTs_);
+      continue;
+    }
+    // Held when ours is that tombstone or a version that beats it.
+    Record probe;
+    probe.kind = t.kind;
+    probe.key = t.key;
+    probe.deleted = true;
+    probe.value = "{}";
+    probe.version.timestamp = t.timestamp;
+    probe.version.origin = t.origin;
+    probe.version.clock = local->version.clock;  // compare by (timestamp, origin) only
+    bool same = local->deleted && local->version.timestamp == t.timestamp &&
+                local->version.origin == t.origin;
+    out.push_back(same || !incomingWins(*local, probe));
+  }
+  return out;
+}
+
+Result<size_t> MetadataStore::purgeTombstones(const std::vector<TombstoneRef>& refs) {
+  size_t removed = 0;
+  RC_RETURN_IF_ERROR(transaction([&]() -> Status {
+    int64_t horizon = purgedThroughTs_;
+    for (const auto& t : refs) {
+      RC_ASSIGN_OR_RETURN(auto local, getRecordLocked(t.kind, t.key));
+      if (!local || !local->deleted || local->version.timestamp != t.timestamp ||
+          local->version.origin != t.origin) {
+        continue;
+      }
+      RC_ASSIGN_OR_RETURN(auto del, db_.prepare("DELETE FROM records WHERE kind=?1 AND key=?2"));
+      del.bind(1, kindName(t.kind)).bind(2, t.key);
+      RC_RETURN_IF_ERROR(del.run());
+      uint32_t bucket = DigestTree::bucketOf(t.kind, t.key);
+      std::string h = recordHash(*local);
+      tree_.toggle(bucket, h);
+      treeUndo_.emplace_back(bucket, h);
+      touchedLeaves_.push_back(bucket);
+      counts_.records -= 1;
+      counts_.tombstones -= 1;
+      horizon = std::max(horizon, t.timestamp);
+      ++removed;
+      RC_PROBE("tombstone.purged");
+    }
+    RC_RETURN_IF_ERROR(setMeta("purged_through_ts", std::to_string(horizon)));
+    purgedThroughTs_ = horizon;
+    return Status::ok();
+  }));
+  return removed;
+}
+
+Result<std::optional<std::string>> MetadataStore::getMeta(const std::string& key) {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT value FROM meta WHERE key=?1"));
+  stmt.bind(1, key);
+  RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(stmt.text(0));
+}
+
+Status MetadataStore::setMeta(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("INSERT OR REPLACE INTO meta VALUES (?1, ?2)"));
+  stmt.bind(1, key).bind(2, value);
+  return stmt.run();
+}
+
+Result<std::pair<KeyState, std::string>> MetadataStore::keyState(const std::string& keyHash) {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT k.user_id, u.username FROM api_keys k LEFT "
+                                             "JOIN users u ON u.user_id = k.user_id "
+                                             "WHERE k.key_hash=?1"));
+  stmt.bind(1, keyHash);
+  RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+  if (!row) return std::make_pair(KeyState::kUnknown, std::string());
+  bool userLive = !stmt.text(1).empty();
+  return std::make_pair(userLive ? KeyState::kLive : KeyState::kUserLost, stmt.text(0));
 }
 
 Result<int64_t> MetadataStore::liveChunkCount() {

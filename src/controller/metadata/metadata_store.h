@@ -1,13 +1,17 @@
 // MetadataStore: the controller's SQLite database (WAL mode, full fsync).
 //
-// Holds every replicated Record in `records` (the source of truth) and keeps
-// query tables (users, api_keys, files, names, tags, file_chunks) in step with
-// the winning live records, inside the same transaction. apply() is the only
-// write path — local writes and, later, replicated ones both use it.
-// Thread-safe: one connection behind a mutex.
+// Holds every replicated Record in `records` (the source of truth) and keeps,
+// inside the same transaction, the query tables (users, api_keys, files,
+// names, tags, file_chunks) equal to the projection of the winning live
+// records and the digest tree (replication/digest_tree.h) equal to the hash of
+// every record. apply() is the only write path: local writes (RecordWriter)
+// and replicated ones both use it. Thread-safe: one connection behind a
+// recursive mutex, so transaction() can run reads and apply() in one
+// transaction on the calling thread while other threads wait.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -15,6 +19,8 @@
 
 #include "controller/metadata/record.h"
 #include "controller/metadata/sqlite_db.h"
+#include "controller/replication/digest_tree.h"
+#include "controller/replication/replica_store.h"
 
 namespace redcloud::controller {
 
@@ -45,19 +51,38 @@ struct TagCount {
   int64_t count = 0;
 };
 
+// What the key of an API key leads to.
+enum class KeyState { kUnknown, kLive, kUserLost };
+
 class MetadataStore {
  public:
-  Status open(const std::string& path);
+  struct Options {
+    // FULL fsyncs every commit (invariant 1). Only the simulation turns it
+    // off, for speed on throw-away stores.
+    bool durable = true;
+  };
 
-  // Merges each record with the stored version; the winners are stored and the
-  // query tables updated, all in one transaction. Returns the records that won.
-  Result<std::vector<Record>> apply(const std::vector<Record>& records);
+  Status open(const std::string& path, Options options);
+  Status open(const std::string& path) { return open(path, Options{}); }
+
+  // Merges each record with the stored version; the winners are stored and
+  // the query tables and digest tree updated, in one transaction (or in the
+  // caller's, inside transaction()). With `replicated`, each record is also
+  // checked against stored state (one owner across file, name and tag) and a
+  // failing record is skipped and counted instead of failing the batch.
+  Result<ApplyOutcome> apply(const std::vector<Record>& records, bool replicated = false);
+  // Runs fn in one write transaction (BEGIN IMMEDIATE … COMMIT) holding the
+  // store's lock: reads and apply() inside it see and make one atomic change.
+  // A non-OK status from fn rolls everything back.
+  Status transaction(const std::function<Status()>& fn);
 
   Result<std::optional<Record>> getRecord(RecordKind kind, const std::string& key);
   // Every key of a kind, tombstones included, in order.
   Result<std::vector<std::string>> keysOf(RecordKind kind);
   Result<std::optional<UserRow>> userByName(const std::string& username);
   Result<std::optional<std::string>> userIdForKeyHash(const std::string& keyHash);
+  // The user id of a key and whether that user still owns its username.
+  Result<std::pair<KeyState, std::string>> keyState(const std::string& keyHash);
 
   // The owner's visible files having every tag (none: all files), ordered by
   // name, names greater than `afterName`; limit 0 means no limit. Listings
@@ -70,8 +95,33 @@ class MetadataStore {
                                                    const std::string& name);
   Result<std::vector<TagCount>> tagCounts(const std::string& ownerId);
 
-  // Hex SHA-256 over every record's digestLine, in (kind, key) order.
-  Result<std::string> digest();
+  // The digest tree's root (hex): equal on two stores exactly when their
+  // records are. O(1).
+  std::string digest();
+  // The children hashes of a tree node (DigestTree::children), O(1).
+  std::string treeChildren(uint32_t level, uint32_t index);
+  // Records of the given leaf buckets in (bucket, kind, key) order after
+  // `after`, at most about `maxBytes` of keys and values.
+  Result<RecordPage> recordsInBuckets(const std::vector<uint32_t>& buckets,
+                                      const std::optional<BucketCursor>& after, size_t maxBytes);
+  StoreCounts counts();
+  // Live files whose owner lost the registration of its username.
+  Result<int64_t> orphanedFiles();
+  // The largest HLC timestamp stored (0 when empty).
+  Result<int64_t> maxTimestamp();
+
+  // Tombstones stamped before `beforeTs`, oldest first.
+  Result<std::vector<TombstoneRef>> tombstonesBefore(int64_t beforeTs, size_t limit);
+  // Per ref: true when this store holds that tombstone or a newer version of
+  // its key, or holds nothing for the key and has purged through its timestamp.
+  Result<std::vector<bool>> holdsTombstones(const std::vector<TombstoneRef>& refs);
+  // Removes these tombstones if still stored at exactly this version; raises
+  // the purge horizon. Returns how many were removed.
+  Result<size_t> purgeTombstones(const std::vector<TombstoneRef>& refs);
+
+  // Small persistent settings (node id binding, last contact, known peers).
+  Result<std::optional<std::string>> getMeta(const std::string& key);
+  Status setMeta(const std::string& key, const std::string& value);
   Result<int64_t> liveChunkCount();
   // Distinct chunk ids referenced by live files, greater than `after`, in order.
   Result<std::vector<std::string>> liveChunkIds(const std::string& after, size_t limit);
@@ -80,14 +130,27 @@ class MetadataStore {
 
  private:
   Status createSchema();
-  Status applyOne(const Record& r, bool* won);
+  Status migrate();
+  Status loadTree();
+  Status applyOne(const Record& r, bool replicated, ApplyOutcome& out);
+  Status checkOwner(const Record& r, bool* ok);
+  Status storeRecord(const Record& r, const std::optional<Record>& old);
+  Status saveTouchedLeaves();
+  void undoTree();
   Status materialize(const Record& r);
   Result<std::optional<Record>> getRecordLocked(RecordKind kind, const std::string& key);
   Result<std::vector<FileRow>> queryFiles(const std::string& sql, const std::string& ownerId,
                                           const std::vector<std::string>& binds);
 
-  std::mutex mu_;
-  SqliteDb db_;  // GUARDED_BY(mu_)
+  std::recursive_mutex mu_;
+  SqliteDb db_;                 // GUARDED_BY(mu_)
+  int txnDepth_ = 0;            // GUARDED_BY(mu_)
+  DigestTree tree_;             // GUARDED_BY(mu_)
+  std::vector<std::pair<uint32_t, std::string>> treeUndo_;  // toggles of the open transaction
+  std::vector<uint32_t> touchedLeaves_;                     // GUARDED_BY(mu_)
+  StoreCounts counts_;                                      // GUARDED_BY(mu_)
+  StoreCounts countsAtBegin_;                               // GUARDED_BY(mu_)
+  int64_t purgedThroughTs_ = 0;                             // GUARDED_BY(mu_)
 };
 
 }  // namespace redcloud::controller

@@ -1,5 +1,8 @@
 #include "controller/metadata/record.h"
 
+#include "common/probe.h"
+#include "common/sha256.h"
+
 namespace redcloud::controller {
 namespace {
 
@@ -12,24 +15,61 @@ constexpr struct {
               {RecordKind::kName, "name"},
               {RecordKind::kTag, "tag"}};
 
-// Orders two versions of one record; >0 when a is the winner.
-int compareVersions(const Record& a, const Record& b) {
+int compareTail(const Record& a, const Record& b) {
+  if (a.deleted != b.deleted) return a.deleted ? 1 : -1;
+  if (int c = a.value.compare(b.value)) return c > 0 ? 1 : -1;
+  return 0;
+}
+
+// Last write wins: a dominating vector clock, else the higher (timestamp,
+// origin). Because a node's HLC exceeds every timestamp it has seen, dominance
+// never disagrees with timestamp order, so this is one total order.
+int compareLastWriteWins(const Record& a, const Record& b) {
   switch (a.version.clock.compare(b.version.clock)) {
     case Causality::kAfter:
       return 1;
     case Causality::kBefore:
       return -1;
     case Causality::kEqual:
+      break;
     case Causality::kConcurrent:
+      RC_PROBE("merge.concurrent_versions");
       break;
   }
   if (a.version.timestamp != b.version.timestamp) {
     return a.version.timestamp > b.version.timestamp ? 1 : -1;
   }
   if (int c = a.version.origin.compare(b.version.origin)) return c > 0 ? 1 : -1;
-  if (a.deleted != b.deleted) return a.deleted ? 1 : -1;
-  if (int c = a.value.compare(b.value)) return c > 0 ? 1 : -1;
-  return 0;
+  return compareTail(a, b);
+}
+
+// First registration wins: users are written once, so two versions of one
+// username are concurrent registrations; the lower (timestamp, origin) keeps
+// the name on every node.
+int compareFirstWriteWins(const Record& a, const Record& b) {
+  if (a.version.timestamp != b.version.timestamp) {
+    return a.version.timestamp < b.version.timestamp ? 1 : -1;
+  }
+  if (int c = a.version.origin.compare(b.version.origin)) return c < 0 ? 1 : -1;
+  return compareTail(a, b);
+}
+
+// Orders two versions of one record; >0 when a is the winner.
+int compareVersions(const Record& a, const Record& b) {
+  switch (a.kind) {
+    case RecordKind::kUser:
+      if (a.value != b.value) RC_PROBE("merge.concurrent_registration");
+      return compareFirstWriteWins(a, b);
+    case RecordKind::kFile:
+      // Files are immutable: once deleted, deleted for good.
+      if (a.deleted != b.deleted) return a.deleted ? 1 : -1;
+      return compareLastWriteWins(a, b);
+    case RecordKind::kApiKey:
+    case RecordKind::kName:
+    case RecordKind::kTag:
+      break;
+  }
+  return compareLastWriteWins(a, b);
 }
 
 }  // namespace
@@ -61,6 +101,13 @@ std::string digestLine(const Record& r) {
   return std::string(kindName(r.kind)) + '\0' + r.key + '\0' + r.version.clock.encode() + '\0' +
          std::to_string(r.version.timestamp) + '\0' + r.version.origin + '\0' +
          (r.deleted ? "1" : "0") + '\n';
+}
+
+std::string recordHash(const Record& r) {
+  Sha256 h;
+  h.update(digestLine(r));
+  h.update(sha256Hex(r.value));
+  return h.finishBinary();
 }
 
 std::string nameKey(std::string_view ownerId, std::string_view name) {

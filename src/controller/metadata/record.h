@@ -7,11 +7,18 @@
 //   commutative  merge(a, b) == merge(b, a)
 //   associative  merge(merge(a, b), c) == merge(a, merge(b, c))
 //   idempotent   merge(a, a) == a
-// It is a total order: a version whose vector clock dominates wins; otherwise
-// the higher (HLC timestamp, origin id) wins, then tombstone over live, then
-// the larger value. Because a node's HLC timestamp exceeds every timestamp it
-// has seen, dominance never disagrees with timestamp order, so the rule is one
-// consistent ordering and any delivery order converges.
+// Each kind has one total order (DESIGN.md, the kinds table):
+//   apikey, name, tag  last write wins: a version whose vector clock dominates
+//                      wins; otherwise the higher (HLC timestamp, origin id),
+//                      then tombstone over live, then the larger value. A
+//                      node's HLC exceeds every timestamp it has seen, so
+//                      dominance never disagrees with timestamp order.
+//   file               immutable: a tombstone beats any live version (a
+//                      deleted file never comes back); otherwise as above.
+//   user               first registration wins: the lower (timestamp, origin)
+//                      keeps the username, so an established account is never
+//                      taken over from the other side of a partition.
+// Total orders make any delivery order converge.
 #pragma once
 
 #include <cstdint>
@@ -48,8 +55,11 @@ bool incomingWins(const Record& local, const Record& incoming);
 // The winner of two versions of the same (kind, key).
 const Record& merge(const Record& a, const Record& b);
 
-// Canonical text of (kind, key, version, deleted) that the state digest hashes.
+// Canonical text of (kind, key, version, deleted).
 std::string digestLine(const Record& r);
+// 32 raw bytes: SHA-256 over digestLine and the value's hash. The digest tree
+// combines these, so equal trees mean equal records, values included.
+std::string recordHash(const Record& r);
 
 // Keys of composite kinds. Owner and file ids are UUIDs (no '/'), names never
 // contain '/', so the first '/' separates the parts.

@@ -2,28 +2,69 @@
 
 namespace redcloud::controller {
 
-Result<std::vector<Record>> RecordWriter::write(const std::vector<Mutation>& mutations) {
-  std::lock_guard lock(mu_);
-  std::vector<Record> records;
-  records.reserve(mutations.size());
-  for (const auto& m : mutations) {
-    Record r;
-    r.kind = m.kind;
-    r.key = m.key;
-    r.deleted = m.deleted;
-    r.value = m.deleted ? "{}" : m.value;
-    RC_ASSIGN_OR_RETURN(auto current, store_.getRecord(m.kind, m.key));
-    if (current) {
-      r.version.clock = current->version.clock;
-      hlc_.observe(current->version.timestamp);
-    }
-    r.version.clock.increment(nodeId_);
-    r.version.timestamp = hlc_.tick();
-    r.version.origin = nodeId_;
-    records.push_back(std::move(r));
+Status RecordWriter::restoreClock() {
+  RC_ASSIGN_OR_RETURN(int64_t maxTs, store_.maxTimestamp());
+  hlc_.observe(maxTs);
+  return Status::ok();
+}
+
+void RecordWriter::setListener(std::function<void(const std::vector<Record>&, bool)> listener) {
+  std::lock_guard lock(listenerMu_);
+  listener_ = std::move(listener);
+}
+
+Result<Record> RecordWriter::stamp(const Mutation& m) {
+  Record r;
+  r.kind = m.kind;
+  r.key = m.key;
+  r.deleted = m.deleted;
+  r.value = m.deleted ? "{}" : m.value;
+  RC_ASSIGN_OR_RETURN(auto current, store_.getRecord(m.kind, m.key));
+  if (current) {
+    r.version.clock = current->version.clock;
+    hlc_.observe(current->version.timestamp);
   }
-  RC_RETURN_IF_ERROR(store_.apply(records).status());
+  r.version.clock.increment(nodeId_);
+  r.version.timestamp = hlc_.tick();
+  r.version.origin = nodeId_;
+  return r;
+}
+
+Result<std::vector<Record>> RecordWriter::transact(
+    const std::function<Status(std::vector<Mutation>&)>& plan) {
+  std::vector<Record> records;
+  RC_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
+    std::vector<Mutation> mutations;
+    RC_RETURN_IF_ERROR(plan(mutations));
+    for (const auto& m : mutations) {
+      RC_ASSIGN_OR_RETURN(Record r, stamp(m));
+      records.push_back(std::move(r));
+    }
+    if (records.empty()) return Status::ok();
+    return store_.apply(records).status();
+  }));
+  if (!records.empty()) {
+    std::lock_guard lock(listenerMu_);
+    if (listener_) listener_(records, true);
+  }
   return records;
+}
+
+Result<std::vector<Record>> RecordWriter::write(const std::vector<Mutation>& mutations) {
+  return transact([&](std::vector<Mutation>& out) {
+    out = mutations;
+    return Status::ok();
+  });
+}
+
+Result<ApplyOutcome> RecordWriter::applyReplicated(const std::vector<Record>& records) {
+  for (const auto& r : records) hlc_.observe(r.version.timestamp);
+  RC_ASSIGN_OR_RETURN(auto outcome, store_.apply(records, /*replicated=*/true));
+  if (!outcome.won.empty()) {
+    std::lock_guard lock(listenerMu_);
+    if (listener_) listener_(outcome.won, false);
+  }
+  return outcome;
 }
 
 }  // namespace redcloud::controller

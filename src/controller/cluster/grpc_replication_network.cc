@@ -1,0 +1,73 @@
+#include "controller/cluster/grpc_replication_network.h"
+
+#include "rpc/channels.h"
+#include "rpc/status_convert.h"
+
+namespace redcloud::controller {
+namespace {
+
+constexpr int kCallDeadlineMs = 10'000;
+
+template <typename Response, typename Call>
+Result<Response> callWithDeadline(Call call) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(kCallDeadlineMs));
+  Response resp;
+  RC_RETURN_IF_ERROR(fromGrpc(call(&ctx, &resp)));
+  return resp;
+}
+
+}  // namespace
+
+std::vector<std::string> GrpcReplicationNetwork::alivePeers() {
+  std::vector<std::string> out;
+  for (const auto& p : membership_.peers()) {
+    if (p.state == PeerState::kAlive) out.push_back(p.nodeId);
+  }
+  return out;
+}
+
+Result<std::shared_ptr<peer::PeerService::Stub>> GrpcReplicationNetwork::stubFor(
+    const std::string& peer) {
+  std::string address;
+  for (const auto& p : membership_.peers()) {
+    if (p.nodeId == peer) address = p.peerAddress;
+  }
+  if (address.empty()) return Status(StatusCode::kUnavailable, "unknown controller " + peer);
+  std::lock_guard lock(mu_);
+  auto& stub = stubs_[address];
+  if (!stub) stub = newPeerStub(address);
+  return stub;
+}
+
+Result<peer::PushResponse> GrpcReplicationNetwork::push(const std::string& peer,
+                                                        const peer::PushRequest& r) {
+  RC_ASSIGN_OR_RETURN(auto stub, stubFor(peer));
+  return callWithDeadline<peer::PushResponse>(
+      [&](grpc::ClientContext* c, peer::PushResponse* out) { return stub->PushRecords(c, r, out); });
+}
+
+Result<peer::TreeResponse> GrpcReplicationNetwork::getTree(const std::string& peer,
+                                                           const peer::TreeRequest& r) {
+  RC_ASSIGN_OR_RETURN(auto stub, stubFor(peer));
+  return callWithDeadline<peer::TreeResponse>(
+      [&](grpc::ClientContext* c, peer::TreeResponse* out) { return stub->GetTree(c, r, out); });
+}
+
+Result<peer::PullResponse> GrpcReplicationNetwork::pull(const std::string& peer,
+                                                        const peer::PullRequest& r) {
+  RC_ASSIGN_OR_RETURN(auto stub, stubFor(peer));
+  return callWithDeadline<peer::PullResponse>(
+      [&](grpc::ClientContext* c, peer::PullResponse* out) { return stub->PullRecords(c, r, out); });
+}
+
+Result<peer::ConfirmResponse> GrpcReplicationNetwork::confirm(const std::string& peer,
+                                                              const peer::ConfirmRequest& r) {
+  RC_ASSIGN_OR_RETURN(auto stub, stubFor(peer));
+  return callWithDeadline<peer::ConfirmResponse>(
+      [&](grpc::ClientContext* c, peer::ConfirmResponse* out) {
+        return stub->ConfirmTombstones(c, r, out);
+      });
+}
+
+}  // namespace redcloud::controller
