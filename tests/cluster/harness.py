@@ -187,6 +187,27 @@ def http(ns, method, url, body=None, headers=None, timeout=Timing.HTTP):
     return HttpResult(int(code), text)
 
 
+def http_bytes(ns, method, url, data=None, headers=None, timeout=Timing.HTTP):
+    """As http(), but binary-safe both ways (uploads, downloads): data is bytes
+    (sent as the raw body, with Content-Length), the result's body is bytes."""
+    cmd = ["curl", "-sS", "-m", str(timeout), "-X", method, "-o", "-",
+           "-w", "\n%{http_code}", "-H", "Expect:"]
+    for k, v in (headers or {}).items():
+        cmd += ["-H", f"{k}: {v}"]
+    if data is not None:
+        cmd += ["-H", "Content-Type: application/octet-stream", "--data-binary", "@-"]
+    try:
+        p = subprocess.run(in_ns(ns, cmd + [url]), input=data, capture_output=True,
+                           timeout=timeout + 10)
+    except subprocess.TimeoutExpired as e:
+        raise HarnessError(f"timed out after {timeout + 10}s: curl {method} {url}") from e
+    body, _, code = p.stdout.rpartition(b"\n")
+    if p.returncode != 0 or code in (b"", b"000"):
+        error = p.stderr.decode(errors="replace") or f"curl exit {p.returncode}"
+        return HttpResult(None, body, error)
+    return HttpResult(int(code), body)
+
+
 def tcp_open(ns, host, port, timeout=1.0):
     """True when a TCP connection to host:port from namespace ns succeeds."""
     script = f"exec 3<>/dev/tcp/{host}/{port}"
@@ -611,6 +632,12 @@ class Cluster:
         """HTTP to controller `name`, from the probe (or from node `via`'s namespace)."""
         ns = self.nodes[via].ns if via else self.probe
         return http(ns, method, self.nodes[name].url + path, body, headers, timeout)
+
+    def http_bytes(self, name, method, path, data=None, headers=None, timeout=Timing.HTTP,
+                   via=None):
+        """Binary-safe HTTP to controller `name` (see http_bytes); body bytes in and out."""
+        ns = self.nodes[via].ns if via else self.probe
+        return http_bytes(ns, method, self.nodes[name].url + path, data, headers, timeout)
 
     def api_key(self, name):
         """A bearer key registered on controller `name` itself (cached)."""
