@@ -7,7 +7,7 @@ WERROR  ?= OFF
 DATA    ?= ./redcloud-data
 CMAKE_FLAGS ?=
 
-.PHONY: setup configure build run test unit e2e cluster cluster-cleanup bench format check-format clean
+.PHONY: setup configure build run test unit sim soak e2e cluster cluster-cleanup bench format check-format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -16,7 +16,7 @@ configure: setup
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRC_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 
 build: configure
-	@ninja -C $(BUILD) -j$(JOBS) redcloud unit_tests
+	@ninja -C $(BUILD) -j$(JOBS) redcloud unit_tests sim_tests
 	@echo "built $(BUILD)/redcloud"
 
 run: build
@@ -27,6 +27,15 @@ test: build
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
+
+sim: build
+	cd $(BUILD) && ctest --output-on-failure -L sim
+
+# Many seeds of the replication simulation: make soak SEEDS=500 [FIRST=1]
+SEEDS ?= 200
+FIRST ?= 1
+soak: build
+	SIM_SEEDS=$(SEEDS) SIM_FIRST_SEED=$(FIRST) $(BUILD)/sim_tests --gtest_filter='ReplicationSim.Seeds'
 
 e2e: build
 	cd $(BUILD) && ctest --output-on-failure -L e2e

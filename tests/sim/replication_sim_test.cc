@@ -1,0 +1,199 @@
+// The replication simulation (tests/sim/sim_cluster.h): seeded runs of many
+// controllers under nemeses, checked against the model after every heal.
+//
+//   SIM_SEEDS=N       how many seeds ReplicationSim.Seeds runs (CI: 12)
+//   SIM_FIRST_SEED=S  the first one (a failure prints the seed to replay)
+// `make soak SEEDS=500` runs many.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "common/probe.h"
+#include "sim_cluster.h"
+
+namespace redcloud::sim {
+namespace {
+
+// Quiet logs: a run makes thousands of anti-entropy sessions.
+const bool kQuiet = [] {
+  spdlog::set_level(std::getenv("SIM_VERBOSE") ? spdlog::level::info : spdlog::level::err);
+  return true;
+}();
+
+uint64_t envOr(const char* name, uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoull(v, nullptr, 10) : fallback;
+}
+
+std::string simDir(const std::string& name) {
+  // Throw-away databases: tmpfs when there is one.
+  std::string base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
+  return base + "/redcloud-sim-" + std::to_string(::getpid()) + "-" + name;
+}
+
+// One seeded run: workload under nemeses, heal, converge, check.
+void runSeed(uint64_t seed) {
+  SimOptions o;
+  o.seed = seed;
+  o.nodes = 3 + static_cast<int>(seed % 6);
+  o.dir = simDir("seed" + std::to_string(seed));
+  SimCluster c(o);
+  c.runWorkload();
+  c.heal();
+  int rounds = c.converge(60);
+  ASSERT_GE(rounds, 0) << "seed " << seed << ": digests never became equal";
+  std::string diff = c.checkAgainstModel();
+  ASSERT_EQ(diff, "") << "seed " << seed;
+  ASSERT_EQ(c.checkSessions(), "") << "seed " << seed;
+  // A second storm on the converged cluster, then heal again.
+  c.runWorkload();
+  c.heal();
+  ASSERT_GE(c.converge(60), 0) << "seed " << seed << ": second heal";
+  ASSERT_EQ(c.checkAgainstModel(), "") << "seed " << seed << " (second heal)";
+  ASSERT_EQ(c.checkSessions(), "") << "seed " << seed << " (second heal)";
+}
+
+TEST(ReplicationSim, Seeds) {
+  uint64_t first = envOr("SIM_FIRST_SEED", 1);
+  uint64_t count = envOr("SIM_SEEDS", 12);
+  probeReset();
+  for (uint64_t seed = first; seed < first + count; ++seed) {
+    SCOPED_TRACE("replay with SIM_FIRST_SEED=" + std::to_string(seed) + " SIM_SEEDS=1");
+    runSeed(seed);
+    if (HasFatalFailure()) return;
+  }
+  // The rare cases were exercised, not just the happy path.
+  auto probes = probeCounts();
+  for (const char* p : {"merge.concurrent_versions", "merge.concurrent_registration",
+                        "merge.tag_edit_on_deleted_file", "replication.deferred_applied"}) {
+    EXPECT_GT(probes[p], 0u) << p << " never happened over " << count << " seeds";
+    std::printf("probe %-36s %llu\n", p, static_cast<unsigned long long>(probes[p]));
+  }
+}
+
+// A purged delete never comes back: not through anti-entropy, not through
+// stale duplicates of every push ever sent arriving late.
+TEST(ReplicationSim, PurgedDeletesStayDeleted) {
+  SimOptions o;
+  o.seed = 4242;
+  o.nodes = 4;
+  o.phases = 6;
+  o.dir = simDir("purge");
+  SimCluster c(o);
+  probeReset();
+  c.runWorkload();
+  c.heal();
+  ASSERT_GE(c.converge(60), 0);
+  size_t tombstones = 0;
+  for (auto& n : c.nodes()) tombstones += n->store->counts().tombstones;
+  ASSERT_GT(tombstones, 0u) << "the workload deleted nothing";
+  // Not yet: tombstones younger than the grace stay.
+  auto early = c.purgeEverywhere();
+  ASSERT_TRUE(early.isOk());
+  EXPECT_EQ(*early, 0u);
+  c.time().advance(o.tombstoneGraceMs + 1000);
+  // Contact again after the long silence: each node resynchronises (pull only) first.
+  c.round();
+  for (auto& n : c.nodes()) EXPECT_TRUE(n->replicator->resyncRequired() == false) << n->id;
+  auto purged = c.purgeEverywhere();
+  ASSERT_TRUE(purged.isOk());
+  EXPECT_GT(*purged, 0u);
+  EXPECT_GT(probeCounts()["tombstone.purged"], 0u);
+  ASSERT_GE(c.converge(60), 0);
+  ASSERT_EQ(c.checkAgainstModel(), "");
+  c.replayHistory();
+  ASSERT_GE(c.converge(60), 0);
+  EXPECT_EQ(c.checkAgainstModel(), "") << "a purged delete came back";
+  EXPECT_GT(probeCounts()["apply.stale_after_purge"], 0u) << "the replay never hit a purged key";
+}
+
+// A tombstone is not purged while a controller that was ever seen is away.
+TEST(ReplicationSim, PurgeWaitsForEveryKnownController) {
+  SimOptions o;
+  o.seed = 77;
+  o.nodes = 3;
+  o.nemeses = false;
+  o.dir = simDir("purge-wait");
+  SimCluster c(o);
+  auto& n0 = *c.nodes()[0];
+  ASSERT_TRUE(c.doRegister(n0, "ann").isOk());
+  ASSERT_TRUE(c.doUpload(n0, "ann", "x.txt", {"red"}).isOk());
+  ASSERT_GE(c.converge(20), 0);
+  auto owner = **n0.store->userByName("ann");
+  ASSERT_TRUE(n0.files->deleteByTags(owner.userId, {"red"}).isOk());
+  ASSERT_GE(c.converge(20), 0);
+  c.crash(*c.nodes()[2]);
+  c.time().advance(o.tombstoneGraceMs + 1000);
+  c.round();
+  auto purged = c.purgeEverywhere();
+  ASSERT_TRUE(purged.isOk());
+  EXPECT_EQ(*purged, 0u) << "purged while n2 (known) was down";
+  c.restart(*c.nodes()[2]);
+  c.round();
+  ASSERT_GE(c.converge(20), 0);
+  purged = c.purgeEverywhere();
+  ASSERT_TRUE(purged.isOk());
+  EXPECT_GT(*purged, 0u);
+}
+
+// Rounds from one write to equal digests everywhere (goal: <= 2 log2 N).
+int roundsForOneWrite(int nodes) {
+  SimOptions o;
+  o.seed = 99 + nodes;
+  o.nodes = nodes;
+  o.nemeses = false;
+  o.dir = simDir("scale" + std::to_string(nodes));
+  SimCluster c(o);
+  auto& n0 = *c.nodes()[0];
+  RC_CHECK(c.doRegister(n0, "ann").isOk());
+  RC_CHECK(c.converge(100) >= 0);
+  RC_CHECK(c.doUpload(*c.nodes()[static_cast<size_t>(nodes) / 2], "ann", "x.txt", {"red"}).isOk());
+  return c.converge(100);
+}
+
+TEST(ReplicationSim, OneWriteReachesEveryoneInLogRounds) {
+  for (int n : {10, 50}) {
+    int rounds = roundsForOneWrite(n);
+    std::printf("N=%d: %d rounds to equal digests (2 log2 N = %.1f)\n", n, rounds,
+                2 * std::log2(n));
+    ASSERT_GE(rounds, 0);
+    EXPECT_LE(rounds, static_cast<int>(std::ceil(2 * std::log2(n))));
+  }
+}
+
+// Anti-entropy costs the difference: one record differs among many.
+TEST(ReplicationSim, AntiEntropyBytesFollowTheDifference) {
+  SimOptions o;
+  o.seed = 5;
+  o.nodes = 2;
+  o.nemeses = false;
+  o.dir = simDir("ae-bytes");
+  SimCluster c(o);
+  auto& a = *c.nodes()[0];
+  ASSERT_TRUE(c.doRegister(a, "ann").isOk());
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE(c.doUpload(a, "ann", "f" + std::to_string(i), {"red", "blue"}).isOk());
+  }
+  ASSERT_GE(c.converge(20), 0);
+  c.partition({{"n0"}, {"n1"}});
+  ASSERT_TRUE(c.doUpload(a, "ann", "one-more", {"red"}).isOk());
+  c.heal();
+  c.resetBytes();
+  auto result = a.replicator->antiEntropy("n1");
+  ASSERT_TRUE(result.ok) << result.error;
+  std::printf("records %lld, differing buckets %zu, anti-entropy bytes %llu\n",
+              static_cast<long long>(a.store->counts().records), result.differingBuckets,
+              static_cast<unsigned long long>(result.bytes));
+  EXPECT_LE(result.differingBuckets, 4u);  // the new file, its name, one tag: 3 keys
+  EXPECT_GT(result.sent, 0u);
+  EXPECT_LT(result.bytes, 64u * 1024);
+  c.deliverAll();  // the push back is in flight
+  EXPECT_TRUE(c.digestsEqual());
+}
+
+}  // namespace
+}  // namespace redcloud::sim
