@@ -134,9 +134,11 @@ SimCluster::SimCluster(SimOptions options)
     auto n = std::make_unique<SimNode>(time_);
     n->id = "n" + std::to_string(i);
     n->dbPath = options_.dir + "/" + n->id + ".db";
-    std::filesystem::remove(n->dbPath);
-    std::filesystem::remove(n->dbPath + "-wal");
-    std::filesystem::remove(n->dbPath + "-shm");
+    if (!options_.keepDatabases) {
+      std::filesystem::remove(n->dbPath);
+      std::filesystem::remove(n->dbPath + "-wal");
+      std::filesystem::remove(n->dbPath + "-shm");
+    }
     group_[n->id] = 0;
     nodes_.push_back(std::move(n));
   }

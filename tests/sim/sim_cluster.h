@@ -78,6 +78,7 @@ struct SimOptions {
   int64_t maxClockDriftMs = 60'000;
   int64_t tombstoneGraceMs = 3600'000;
   std::string dir;  // where the node databases go
+  bool keepDatabases = false;  // open existing n<i>.db files instead of starting empty
 };
 
 // One controller in the simulation.
