@@ -66,9 +66,11 @@ std::string controllersTable(const json& list) {
   if (list.empty()) return "  (no peers)\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& c : list) {
-    rows.push_back({str(c, "node_id"), str(c, "address"), str(c, "state"), str(c, "last_seen")});
+    std::string digest = str(c, "metadata_digest");
+    rows.push_back({str(c, "node_id"), str(c, "address"), str(c, "state"), str(c, "last_seen"),
+                    digest.size() > 12 ? digest.substr(0, 12) : digest});
   }
-  return renderTable({"NODE ID", "ADDRESS", "STATE", "LAST SEEN"}, rows);
+  return renderTable({"NODE ID", "ADDRESS", "STATE", "LAST SEEN", "DIGEST"}, rows);
 }
 
 std::string chunkserversTable(const json& list) {
@@ -183,6 +185,29 @@ std::string formatCluster(const json& answer) {
   out += fmt::format("Chunks: {} total, {} under-replicated\n", num(chunks, "total"),
                      num(chunks, "under_replicated"));
   out += "Metadata digest: " + str(answer, "metadata_digest") + "\n";
+  if (answer.is_object() && answer.contains("replication") && answer["replication"].is_object()) {
+    const json& r = answer["replication"];
+    bool inSync = r.value("in_sync", false);
+    bool resync = r.value("resync_required", false);
+    out += fmt::format("Replication: {}{}; {} records ({} tombstones), {} queued for gossip",
+                       inSync ? "in sync with every controller" : "converging",
+                       resync ? ", resynchronising (pull only)" : "", num(r, "records"),
+                       num(r, "tombstones"), num(r, "gossip_queue"));
+    if (num(r, "deferred_records")) {
+      out += fmt::format(", {} held (stamped ahead of our clock)", num(r, "deferred_records"));
+    }
+    if (num(r, "rejected_records")) {
+      out += fmt::format(", {} invalid records skipped", num(r, "rejected_records"));
+    }
+    out += "\n";
+  }
+  for (const auto& id : arr(answer, "duplicate_node_ids")) {
+    out += "WARNING: two live controllers answer with node id " + (id.is_string() ? id.get<std::string>() : "?") + "\n";
+  }
+  if (num(answer, "orphaned_files")) {
+    out += fmt::format("Files kept for registrations that lost their username: {}\n",
+                       num(answer, "orphaned_files"));
+  }
   return out;
 }
 
