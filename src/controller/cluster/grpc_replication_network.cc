@@ -1,17 +1,22 @@
 #include "controller/cluster/grpc_replication_network.h"
 
+#include <algorithm>
+
 #include "rpc/channels.h"
 #include "rpc/status_convert.h"
 
 namespace redcloud::controller {
 namespace {
 
+// Gossip must not wait long on one slow peer (anti-entropy repairs what a
+// failed push missed); anti-entropy calls carry pages of up to 4 MiB.
+constexpr int kPushDeadlineMs = 3'000;
 constexpr int kCallDeadlineMs = 10'000;
 
 template <typename Response, typename Call>
-Result<Response> callWithDeadline(Call call) {
+Result<Response> callWithDeadline(Call call, int deadlineMs = kCallDeadlineMs) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(kCallDeadlineMs));
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadlineMs));
   Response resp;
   RC_RETURN_IF_ERROR(fromGrpc(call(&ctx, &resp)));
   return resp;
@@ -20,9 +25,14 @@ Result<Response> callWithDeadline(Call call) {
 }  // namespace
 
 std::vector<std::string> GrpcReplicationNetwork::alivePeers() {
+  // A node id two live processes answer with is nobody we can talk to safely.
+  auto duplicates = membership_.duplicateIds();
   std::vector<std::string> out;
   for (const auto& p : membership_.peers()) {
-    if (p.state == PeerState::kAlive) out.push_back(p.nodeId);
+    if (p.state == PeerState::kAlive &&
+        std::find(duplicates.begin(), duplicates.end(), p.nodeId) == duplicates.end()) {
+      out.push_back(p.nodeId);
+    }
   }
   return out;
 }
@@ -44,7 +54,8 @@ Result<peer::PushResponse> GrpcReplicationNetwork::push(const std::string& peer,
                                                         const peer::PushRequest& r) {
   RC_ASSIGN_OR_RETURN(auto stub, stubFor(peer));
   return callWithDeadline<peer::PushResponse>(
-      [&](grpc::ClientContext* c, peer::PushResponse* out) { return stub->PushRecords(c, r, out); });
+      [&](grpc::ClientContext* c, peer::PushResponse* out) { return stub->PushRecords(c, r, out); },
+      r.anti_entropy() ? kCallDeadlineMs : kPushDeadlineMs);
 }
 
 Result<peer::TreeResponse> GrpcReplicationNetwork::getTree(const std::string& peer,

@@ -286,6 +286,13 @@ Replicator::Applied Replicator::receive(
 }
 
 peer::PushResponse Replicator::handlePush(const peer::PushRequest& request) {
+  if (request.from().node_id() == options_.nodeId) {
+    // Another process with our node id: reported by membership, never merged.
+    RC_PROBE("replication.push_from_own_id");
+    peer::PushResponse refused;
+    refused.set_rejected(static_cast<uint32_t>(request.records_size()));
+    return refused;
+  }
   noteContact();
   Applied a = receive(request.records(), request.from().node_id());
   peer::PushResponse resp;
