@@ -175,3 +175,658 @@ TEST_F(MetadataStoreTest, MalformedRecordIsRejectedAndChangesNothing) {
 
 }  // namespace
 }  // namespace redcloud::controller
+
+// ---------------------------------------------------------------------------
+// Replication-facing behaviour of the store: the digest maintained as records
+// are applied, replicated batches that skip bad records, paginated bucket
+// reads, tombstone purge, settings and API key states. The records carry
+// values that pass validateRecord (UUID ids, 64-hex chunk ids), as replicated
+// records do, unless a test is about a bad one.
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+
+#include "common/sha256.h"
+#include "controller/metadata/record_validation.h"
+
+namespace redcloud::controller {
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kT0 = 1'700'000'000'000;
+
+std::string uuidOf(uint32_t n) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08x-0000-4000-8000-%012x", n, n);
+  return buf;
+}
+
+const std::string kO1 = uuidOf(1);
+const std::string kO2 = uuidOf(2);
+
+std::string userVal(const std::string& userId) {
+  return json{
+      {"user_id", userId}, {"password_hash", "$argon2id$hash-" + userId}, {"created_ms", kT0}}
+      .dump();
+}
+std::string keyVal(const std::string& userId) {
+  return json{{"user_id", userId}, {"created_ms", kT0}}.dump();
+}
+std::string fileVal(const std::string& owner, const std::string& name, uint64_t size = 7) {
+  json chunks = json::array();
+  if (size > 0) chunks.push_back(json::array({sha256Hex(name + "-chunk"), size}));
+  return json{{"owner_id", owner},         {"name", name},     {"size", size},
+              {"sha256", sha256Hex(name)}, {"chunks", chunks}, {"created_ms", kT0}}
+      .dump();
+}
+std::string nameVal(const std::string& fileId) { return json{{"file_id", fileId}}.dump(); }
+std::string tagVal(const std::string& owner) { return json{{"owner_id", owner}}.dump(); }
+
+Record rec(RecordKind kind, std::string key, std::string value, const std::string& clock,
+           int64_t ts, std::string origin, bool deleted = false) {
+  Record r;
+  r.kind = kind;
+  r.key = std::move(key);
+  r.value = deleted ? "{}" : std::move(value);
+  r.deleted = deleted;
+  r.version.clock = *VectorClock::decode(clock);
+  r.version.timestamp = ts;
+  r.version.origin = std::move(origin);
+  return r;
+}
+
+Record tomb(const Record& live, const std::string& clock, int64_t ts, std::string origin) {
+  return rec(live.kind, live.key, "", clock, ts, std::move(origin), true);
+}
+
+bool sameRecord(const Record& a, const Record& b) {
+  return a.kind == b.kind && a.key == b.key && a.value == b.value && a.deleted == b.deleted &&
+         a.version.clock == b.version.clock && a.version.timestamp == b.version.timestamp &&
+         a.version.origin == b.version.origin;
+}
+
+constexpr RecordKind kAllKinds[] = {RecordKind::kUser, RecordKind::kApiKey, RecordKind::kFile,
+                                    RecordKind::kName, RecordKind::kTag};
+
+// Every stored record (tombstones included), through keysOf and getRecord.
+std::vector<Record> exportRecords(MetadataStore& s) {
+  std::vector<Record> out;
+  for (auto kind : kAllKinds) {
+    auto keys = s.keysOf(kind);
+    EXPECT_TRUE(keys.isOk());
+    if (!keys.isOk()) continue;
+    for (const auto& k : *keys) {
+      auto r = s.getRecord(kind, k);
+      EXPECT_TRUE(r.isOk() && r->has_value());
+      if (r.isOk() && r->has_value()) out.push_back(**r);
+    }
+  }
+  return out;
+}
+
+// Nodes writing versions of a fixed key set the way controllers do: each node
+// stamps with its own HLC and the vector clock of the version it knows, and
+// sometimes first learns another node's version. So dominance and timestamp
+// order agree, as the merge rule assumes.
+std::vector<Record> simulateHistory(std::mt19937& rng, int writes) {
+  const std::vector<std::string> nodes{"n1", "n2", "n3"};
+  const std::vector<std::string> owners{uuidOf(1), uuidOf(2), uuidOf(3)};
+  std::vector<std::string> files;
+  for (uint32_t i = 0; i < 8; ++i) files.push_back(uuidOf(0x100 + i));
+  auto ownerOf = [&](size_t file) { return owners[file % owners.size()]; };
+  ManualClock wall(kT0);
+  std::map<std::string, std::unique_ptr<HybridLogicalClock>> hlc;
+  for (const auto& n : nodes) hlc[n] = std::make_unique<HybridLogicalClock>(wall);
+  std::map<std::string, std::map<std::pair<RecordKind, std::string>, Record>> known;
+  std::vector<Record> all;
+  for (int i = 0; i < writes; ++i) {
+    wall.advance(static_cast<int64_t>(rng() % 3));
+    const auto& node = nodes[rng() % nodes.size()];
+    if (!all.empty() && rng() % 2) {
+      const Record& seen = all[rng() % all.size()];
+      auto& mine = known[node];
+      auto it = mine.find({seen.kind, seen.key});
+      if (it == mine.end())
+        mine.emplace(std::make_pair(seen.kind, seen.key), seen);
+      else if (incomingWins(it->second, seen))
+        it->second = seen;
+      hlc[node]->observe(seen.version.timestamp);
+    }
+    Record r;
+    size_t f = rng() % files.size();
+    switch (rng() % 5) {
+      case 0:
+        r.kind = RecordKind::kUser;
+        r.key = "user" + std::to_string(rng() % 4);
+        r.value = userVal(uuidOf(0x200 + static_cast<uint32_t>(rng() % 1000)));
+        break;
+      case 1:
+        r.kind = RecordKind::kApiKey;
+        r.key = sha256Hex("key" + std::to_string(rng() % 6));
+        r.value = keyVal(owners[rng() % owners.size()]);
+        break;
+      case 2:
+        r.kind = RecordKind::kFile;
+        r.key = files[f];
+        r.value = fileVal(ownerOf(f), "name" + std::to_string(f % 4));
+        break;
+      case 3:
+        r.kind = RecordKind::kName;
+        r.key = nameKey(ownerOf(f), "name" + std::to_string(f % 4));
+        r.value = nameVal(files[f]);
+        break;
+      default:
+        r.kind = RecordKind::kTag;
+        r.key = tagKey(files[f], "t" + std::to_string(rng() % 3));
+        r.value = tagVal(ownerOf(f));
+        break;
+    }
+    auto& mine = known[node];
+    auto it = mine.find({r.kind, r.key});
+    if (it != mine.end()) r.version.clock = it->second.version.clock;
+    r.version.clock.increment(node);
+    r.version.timestamp = hlc[node]->tick();
+    r.version.origin = node;
+    r.deleted = rng() % 4 == 0;
+    if (r.deleted) r.value = "{}";
+    mine[{r.kind, r.key}] = r;
+    all.push_back(r);
+  }
+  return all;
+}
+
+// The winners of a history under merge(), as a model of the store.
+std::map<std::pair<RecordKind, std::string>, Record> foldHistory(const std::vector<Record>& all) {
+  std::map<std::pair<RecordKind, std::string>, Record> state;
+  for (const auto& r : all) {
+    auto it = state.find({r.kind, r.key});
+    if (it == state.end())
+      state.emplace(std::make_pair(r.kind, r.key), r);
+    else
+      it->second = merge(it->second, r);
+  }
+  return state;
+}
+
+TEST_F(MetadataStoreTest, IncrementalDigestEqualsAFreshStoreAndSurvivesReopen) {
+  std::mt19937 rng(20240601);
+  auto history = simulateHistory(rng, 600);
+  for (const auto& r : history) ASSERT_TRUE(validateRecord(r).isOk()) << r.key;
+  auto model = foldHistory(history);
+  DigestTree modelTree;
+  int64_t modelTombstones = 0;
+  for (const auto& [k, r] : model) {
+    modelTree.toggle(DigestTree::bucketOf(r.kind, r.key), recordHash(r));
+    modelTombstones += r.deleted ? 1 : 0;
+  }
+
+  // Store A gets the history shuffled, with duplicates, in batches, some as
+  // local and some as replicated applies; many records replace older versions
+  // or are replaced by tombstones on the way.
+  auto a = openStore("a.db");
+  auto shuffled = history;
+  for (size_t i = 0; i < history.size() / 4; ++i)
+    shuffled.push_back(history[rng() % history.size()]);
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  size_t replaced = 0;
+  for (size_t i = 0; i < shuffled.size();) {
+    size_t n = std::min<size_t>(1 + rng() % 5, shuffled.size() - i);
+    std::vector<Record> batch(shuffled.begin() + static_cast<long>(i),
+                              shuffled.begin() + static_cast<long>(i + n));
+    for (const auto& r : batch) {
+      if (a->getRecord(r.kind, r.key)->has_value()) ++replaced;
+    }
+    auto out = a->apply(batch, /*replicated=*/rng() % 2 == 0);
+    ASSERT_TRUE(out.isOk()) << out.status().toString();
+    EXPECT_EQ(out->rejected, 0u);
+    EXPECT_EQ(out->stale, 0u);
+    i += n;
+  }
+  ASSERT_GT(replaced, history.size() / 2);  // the history really exercises replacement
+
+  EXPECT_EQ(a->digest(), modelTree.rootHex());
+  auto winners = exportRecords(*a);
+  ASSERT_EQ(winners.size(), model.size());
+  for (const auto& r : winners) {
+    ASSERT_TRUE(sameRecord(r, model.at({r.kind, r.key}))) << kindName(r.kind) << " " << r.key;
+  }
+  EXPECT_EQ(a->counts().records, static_cast<int64_t>(model.size()));
+  EXPECT_EQ(a->counts().tombstones, modelTombstones);
+  EXPECT_GT(modelTombstones, 0);
+
+  // A fresh store fed only the final records has the same digest and tree.
+  auto b = openStore("b.db");
+  ASSERT_TRUE(b->apply(winners).isOk());
+  EXPECT_EQ(b->digest(), a->digest());
+  EXPECT_EQ(b->treeChildren(0, 0), a->treeChildren(0, 0));
+  for (uint32_t m = 0; m < DigestTree::kFanout; ++m) {
+    ASSERT_EQ(b->treeChildren(1, m), a->treeChildren(1, m)) << m;
+  }
+
+  // Reopening loads the persisted leaves into the same tree and counts.
+  std::string before = a->digest();
+  std::string top = a->treeChildren(0, 0);
+  a.reset();
+  a = openStore("a.db");
+  EXPECT_EQ(a->digest(), before);
+  EXPECT_EQ(a->treeChildren(0, 0), top);
+  EXPECT_EQ(a->counts().records, static_cast<int64_t>(model.size()));
+  EXPECT_EQ(a->counts().tombstones, modelTombstones);
+  // And it keeps being maintained after the reopen.
+  ASSERT_TRUE(a->apply(history).isOk());
+  EXPECT_EQ(a->digest(), before);
+}
+
+// Preloaded state for the batch tests: file F of kO1 named "doc", file G of
+// kO2, user alice.
+struct Preload {
+  std::string f = uuidOf(0xf);
+  std::string g = uuidOf(0x9);
+  Record fileF = rec(RecordKind::kFile, f, fileVal(kO1, "doc"), "n1=1", kT0 + 1, "n1");
+  Record fileG = rec(RecordKind::kFile, g, fileVal(kO2, "gee"), "n1=1", kT0 + 2, "n1");
+  Record nameDoc = rec(RecordKind::kName, nameKey(kO1, "doc"), nameVal(f), "n1=1", kT0 + 3, "n1");
+  Record alice = rec(RecordKind::kUser, "alice", userVal(kO1), "n1=1", kT0 + 5000, "n1");
+  std::vector<Record> all() const { return {fileF, fileG, nameDoc, alice}; }
+};
+
+TEST_F(MetadataStoreTest, ReplicatedBatchSkipsAndCountsBadRecords) {
+  Preload p;
+  auto s = openStore("s.db");
+  ASSERT_TRUE(s->apply(p.all()).isOk());
+
+  Record goodTag = rec(RecordKind::kTag, tagKey(p.f, "t"), tagVal(kO1), "n2=1", kT0 + 10, "n2");
+  // Wins over alice (first registration) but its user_id is a number, so
+  // materializing it throws inside apply.
+  Record badUser =
+      rec(RecordKind::kUser, "alice", R"({"user_id":5,"password_hash":"h","created_ms":1})", "n2=1",
+          kT0 + 1, "n2");
+  Record foreignName =
+      rec(RecordKind::kName, nameKey(kO2, "x"), nameVal(p.f), "n2=2", kT0 + 11, "n2");
+  Record foreignTag = rec(RecordKind::kTag, tagKey(p.f, "u"), tagVal(kO2), "n2=3", kT0 + 12, "n2");
+  // A newer version of an existing name that points at another owner's file.
+  Record rebindForeign =
+      rec(RecordKind::kName, nameKey(kO1, "doc"), nameVal(p.g), "n1=1;n2=4", kT0 + 13, "n2");
+  Record goodKey = rec(RecordKind::kApiKey, sha256Hex("k"), keyVal(kO1), "n2=5", kT0 + 14, "n2");
+  Record badFile = rec(RecordKind::kFile, uuidOf(0xbad),
+                       R"({"owner_id":")" + kO1 + R"(","name":"b","size":"big","chunks":[]})",
+                       "n2=6", kT0 + 15, "n2");
+  Record badChunks = rec(RecordKind::kFile, uuidOf(0xbad2),
+                         R"({"owner_id":")" + kO1 + R"(","name":"c","size":1,"chunks":[[1,1]]})",
+                         "n2=7", kT0 + 16, "n2");
+  Record goodName =
+      rec(RecordKind::kName, nameKey(kO2, "gee"), nameVal(p.g), "n2=8", kT0 + 17, "n2");
+
+  StoreCounts countsBefore = s->counts();
+  auto out = s->apply({goodTag, badUser, foreignName, foreignTag, rebindForeign, goodKey, badFile,
+                       badChunks, goodName},
+                      /*replicated=*/true);
+  ASSERT_TRUE(out.isOk()) << out.status().toString();
+  EXPECT_EQ(out->rejected, 6u);
+  EXPECT_EQ(out->stale, 0u);
+  ASSERT_EQ(out->won.size(), 3u);
+  EXPECT_TRUE(sameRecord(out->won[0], goodTag));
+  EXPECT_TRUE(sameRecord(out->won[1], goodKey));
+  EXPECT_TRUE(sameRecord(out->won[2], goodName));
+
+  // The rejected ones left nothing behind; what they would have replaced stays.
+  EXPECT_TRUE(sameRecord(**s->getRecord(RecordKind::kUser, "alice"), p.alice));
+  EXPECT_EQ((*s->userByName("alice"))->userId, kO1);
+  EXPECT_FALSE(s->getRecord(RecordKind::kName, foreignName.key)->has_value());
+  EXPECT_FALSE(s->getRecord(RecordKind::kTag, foreignTag.key)->has_value());
+  EXPECT_TRUE(sameRecord(**s->getRecord(RecordKind::kName, p.nameDoc.key), p.nameDoc));
+  EXPECT_EQ((*s->visibleFileByName(kO1, "doc"))->fileId, p.f);
+  EXPECT_FALSE(s->getRecord(RecordKind::kFile, badFile.key)->has_value());
+  EXPECT_FALSE(s->getRecord(RecordKind::kFile, badChunks.key)->has_value());
+  EXPECT_EQ(s->counts().records, countsBefore.records + 3);
+  EXPECT_EQ(s->counts().tombstones, countsBefore.tombstones);
+
+  // Same digest as a store that only ever saw the good records.
+  auto t = openStore("t.db");
+  ASSERT_TRUE(t->apply(p.all()).isOk());
+  ASSERT_TRUE(t->apply({goodTag, goodKey, goodName}).isOk());
+  EXPECT_EQ(s->digest(), t->digest());
+  // Also after a reopen (the leaves persisted are those of the good records).
+  s.reset();
+  s = openStore("s.db");
+  EXPECT_EQ(s->digest(), t->digest());
+}
+
+// Name and tag values whose id fields have the wrong JSON type: the owner
+// check reads them before materialize does. Each must be skipped and counted
+// like any other bad replicated record, and the store must stay usable (its
+// transaction closed, later writes durable).
+TEST_F(MetadataStoreTest, ReplicatedBatchSkipsRecordsWithMistypedIdFields) {
+  Preload p;
+  auto s = openStore("s.db");
+  ASSERT_TRUE(s->apply(p.all()).isOk());
+  Record numericFileId =
+      rec(RecordKind::kName, nameKey(kO1, "n"), R"({"file_id":5})", "n2=1", kT0 + 10, "n2");
+  Record numericOwner =
+      rec(RecordKind::kTag, tagKey(p.f, "t"), R"({"owner_id":[1]})", "n2=2", kT0 + 11, "n2");
+  Record good = rec(RecordKind::kApiKey, sha256Hex("k"), keyVal(kO1), "n2=3", kT0 + 12, "n2");
+  for (const Record& bad : {numericFileId, numericOwner}) {
+    SCOPED_TRACE(bad.value);
+    Result<ApplyOutcome> out = internalError("apply threw");
+    EXPECT_NO_THROW(out = s->apply({bad, good}, /*replicated=*/true));
+    EXPECT_TRUE(out.isOk()) << out.status().toString();
+    if (out.isOk()) {
+      EXPECT_EQ(out->rejected, 1u);
+    }
+    EXPECT_FALSE(s->getRecord(bad.kind, bad.key)->has_value());
+  }
+  // What is applied afterwards is committed: it is there after a reopen.
+  Record later = rec(RecordKind::kTag, tagKey(p.f, "later"), tagVal(kO1), "n2=4", kT0 + 13, "n2");
+  ASSERT_TRUE(s->apply({later}, /*replicated=*/true).isOk());
+  s.reset();
+  s = openStore("s.db");
+  EXPECT_TRUE(s->getRecord(RecordKind::kApiKey, good.key)->has_value());
+  EXPECT_TRUE(s->getRecord(RecordKind::kTag, later.key)->has_value());
+}
+
+TEST_F(MetadataStoreTest, LocalBatchWithAMalformedRecordRollsBackEntirely) {
+  Preload p;
+  auto s = openStore("s.db");
+  ASSERT_TRUE(s->apply(p.all()).isOk());
+  std::string digest = s->digest();
+  StoreCounts counts = s->counts();
+
+  Record newTag = rec(RecordKind::kTag, tagKey(p.f, "t"), tagVal(kO1), "n1=1", kT0 + 10, "n1");
+  Record rebind = rec(RecordKind::kName, nameKey(kO1, "doc"), nameVal(p.g), "n1=2", kT0 + 11, "n1");
+  Record deleteG = tomb(p.fileG, "n1=2", kT0 + 12, "n1");
+  Record badFile = rec(RecordKind::kFile, uuidOf(0xbad),
+                       R"({"owner_id":")" + kO1 + R"(","name":"b","size":1,"chunks":[[1,1]]})",
+                       "n1=1", kT0 + 13, "n1");
+  auto out = s->apply({newTag, rebind, deleteG, badFile});
+  EXPECT_FALSE(out.isOk());
+  EXPECT_EQ(s->digest(), digest);
+  EXPECT_EQ(s->counts().records, counts.records);
+  EXPECT_EQ(s->counts().tombstones, counts.tombstones);
+  EXPECT_FALSE(s->getRecord(RecordKind::kTag, newTag.key)->has_value());
+  EXPECT_TRUE(sameRecord(**s->getRecord(RecordKind::kName, rebind.key), p.nameDoc));
+  EXPECT_TRUE(sameRecord(**s->getRecord(RecordKind::kFile, p.g), p.fileG));
+  EXPECT_FALSE(s->getRecord(RecordKind::kFile, badFile.key)->has_value());
+  EXPECT_EQ((*s->visibleFileByName(kO1, "doc"))->fileId, p.f);
+  EXPECT_EQ(*s->liveChunkCount(), 2);
+  // Nothing half-written reached the disk either.
+  s.reset();
+  s = openStore("s.db");
+  EXPECT_EQ(s->digest(), digest);
+  EXPECT_EQ(s->counts().records, counts.records);
+}
+
+// Keys of `kind` (made by `keyOf(i)`) that fall into `bucket`.
+std::vector<std::string> keysInBucket(RecordKind kind, uint32_t bucket, size_t want,
+                                      const std::function<std::string(int)>& keyOf) {
+  std::vector<std::string> out;
+  for (int i = 0; out.size() < want; ++i) {
+    std::string k = keyOf(i);
+    if (DigestTree::bucketOf(kind, k) == bucket) out.push_back(k);
+  }
+  return out;
+}
+
+TEST_F(MetadataStoreTest, RecordsInBucketsPaginatesInBucketKindKeyOrder) {
+  const std::string f = uuidOf(0xf);
+  std::vector<Record> records{rec(RecordKind::kFile, f, fileVal(kO1, "doc"), "n1=1", kT0, "n1")};
+  auto add = [&](RecordKind kind, const std::string& key, const std::string& value) {
+    records.push_back(
+        rec(kind, key, value, "n1=1", kT0 + static_cast<int64_t>(records.size()), "n1"));
+  };
+  // Bucket x holds records of four kinds; bucket y two names; bucket e none.
+  const uint32_t x = DigestTree::bucketOf(RecordKind::kTag, tagKey(f, "t0"));
+  for (const auto& k : keysInBucket(RecordKind::kTag, x, 3,
+                                    [&](int i) { return tagKey(f, "t" + std::to_string(i)); })) {
+    add(RecordKind::kTag, k, tagVal(kO1));
+  }
+  for (const auto& k :
+       keysInBucket(RecordKind::kUser, x, 2, [](int i) { return "u" + std::to_string(i); })) {
+    add(RecordKind::kUser, k, userVal(kO1));
+  }
+  for (const auto& k : keysInBucket(RecordKind::kApiKey, x, 1,
+                                    [](int i) { return sha256Hex("k" + std::to_string(i)); })) {
+    add(RecordKind::kApiKey, k, keyVal(kO1));
+  }
+  for (const auto& k : keysInBucket(RecordKind::kName, x, 1,
+                                    [](int i) { return nameKey(kO1, "n" + std::to_string(i)); })) {
+    add(RecordKind::kName, k, nameVal(uuidOf(0xf)));
+  }
+  const uint32_t y = DigestTree::bucketOf(RecordKind::kName, nameKey(kO1, "m0"));
+  for (const auto& k : keysInBucket(RecordKind::kName, y, 2,
+                                    [](int i) { return nameKey(kO1, "m" + std::to_string(i)); })) {
+    add(RecordKind::kName, k, nameVal(f));
+  }
+  // Noise in other buckets, one of them a tombstone.
+  for (int i = 0; i < 40; ++i)
+    add(RecordKind::kTag, tagKey(f, "noise" + std::to_string(i)), tagVal(kO1));
+  records.push_back(tomb(records.back(), "n1=2", kT0 + 1000, "n1"));
+
+  auto s = openStore("s.db");
+  ASSERT_TRUE(s->apply(records).isOk());
+  std::set<uint32_t> used;
+  for (const auto& r : records) used.insert(DigestTree::bucketOf(r.kind, r.key));
+  uint32_t e = 0;
+  while (used.count(e)) ++e;
+  const uint32_t noise = DigestTree::bucketOf(records.back().kind, records.back().key);
+  std::vector<uint32_t> buckets{x, y, e, noise};
+  std::sort(buckets.begin(), buckets.end());
+  buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+
+  // Expected: the stored records of those buckets in (bucket, kind, key) order.
+  std::vector<std::tuple<uint32_t, std::string, std::string>> expected;
+  for (const auto& r : exportRecords(*s)) {
+    uint32_t b = DigestTree::bucketOf(r.kind, r.key);
+    if (std::binary_search(buckets.begin(), buckets.end(), b)) {
+      expected.emplace_back(b, kindName(r.kind), r.key);
+    }
+  }
+  std::sort(expected.begin(), expected.end());
+  ASSERT_GE(expected.size(), 10u);
+
+  auto readAll = [&](size_t maxBytes, size_t* pages) {
+    std::vector<std::tuple<uint32_t, std::string, std::string>> got;
+    std::optional<BucketCursor> after;
+    *pages = 0;
+    while (true) {
+      auto page = s->recordsInBuckets(buckets, after, maxBytes);
+      EXPECT_TRUE(page.isOk());
+      if (!page.isOk()) break;
+      ++*pages;
+      for (const auto& r : page->records) {
+        EXPECT_TRUE(sameRecord(r, **s->getRecord(r.kind, r.key)));
+        got.emplace_back(DigestTree::bucketOf(r.kind, r.key), kindName(r.kind), r.key);
+      }
+      if (!page->more) break;
+      EXPECT_FALSE(page->records.empty());
+      if (page->records.empty() || *pages > 1000) break;
+      const Record& last = page->records.back();
+      after =
+          BucketCursor{DigestTree::bucketOf(last.kind, last.key), kindName(last.kind), last.key};
+    }
+    return got;
+  };
+  size_t pages = 0;
+  // A tiny budget: one record per page, every record exactly once, in order.
+  EXPECT_EQ(readAll(1, &pages), expected);
+  EXPECT_EQ(pages, expected.size());
+  // A middling budget: several per page, same sequence.
+  EXPECT_EQ(readAll(400, &pages), expected);
+  EXPECT_GT(pages, 1u);
+  EXPECT_LT(pages, expected.size());
+  // A large budget: one page.
+  EXPECT_EQ(readAll(1 << 20, &pages), expected);
+  EXPECT_EQ(pages, 1u);
+  // Only the empty bucket: one empty page.
+  auto empty = s->recordsInBuckets({e}, std::nullopt, 1);
+  ASSERT_TRUE(empty.isOk());
+  EXPECT_TRUE(empty->records.empty());
+  EXPECT_FALSE(empty->more);
+}
+
+TEST_F(MetadataStoreTest, TombstonePurgeRemovesExactVersionsAndRaisesTheHorizon) {
+  const std::string f = uuidOf(0xf);
+  Record liveF = rec(RecordKind::kFile, f, fileVal(kO1, "doc"), "n1=1", kT0, "n1");
+  Record deadF = tomb(liveF, "n1=2", kT0 + 10, "n1");
+  Record liveTag = rec(RecordKind::kTag, tagKey(f, "x"), tagVal(kO1), "n1=1", kT0 + 1, "n1");
+  Record deadTag = tomb(liveTag, "n1=2", kT0 + 5000, "n1");
+  Record key = rec(RecordKind::kApiKey, sha256Hex("k"), keyVal(kO1), "n1=1", kT0 + 2, "n1");
+  Record name = rec(RecordKind::kName, nameKey(kO1, "doc"), nameVal(f), "n1=1", kT0 + 3, "n1");
+  auto s = openStore("s.db");
+  ASSERT_TRUE(s->apply({liveF, liveTag, key, name}).isOk());
+  ASSERT_TRUE(s->apply({deadF, deadTag}).isOk());
+
+  auto old = s->tombstonesBefore(kT0 + 100, 10);
+  ASSERT_TRUE(old.isOk());
+  ASSERT_EQ(old->size(), 1u);
+  const TombstoneRef refF = (*old)[0];
+  EXPECT_EQ(refF.kind, RecordKind::kFile);
+  EXPECT_EQ(refF.key, f);
+  EXPECT_EQ(refF.timestamp, kT0 + 10);
+  EXPECT_EQ(refF.origin, "n1");
+  EXPECT_TRUE(s->tombstonesBefore(kT0 + 10, 10)->empty());  // strictly before
+  auto both = *s->tombstonesBefore(kT0 + 10'000, 10);
+  ASSERT_EQ(both.size(), 2u);  // oldest first
+  EXPECT_EQ(both[0].key, f);
+  EXPECT_EQ(both[1].key, deadTag.key);
+  EXPECT_EQ(s->tombstonesBefore(kT0 + 10'000, 1)->size(), 1u);
+
+  TombstoneRef newerThanHeld{RecordKind::kFile, f, kT0 + 10, "n2"};
+  TombstoneRef laterThanHeld{RecordKind::kFile, f, kT0 + 11, "n1"};
+  // Held: the tombstone itself. Not held: a version beating ours, or a
+  // tombstone of a key we hold only an older live version of.
+  TombstoneRef overLiveKey{RecordKind::kApiKey, key.key, kT0 + 100, "n1"};
+  EXPECT_EQ(*s->holdsTombstones({refF, both[1], newerThanHeld, laterThanHeld, overLiveKey}),
+            (std::vector<bool>{true, true, false, false, false}));
+
+  // Only an exact (kind, key, timestamp, origin) match is purged.
+  std::string digest = s->digest();
+  EXPECT_EQ(*s->purgeTombstones({newerThanHeld,
+                                 laterThanHeld,
+                                 {RecordKind::kFile, f, kT0 + 9, "n1"},
+                                 {RecordKind::kTag, f, kT0 + 10, "n1"},
+                                 {RecordKind::kTag, name.key, kT0 + 3, "n1"}}),
+            0u);  // the last is live: never purged
+  EXPECT_EQ(s->digest(), digest);
+  EXPECT_TRUE(s->getRecord(RecordKind::kFile, f)->has_value());
+  EXPECT_TRUE(s->getRecord(RecordKind::kName, name.key)->has_value());
+
+  StoreCounts before = s->counts();
+  EXPECT_EQ(*s->purgeTombstones({refF}), 1u);
+  EXPECT_FALSE(s->getRecord(RecordKind::kFile, f)->has_value());
+  EXPECT_EQ(s->counts().records, before.records - 1);
+  EXPECT_EQ(s->counts().tombstones, before.tombstones - 1);
+  EXPECT_EQ(*s->purgeTombstones({refF}), 0u);  // already gone
+
+  // The digest is that of a store holding the same remaining records.
+  auto r = openStore("r.db");
+  ASSERT_TRUE(r->apply({liveTag, deadTag, key, name}).isOk());
+  EXPECT_EQ(s->digest(), r->digest());
+
+  // A late replicated copy of the purged file, live or the older tombstone or
+  // another origin's version at or before the horizon, is dropped as stale.
+  Record lateOther = rec(RecordKind::kFile, f, fileVal(kO1, "doc"), "n2=1", kT0 + 5, "n2");
+  auto late = s->apply({liveF, lateOther, deadF}, /*replicated=*/true);
+  ASSERT_TRUE(late.isOk());
+  EXPECT_EQ(late->stale, 3u);
+  EXPECT_TRUE(late->won.empty());
+  EXPECT_FALSE(s->getRecord(RecordKind::kFile, f)->has_value());
+  EXPECT_FALSE(s->visibleFile(kO1, f)->has_value());
+  EXPECT_EQ(s->digest(), r->digest());
+
+  // Purged through kT0 + 10: the purged one (and anything of an unknown key up
+  // to the horizon) is held; later ones of unknown keys are not.
+  const std::string unknown = uuidOf(0xabc);
+  EXPECT_EQ(*s->holdsTombstones({refF,
+                                 {RecordKind::kFile, unknown, kT0 + 10, "n3"},
+                                 {RecordKind::kFile, unknown, kT0 + 11, "n3"}}),
+            (std::vector<bool>{true, true, false}));
+  // The horizon is a bound, not a ban: a newer record of an unknown key is taken.
+  Record newer = rec(RecordKind::kFile, unknown, fileVal(kO2, "new"), "n3=1", kT0 + 11, "n3");
+  auto fresh = s->apply({newer}, /*replicated=*/true);
+  ASSERT_TRUE(fresh.isOk());
+  EXPECT_EQ(fresh->stale, 0u);
+  EXPECT_EQ(fresh->won.size(), 1u);
+
+  // The horizon survives a restart.
+  s.reset();
+  s = openStore("s.db");
+  auto again = s->apply({liveF}, /*replicated=*/true);
+  ASSERT_TRUE(again.isOk());
+  EXPECT_EQ(again->stale, 1u);
+  EXPECT_FALSE(s->getRecord(RecordKind::kFile, f)->has_value());
+  EXPECT_TRUE((*s->holdsTombstones({refF}))[0]);
+  EXPECT_GE(*s->maxTimestamp(), kT0 + 11);
+}
+
+TEST_F(MetadataStoreTest, MetaRoundTripsAndPersists) {
+  auto s = openStore("s.db");
+  std::string digest = s->digest();
+  EXPECT_FALSE(s->getMeta("node_id")->has_value());
+  ASSERT_TRUE(s->setMeta("node_id", "n1").isOk());
+  ASSERT_TRUE(s->setMeta("peers", R"(["a","b"])").isOk());
+  ASSERT_TRUE(s->setMeta("empty", "").isOk());
+  EXPECT_EQ(**s->getMeta("node_id"), "n1");
+  ASSERT_TRUE(s->setMeta("node_id", "n2").isOk());  // overwrite
+  EXPECT_EQ(**s->getMeta("node_id"), "n2");
+  EXPECT_EQ(**s->getMeta("peers"), R"(["a","b"])");
+  ASSERT_TRUE(s->getMeta("empty")->has_value());
+  EXPECT_EQ(**s->getMeta("empty"), "");
+  EXPECT_EQ(s->digest(), digest);  // settings are not replicated state
+  EXPECT_EQ(s->counts().records, 0);
+  s.reset();
+  s = openStore("s.db");
+  EXPECT_EQ(**s->getMeta("node_id"), "n2");
+  EXPECT_EQ(**s->getMeta("peers"), R"(["a","b"])");
+  EXPECT_FALSE(s->getMeta("missing")->has_value());
+}
+
+TEST_F(MetadataStoreTest, KeyStateFollowsTheWinningRegistration) {
+  const std::string u1 = uuidOf(0xa1), u2 = uuidOf(0xa2), u3 = uuidOf(0xa3);
+  const std::string k1 = sha256Hex("key1"), k2 = sha256Hex("key2"), k3 = sha256Hex("key3");
+  // Three concurrent registrations of "alice": n1's and n3's share the
+  // earliest timestamp, n1 < n3 breaks the tie; n2's came later.
+  Record alice1 = rec(RecordKind::kUser, "alice", userVal(u1), "n1=1", kT0 + 10, "n1");
+  Record alice2 = rec(RecordKind::kUser, "alice", userVal(u2), "n2=1", kT0 + 50, "n2");
+  Record alice3 = rec(RecordKind::kUser, "alice", userVal(u3), "n3=1", kT0 + 10, "n3");
+  Record key1 = rec(RecordKind::kApiKey, k1, keyVal(u1), "n1=1", kT0 + 11, "n1");
+  Record key2 = rec(RecordKind::kApiKey, k2, keyVal(u2), "n2=1", kT0 + 51, "n2");
+  Record key3 = rec(RecordKind::kApiKey, k3, keyVal(u3), "n3=1", kT0 + 11, "n3");
+
+  auto s = openStore("s.db");
+  auto unknown = s->keyState(k1);
+  ASSERT_TRUE(unknown.isOk());
+  EXPECT_EQ(unknown->first, KeyState::kUnknown);
+  EXPECT_EQ(unknown->second, "");
+
+  // n2's registration arrives first: its key works for now.
+  ASSERT_TRUE(s->apply({alice2, key2}, true).isOk());
+  EXPECT_EQ(*s->keyState(k2), std::make_pair(KeyState::kLive, u2));
+  // Then the earlier ones: n1's wins, the others' keys lose their user.
+  ASSERT_TRUE(s->apply({alice3, key3}, true).isOk());
+  EXPECT_EQ(*s->keyState(k3), std::make_pair(KeyState::kLive, u3));
+  EXPECT_EQ(*s->keyState(k2), std::make_pair(KeyState::kUserLost, u2));
+  ASSERT_TRUE(s->apply({alice1, key1}, true).isOk());
+  EXPECT_EQ(*s->keyState(k1), std::make_pair(KeyState::kLive, u1));
+  EXPECT_EQ(*s->keyState(k2), std::make_pair(KeyState::kUserLost, u2));
+  EXPECT_EQ(*s->keyState(k3), std::make_pair(KeyState::kUserLost, u3));
+  EXPECT_EQ((*s->userByName("alice"))->userId, u1);
+  EXPECT_TRUE(sameRecord(**s->getRecord(RecordKind::kUser, "alice"), alice1));
+
+  // Another order of arrival ends in the same state.
+  auto t = openStore("t.db");
+  ASSERT_TRUE(t->apply({key3, alice1, key2, alice2, key1, alice3}, true).isOk());
+  EXPECT_EQ(t->digest(), s->digest());
+  EXPECT_EQ(*t->keyState(k1), std::make_pair(KeyState::kLive, u1));
+  EXPECT_EQ(*t->keyState(k2), std::make_pair(KeyState::kUserLost, u2));
+  EXPECT_EQ(*t->keyState(k3), std::make_pair(KeyState::kUserLost, u3));
+
+  // Logging out (a tombstone of the key) makes it unknown.
+  ASSERT_TRUE(s->apply({tomb(key1, "n1=2", kT0 + 100, "n1")}, true).isOk());
+  EXPECT_EQ(s->keyState(k1)->first, KeyState::kUnknown);
+  EXPECT_EQ(*s->keyState(k2), std::make_pair(KeyState::kUserLost, u2));
+}
+
+}  // namespace
+}  // namespace redcloud::controller

@@ -182,7 +182,13 @@ Status MetadataStore::transaction(const std::function<Status()>& fn) {
   treeUndo_.clear();
   touchedLeaves_.clear();
   countsAtBegin_ = counts_;
-  Status s = fn();
+  Status s;
+  try {
+    s = fn();
+  } catch (const std::exception& e) {
+    // Never leave the transaction open: roll back and report.
+    s = internalError(std::string("metadata transaction failed: ") + e.what());
+  }
   if (s.isOk()) s = saveTouchedLeaves();
   if (s.isOk()) s = db_.exec("COMMIT");
   --txnDepth_;
@@ -253,18 +259,25 @@ Status MetadataStore::checkOwner(const Record& r, bool* ok) {
   if (r.deleted || (r.kind != RecordKind::kName && r.kind != RecordKind::kTag)) return Status::ok();
   json v = json::parse(r.value, nullptr, false);
   if (!v.is_object()) return Status::ok();
+  auto text = [&](const char* field) {
+    auto it = v.find(field);
+    return it != v.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
   std::string owner, fileId;
   if (r.kind == RecordKind::kName) {
     owner = splitKey(r.key).first;
-    fileId = v.value("file_id", std::string());
+    fileId = text("file_id");
   } else {
-    owner = v.value("owner_id", std::string());
+    owner = text("owner_id");
     fileId = splitKey(r.key).first;
   }
+  if (owner.empty() || fileId.empty()) return invalidRequest("name or tag record without its ids");
   RC_ASSIGN_OR_RETURN(auto file, getRecordLocked(RecordKind::kFile, fileId));
   if (!file || file->deleted) return Status::ok();
   json f = json::parse(file->value, nullptr, false);
-  *ok = f.is_object() && f.value("owner_id", std::string()) == owner;
+  auto fileOwner = f.is_object() ? f.find("owner_id") : f.end();
+  *ok = f.is_object() && fileOwner != f.end() && fileOwner->is_string() &&
+        fileOwner->get<std::string>() == owner;
   return Status::ok();
 }
 

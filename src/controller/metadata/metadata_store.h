@@ -100,6 +100,7 @@ class MetadataStore {
   std::string digest();
   // The children hashes of a tree node (DigestTree::children), O(1).
   std::string treeChildren(uint32_t level, uint32_t index);
+  // REQUIRES: buckets sorted, without duplicates.
   // Records of the given leaf buckets in (bucket, kind, key) order after
   // `after`, at most about `maxBytes` of keys and values.
   Result<RecordPage> recordsInBuckets(const std::vector<uint32_t>& buckets,

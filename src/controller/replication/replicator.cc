@@ -325,6 +325,7 @@ peer::PullResponse Replicator::handlePull(const peer::PullRequest& request) {
     if (b < DigestTree::kLeaves && buckets.size() < kMaxBucketsPerPull) buckets.push_back(b);
   }
   std::sort(buckets.begin(), buckets.end());
+  buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
   std::optional<BucketCursor> after;
   if (request.has_after()) {
     after = BucketCursor{request.after_bucket(), request.after_kind(), request.after_key()};
