@@ -60,26 +60,28 @@ void populate(const std::string& path, int64_t records) {
   ManualClock clock(1'800'000'000'000);
   controller::RecordWriter writer(store, "seed-node", clock);
   std::string owner = "00000000-0000-4000-8000-000000000001";
-  RC_CHECK(writer
-               .write({{RecordKind::kUser, "ann",
-                        nlohmann::json{{"user_id", owner},
-                                       {"password_hash", "x"},
-                                       {"created_ms", 1}}
-                            .dump()}})
-               .isOk());
+  RC_CHECK(
+      writer
+          .write({{RecordKind::kUser, "ann",
+                   nlohmann::json{{"user_id", owner}, {"password_hash", "x"}, {"created_ms", 1}}
+                       .dump()}})
+          .isOk());
   std::vector<controller::Mutation> batch;
   char id[40];
   for (int64_t i = 0; i * 4 + 1 < records; ++i) {
-    std::snprintf(id, sizeof id, "%08llx-0000-4000-8000-%012llx", static_cast<unsigned long long>(i),
-                  static_cast<unsigned long long>(i));
+    std::snprintf(id, sizeof id, "%08llx-0000-4000-8000-%012llx",
+                  static_cast<unsigned long long>(i), static_cast<unsigned long long>(i));
     std::string name = "f" + std::to_string(i);
     std::string chunk(64, 'a');
-    nlohmann::json file{{"owner_id", owner},   {"name", name},
-                        {"size", 1},           {"sha256", chunk},
+    nlohmann::json file{{"owner_id", owner},
+                        {"name", name},
+                        {"size", 1},
+                        {"sha256", chunk},
                         {"chunks", nlohmann::json::array({nlohmann::json::array({chunk, 1})})},
                         {"created_ms", 1}};
     batch.push_back({RecordKind::kFile, id, file.dump()});
-    batch.push_back({RecordKind::kName, owner + "/" + name, nlohmann::json{{"file_id", id}}.dump()});
+    batch.push_back(
+        {RecordKind::kName, owner + "/" + name, nlohmann::json{{"file_id", id}}.dump()});
     for (const char* tag : {"red", "blue"}) {
       batch.push_back({RecordKind::kTag, std::string(id) + "/" + tag,
                        nlohmann::json{{"owner_id", owner}}.dump()});
@@ -124,11 +126,11 @@ void antiEntropyBytes(int64_t records) {
   double aeS = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   c.deliverAll();
   RC_CHECK(result.ok);
-  std::printf("records %lld\npopulate_seconds %.1f\nae_differing_buckets %zu\nae_records_sent %zu\n"
-              "ae_bytes %llu\nae_seconds %.4f\nae_equal_after %d\n",
-              static_cast<long long>(a.store->counts().records), populateS,
-              result.differingBuckets, result.sent,
-              static_cast<unsigned long long>(result.bytes), aeS, c.digestsEqual() ? 1 : 0);
+  std::printf(
+      "records %lld\npopulate_seconds %.1f\nae_differing_buckets %zu\nae_records_sent %zu\n"
+      "ae_bytes %llu\nae_seconds %.4f\nae_equal_after %d\n",
+      static_cast<long long>(a.store->counts().records), populateS, result.differingBuckets,
+      result.sent, static_cast<unsigned long long>(result.bytes), aeS, c.digestsEqual() ? 1 : 0);
   std::fflush(stdout);
 }
 

@@ -22,7 +22,6 @@
 
 namespace redcloud::chunkserver {
 
-
 class ChunkStore;
 
 // One chunk being written. Not thread-safe. Destroying it without commit()

@@ -5,10 +5,10 @@
 
 #include <future>
 
-#include "rpc/channels.h"
 #include "common/clock.h"
 #include "common/net.h"
 #include "common/peer_cache.h"
+#include "rpc/channels.h"
 
 namespace redcloud::chunkserver {
 

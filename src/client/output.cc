@@ -202,7 +202,8 @@ std::string formatCluster(const json& answer) {
     out += "\n";
   }
   for (const auto& id : arr(answer, "duplicate_node_ids")) {
-    out += "WARNING: two live controllers answer with node id " + (id.is_string() ? id.get<std::string>() : "?") + "\n";
+    out += "WARNING: two live controllers answer with node id " +
+           (id.is_string() ? id.get<std::string>() : "?") + "\n";
   }
   if (num(answer, "orphaned_files")) {
     out += fmt::format("Files kept for registrations that lost their username: {}\n",

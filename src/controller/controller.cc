@@ -4,16 +4,16 @@
 
 #include <algorithm>
 
-#include "common/net.h"
 #include "common/file_system.h"
 #include "common/ids.h"
+#include "common/net.h"
 #include "common/node_identity.h"
 #include "common/validate.h"
-#include "controller/cluster/grpc_replication_network.h"
-#include "rpc/channels.h"
 #include "controller/chunks/chunk_gc.h"
-#include "controller/http/http_api.h"
+#include "controller/cluster/grpc_replication_network.h"
 #include "controller/cluster/peer_service.h"
+#include "controller/http/http_api.h"
+#include "rpc/channels.h"
 
 namespace redcloud::controller {
 
@@ -91,7 +91,8 @@ Status Controller::bindNodeId() {
     id = newUuid();
   }
   RC_RETURN_IF_ERROR(validateNodeId(id));
-  if (id != fileId) RC_RETURN_IF_ERROR(loadOrCreateNodeId(options_.dataDir, "controller.id", id).status());
+  if (id != fileId)
+    RC_RETURN_IF_ERROR(loadOrCreateNodeId(options_.dataDir, "controller.id", id).status());
   if (!bound) RC_RETURN_IF_ERROR(store_.setMeta("node_id", id));
   nodeId_ = id;
   return Status::ok();
@@ -196,8 +197,8 @@ bool Controller::inSync() {
   int64_t now = SystemClock::instance().nowMillis();
   int64_t fresh = 3 * std::max<int64_t>(options_.gossipIntervalMs, 500);
   for (const auto& id : replicator_->knownPeers()) {
-    auto it = std::find_if(peers.begin(), peers.end(),
-                           [&](const PeerView& p) { return p.nodeId == id; });
+    auto it =
+        std::find_if(peers.begin(), peers.end(), [&](const PeerView& p) { return p.nodeId == id; });
     if (it == peers.end() || it->state != PeerState::kAlive) return false;
     if (it->metadataDigest != mine || now - it->digestAtMs > fresh) return false;
   }

@@ -10,13 +10,13 @@
 
 #include "common/clock.h"
 #include "controller/cluster/chunkserver_registry.h"
-#include "controller/metadata/local_replica.h"
-#include "controller/replication/replicator.h"
-#include "controller/file_service.h"
 #include "controller/cluster/membership.h"
+#include "controller/file_service.h"
+#include "controller/metadata/local_replica.h"
 #include "controller/metadata/metadata_store.h"
-#include "controller/metrics.h"
 #include "controller/metadata/record_writer.h"
+#include "controller/metrics.h"
+#include "controller/replication/replicator.h"
 
 namespace redcloud::controller {
 

@@ -132,22 +132,23 @@ Result<UploadResult> FileService::commitUpload(const NewFile& f) {
   for (const auto& c : f.chunks) chunks.push_back(json::array({c.id, c.size}));
   json value{{"owner_id", f.ownerId}, {"name", f.name},   {"size", f.size},
              {"sha256", f.sha256},    {"chunks", chunks}, {"created_ms", row.createdMs}};
-  RC_RETURN_IF_ERROR(
-      writer_
-          .transact([&](std::vector<Mutation>& m) -> Status {
-            m.push_back({RecordKind::kFile, row.fileId, value.dump(), false});
-            m.push_back({RecordKind::kName, nameKey(f.ownerId, f.name),
-                         json{{"file_id", row.fileId}}.dump(), false});
-            for (const auto& t : row.tags) m.push_back(tagMutation(row.fileId, t, f.ownerId, true));
-            RC_ASSIGN_OR_RETURN(auto old, store_.visibleFileByName(f.ownerId, f.name));
-            if (old) {
-              // The replaced file is tombstoned so no controller can bring it back.
-              result.replacedFileId = old->fileId;
-              m.push_back({RecordKind::kFile, old->fileId, "", true});
-            }
-            return Status::ok();
-          })
-          .status());
+  RC_RETURN_IF_ERROR(writer_
+                         .transact([&](std::vector<Mutation>& m) -> Status {
+                           m.push_back({RecordKind::kFile, row.fileId, value.dump(), false});
+                           m.push_back({RecordKind::kName, nameKey(f.ownerId, f.name),
+                                        json{{"file_id", row.fileId}}.dump(), false});
+                           for (const auto& t : row.tags)
+                             m.push_back(tagMutation(row.fileId, t, f.ownerId, true));
+                           RC_ASSIGN_OR_RETURN(auto old,
+                                               store_.visibleFileByName(f.ownerId, f.name));
+                           if (old) {
+                             // The replaced file is tombstoned so no controller can bring it back.
+                             result.replacedFileId = old->fileId;
+                             m.push_back({RecordKind::kFile, old->fileId, "", true});
+                           }
+                           return Status::ok();
+                         })
+                         .status());
   return result;
 }
 
@@ -217,28 +218,29 @@ Result<TagEditResult> FileService::removeTags(const std::string& ownerId,
                                               const std::vector<std::string>& query,
                                               const std::vector<std::string>& toRemove) {
   TagEditResult result;
-  RC_RETURN_IF_ERROR(
-      writer_
-          .transact([&](std::vector<Mutation>& m) -> Status {
-            RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, query, "", 0));
-            for (const auto& f : files) {
-              std::vector<std::string> removed;
-              for (const auto& t : f.tags) {
-                if (std::find(toRemove.begin(), toRemove.end(), t) != toRemove.end()) {
-                  removed.push_back(t);
-                }
-              }
-              if (removed.size() == f.tags.size()) {
-                // Never leave a file tagless: skip it unchanged.
-                result.skipped.push_back({f.fileId, f.name, f.tags});
-                continue;
-              }
-              for (const auto& t : removed) m.push_back(tagMutation(f.fileId, t, ownerId, false));
-              result.fileIds.push_back(f.fileId);
-            }
-            return Status::ok();
-          })
-          .status());
+  RC_RETURN_IF_ERROR(writer_
+                         .transact([&](std::vector<Mutation>& m) -> Status {
+                           RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, query, "", 0));
+                           for (const auto& f : files) {
+                             std::vector<std::string> removed;
+                             for (const auto& t : f.tags) {
+                               if (std::find(toRemove.begin(), toRemove.end(), t) !=
+                                   toRemove.end()) {
+                                 removed.push_back(t);
+                               }
+                             }
+                             if (removed.size() == f.tags.size()) {
+                               // Never leave a file tagless: skip it unchanged.
+                               result.skipped.push_back({f.fileId, f.name, f.tags});
+                               continue;
+                             }
+                             for (const auto& t : removed)
+                               m.push_back(tagMutation(f.fileId, t, ownerId, false));
+                             result.fileIds.push_back(f.fileId);
+                           }
+                           return Status::ok();
+                         })
+                         .status());
   std::sort(result.fileIds.begin(), result.fileIds.end());
   return result;
 }

@@ -15,8 +15,8 @@ grpc::ChannelArguments nodeChannelArgs(int initialBackoffMs) {
 }  // namespace
 
 std::shared_ptr<peer::PeerService::Stub> newPeerStub(const std::string& address) {
-  return peer::PeerService::NewStub(grpc::CreateCustomChannel(
-      address, grpc::InsecureChannelCredentials(), nodeChannelArgs(200)));
+  return peer::PeerService::NewStub(
+      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), nodeChannelArgs(200)));
 }
 
 std::shared_ptr<grpc::Channel> newChunkChannel(const std::string& address) {

@@ -5,12 +5,11 @@
 //   SIM_FIRST_SEED=S  the first one (a failure prints the seed to replay)
 // `make soak SEEDS=500` runs many.
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-
-#include <spdlog/spdlog.h>
 
 #include "common/probe.h"
 #include "sim_cluster.h"

@@ -68,7 +68,8 @@ bool Model::wins(const Record& in, const Record& local) {
       if (in.version.timestamp != local.version.timestamp) {
         return in.version.timestamp < local.version.timestamp;
       }
-      if (in.version.origin != local.version.origin) return in.version.origin < local.version.origin;
+      if (in.version.origin != local.version.origin)
+        return in.version.origin < local.version.origin;
       return in.value > local.value;
     case RecordKind::kFile:
       if (in.deleted != local.deleted) return in.deleted;
@@ -114,8 +115,9 @@ std::map<std::string, std::map<std::string, Model::VisibleFile>> Model::visible(
     if (!file || json::parse(file->value).at("owner_id").get<std::string>() != owner) continue;
     VisibleFile v{fileId, {}};
     auto first = records_.lower_bound({static_cast<int>(RecordKind::kTag), fileId + "/"});
-    for (auto it = first; it != records_.end() && it->first.first == static_cast<int>(RecordKind::kTag) &&
-                          it->first.second.rfind(fileId + "/", 0) == 0;
+    for (auto it = first;
+         it != records_.end() && it->first.first == static_cast<int>(RecordKind::kTag) &&
+         it->first.second.rfind(fileId + "/", 0) == 0;
          ++it) {
       if (!it->second.deleted) v.tags.push_back(controller::splitKey(it->first.second).second);
     }
@@ -472,7 +474,8 @@ std::string SimCluster::checkAgainstModel() {
       for (const auto& f : *files) got[f.name] = {f.fileId, f.tags};
       if (got != expected[userId]) {
         std::string msg = n->id + ": files of " + username + " differ; expected";
-        for (const auto& [name, v] : expected[userId]) msg += " " + name + "=" + v.fileId.substr(0, 8);
+        for (const auto& [name, v] : expected[userId])
+          msg += " " + name + "=" + v.fileId.substr(0, 8);
         msg += "; got";
         for (const auto& [name, v] : got) msg += " " + name + "=" + v.fileId.substr(0, 8);
         return msg;

@@ -77,7 +77,7 @@ struct SimOptions {
   bool nemeses = true;
   int64_t maxClockDriftMs = 60'000;
   int64_t tombstoneGraceMs = 3600'000;
-  std::string dir;  // where the node databases go
+  std::string dir;             // where the node databases go
   bool keepDatabases = false;  // open existing n<i>.db files instead of starting empty
 };
 
@@ -114,8 +114,8 @@ class SimCluster {
   SimNode* node(const std::string& id);
 
   // --- driving ---
-  void runWorkload();           // phases of random operations under nemeses
-  void heal();                  // everyone up, one group, a clean network
+  void runWorkload();  // phases of random operations under nemeses
+  void heal();         // everyone up, one group, a clean network
   // Rounds until every digest is equal (each: one gossip hop, one
   // anti-entropy per node); -1 when maxRounds pass first.
   int converge(int maxRounds);

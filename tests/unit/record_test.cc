@@ -62,7 +62,7 @@ std::map<std::string, std::string> fold(const std::vector<Record>& records) {
 }
 
 constexpr RecordKind kAllKinds[] = {RecordKind::kUser, RecordKind::kApiKey, RecordKind::kFile,
-                                     RecordKind::kName, RecordKind::kTag};
+                                    RecordKind::kName, RecordKind::kTag};
 
 TEST(Record, MergeIsCommutativeAssociativeIdempotent) {
   std::mt19937 rng(7);

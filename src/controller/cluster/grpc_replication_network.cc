@@ -68,8 +68,9 @@ Result<peer::TreeResponse> GrpcReplicationNetwork::getTree(const std::string& pe
 Result<peer::PullResponse> GrpcReplicationNetwork::pull(const std::string& peer,
                                                         const peer::PullRequest& r) {
   RC_ASSIGN_OR_RETURN(auto stub, stubFor(peer));
-  return callWithDeadline<peer::PullResponse>(
-      [&](grpc::ClientContext* c, peer::PullResponse* out) { return stub->PullRecords(c, r, out); });
+  return callWithDeadline<peer::PullResponse>([&](grpc::ClientContext* c, peer::PullResponse* out) {
+    return stub->PullRecords(c, r, out);
+  });
 }
 
 Result<peer::ConfirmResponse> GrpcReplicationNetwork::confirm(const std::string& peer,

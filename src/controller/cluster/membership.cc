@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <future>
 
-#include "rpc/channels.h"
 #include "common/net.h"
 #include "common/peer_cache.h"
+#include "rpc/channels.h"
 
 namespace redcloud::controller {
 namespace {

@@ -42,7 +42,7 @@ struct MembershipOptions {
   int64_t suspectAfterMs = 3000;
   int64_t deadAfterMs = 10000;
   int64_t dnsIntervalMs = 5000;
-  std::string cachePath;  // empty: no cache
+  std::string cachePath;     // empty: no cache
   uint64_t incarnation = 0;  // random per process start
   // The current metadata digest, sent with every ping and ping answer.
   std::function<std::string()> digest;
@@ -107,9 +107,9 @@ class Membership {
   std::set<std::string> candidates_;     // GUARDED_BY(mu_), addresses not yet identified
   std::set<std::string> selfAddresses_;  // GUARDED_BY(mu_)
   static constexpr int kMaxCandidateFailures = 30;
-  std::map<std::string, int> candidateFailures_;                           // GUARDED_BY(mu_)
-  std::map<std::string, int64_t> duplicates_;  // GUARDED_BY(mu_), node id → last seen
-  std::vector<std::string> newlyAlive_;        // GUARDED_BY(mu_)
+  std::map<std::string, int> candidateFailures_;  // GUARDED_BY(mu_)
+  std::map<std::string, int64_t> duplicates_;     // GUARDED_BY(mu_), node id → last seen
+  std::vector<std::string> newlyAlive_;           // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // GUARDED_BY(mu_)
   DnsRefresher dns_;                                                       // round thread only
   int64_t lastSaveMs_ = 0;

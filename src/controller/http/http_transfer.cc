@@ -7,10 +7,10 @@
 
 #include "common/validate.h"
 #include "controller/chunks/chunk_fetcher.h"
+#include "controller/chunks/upload_session.h"
 #include "controller/controller.h"
 #include "controller/http/http_api.h"
 #include "controller/http/http_util.h"
-#include "controller/chunks/upload_session.h"
 
 namespace redcloud::controller {
 namespace {

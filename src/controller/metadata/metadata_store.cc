@@ -107,8 +107,9 @@ Status MetadataStore::open(const std::string& path, Options options) {
   std::lock_guard lock(mu_);
   RC_RETURN_IF_ERROR(db_.open(path));
   // WAL + FULL: every commit is fsynced before apply() returns (invariant 1).
-  RC_RETURN_IF_ERROR(db_.exec(options.durable ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"));
+  RC_RETURN_IF_ERROR(db_.exec(options.durable
+                                  ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                  : "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"));
   RC_RETURN_IF_ERROR(createSchema());
   RC_RETURN_IF_ERROR(migrate());
   RC_RETURN_IF_ERROR(loadTree());
@@ -128,8 +129,8 @@ Status MetadataStore::migrate() {
     return db_.exec(kBucketIndex);
   }
   RC_RETURN_IF_ERROR(db_.exec(std::string("BEGIN IMMEDIATE;") + kBucketMigration));
-  RC_ASSIGN_OR_RETURN(auto all, db_.prepare(std::string("SELECT ") + kRecordColumns +
-                                            " FROM records"));
+  RC_ASSIGN_OR_RETURN(auto all,
+                      db_.prepare(std::string("SELECT ") + kRecordColumns + " FROM records"));
   std::vector<Record> records;
   while (true) {
     RC_ASSIGN_OR_RETURN(bool row, all.step());
@@ -140,15 +141,18 @@ Status MetadataStore::migrate() {
   for (const auto& r : records) {
     uint32_t b = DigestTree::bucketOf(r.kind, r.key);
     tree.toggle(b, recordHash(r));
-    RC_ASSIGN_OR_RETURN(auto up, db_.prepare("UPDATE records SET bucket=?1 WHERE kind=?2 AND key=?3"));
+    RC_ASSIGN_OR_RETURN(auto up,
+                        db_.prepare("UPDATE records SET bucket=?1 WHERE kind=?2 AND key=?3"));
     up.bind(1, int64_t{b}).bind(2, kindName(r.kind)).bind(3, r.key);
     RC_RETURN_IF_ERROR(up.run());
   }
   for (uint32_t b = 0; b < DigestTree::kLeaves; ++b) {
     const auto& h = tree.leaf(b);
     if (h == DigestTree::Hash{}) continue;
-    RC_ASSIGN_OR_RETURN(auto put, db_.prepare("INSERT OR REPLACE INTO digest_leaves VALUES (?1, ?2)"));
-    put.bind(1, int64_t{b}).bind(2, toHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())));
+    RC_ASSIGN_OR_RETURN(auto put,
+                        db_.prepare("INSERT OR REPLACE INTO digest_leaves VALUES (?1, ?2)"));
+    put.bind(1, int64_t{b})
+        .bind(2, toHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())));
     RC_RETURN_IF_ERROR(put.run());
   }
   RC_RETURN_IF_ERROR(db_.exec(std::string(kBucketIndex) + "COMMIT;"));
@@ -168,7 +172,8 @@ Status MetadataStore::loadTree() {
     }
     tree_.setLeaf(static_cast<uint32_t>(leaves.integer(0)), bytes);
   }
-  RC_ASSIGN_OR_RETURN(auto n, db_.prepare("SELECT count(*), coalesce(sum(deleted), 0) FROM records"));
+  RC_ASSIGN_OR_RETURN(auto n,
+                      db_.prepare("SELECT count(*), coalesce(sum(deleted), 0) FROM records"));
   RC_ASSIGN_OR_RETURN(bool row, n.step());
   if (row) counts_ = {n.integer(0), n.integer(1)};
   return Status::ok();
@@ -202,7 +207,8 @@ Status MetadataStore::transaction(const std::function<Status()>& fn) {
 }
 
 void MetadataStore::undoTree() {
-  for (auto it = treeUndo_.rbegin(); it != treeUndo_.rend(); ++it) tree_.toggle(it->first, it->second);
+  for (auto it = treeUndo_.rbegin(); it != treeUndo_.rend(); ++it)
+    tree_.toggle(it->first, it->second);
   counts_ = countsAtBegin_;
 }
 
@@ -285,7 +291,8 @@ Status MetadataStore::applyOne(const Record& r, bool replicated, ApplyOutcome& o
   RC_ASSIGN_OR_RETURN(auto local, getRecordLocked(r.kind, r.key));
   if (local && !incomingWins(*local, r)) return Status::ok();
   if (!local && replicated && r.version.timestamp <= purgedThroughTs_ &&
-      (r.kind == RecordKind::kFile || r.kind == RecordKind::kTag || r.kind == RecordKind::kApiKey)) {
+      (r.kind == RecordKind::kFile || r.kind == RecordKind::kTag ||
+       r.kind == RecordKind::kApiKey)) {
     // A late copy of something whose tombstone was purged here: taking it
     // would resurrect a delete.
     RC_PROBE("apply.stale_after_purge");
@@ -580,8 +587,9 @@ StoreCounts MetadataStore::counts() {
 
 Result<int64_t> MetadataStore::orphanedFiles() {
   std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT count(*) FROM files f WHERE NOT EXISTS "
-                                             "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
+  RC_ASSIGN_OR_RETURN(auto stmt,
+                      db_.prepare("SELECT count(*) FROM files f WHERE NOT EXISTS "
+                                  "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   return row ? stmt.integer(0) : 0;
 }

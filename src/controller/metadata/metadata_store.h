@@ -144,9 +144,9 @@ class MetadataStore {
                                           const std::vector<std::string>& binds);
 
   std::recursive_mutex mu_;
-  SqliteDb db_;                 // GUARDED_BY(mu_)
-  int txnDepth_ = 0;            // GUARDED_BY(mu_)
-  DigestTree tree_;             // GUARDED_BY(mu_)
+  SqliteDb db_;                                             // GUARDED_BY(mu_)
+  int txnDepth_ = 0;                                        // GUARDED_BY(mu_)
+  DigestTree tree_;                                         // GUARDED_BY(mu_)
   std::vector<std::pair<uint32_t, std::string>> treeUndo_;  // toggles of the open transaction
   std::vector<uint32_t> touchedLeaves_;                     // GUARDED_BY(mu_)
   StoreCounts counts_;                                      // GUARDED_BY(mu_)

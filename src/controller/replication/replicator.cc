@@ -45,8 +45,8 @@ std::vector<std::vector<Record>> paginate(const std::vector<Record>& records, si
 
 }  // namespace
 
-Replicator::Replicator(ReplicatorOptions options, ReplicaStore& store,
-                       ReplicationNetwork& network, const Clock& clock)
+Replicator::Replicator(ReplicatorOptions options, ReplicaStore& store, ReplicationNetwork& network,
+                       const Clock& clock)
     : options_(std::move(options)),
       store_(store),
       network_(network),
@@ -70,8 +70,8 @@ Status Replicator::load() {
   lastContactMs_ = contact ? std::stoll(*contact) : 0;
   lastContactSavedMs_ = lastContactMs_;
   int64_t now = clock_.nowMillis();
-  resync_ = !known_.empty() && lastContactMs_ > 0 &&
-            now - lastContactMs_ > options_.tombstoneGraceMs;
+  resync_ =
+      !known_.empty() && lastContactMs_ > 0 && now - lastContactMs_ > options_.tombstoneGraceMs;
   if (resync_) {
     spdlog::warn(
         "replication: out of contact with every controller for {} s, longer than the tombstone "
@@ -146,11 +146,10 @@ uint32_t Replicator::maxHops(size_t peers) const {
 
 std::vector<std::string> Replicator::pickPeers(size_t n, const std::string& exclude) {
   auto alive = network_.alivePeers();
-  alive.erase(std::remove_if(alive.begin(), alive.end(),
-                             [&](const std::string& p) {
-                               return p == exclude || p == options_.nodeId;
-                             }),
-              alive.end());
+  alive.erase(
+      std::remove_if(alive.begin(), alive.end(),
+                     [&](const std::string& p) { return p == exclude || p == options_.nodeId; }),
+      alive.end());
   std::sort(alive.begin(), alive.end());  // deterministic before the shuffle
   std::lock_guard lock(mu_);
   std::shuffle(alive.begin(), alive.end(), rng_);
@@ -238,7 +237,8 @@ Replicator::Applied Replicator::receive(
   std::vector<Record> future;
   for (const auto& w : records) {
     auto r = fromWire(w);
-    Status valid = r ? validateRecord(*r) : invalidRequest("unknown record kind '" + w.kind() + "'");
+    Status valid =
+        r ? validateRecord(*r) : invalidRequest("unknown record kind '" + w.kind() + "'");
     if (!valid.isOk()) {
       if (bad++ == 0) firstError = valid.message();
       continue;

@@ -162,17 +162,17 @@ class Replicator {
   const Clock& clock_;
 
   std::mutex mu_;
-  std::mt19937_64 rng_;                          // GUARDED_BY(mu_)
-  std::deque<Outgoing> queue_;                   // GUARDED_BY(mu_)
-  size_t queuedRecords_ = 0;                     // GUARDED_BY(mu_)
-  std::vector<Record> deferred_;                 // GUARDED_BY(mu_)
-  std::set<std::string> known_;                  // GUARDED_BY(mu_)
-  std::set<std::string> aeRequests_;             // GUARDED_BY(mu_)
-  int64_t lastContactMs_ = 0;                    // GUARDED_BY(mu_)
-  int64_t lastContactSavedMs_ = 0;               // GUARDED_BY(mu_)
-  bool resync_ = false;                          // GUARDED_BY(mu_)
-  ReplicationStats stats_;                       // GUARDED_BY(mu_)
-  std::mutex sessionMu_;                         // one anti-entropy session at a time
+  std::mt19937_64 rng_;               // GUARDED_BY(mu_)
+  std::deque<Outgoing> queue_;        // GUARDED_BY(mu_)
+  size_t queuedRecords_ = 0;          // GUARDED_BY(mu_)
+  std::vector<Record> deferred_;      // GUARDED_BY(mu_)
+  std::set<std::string> known_;       // GUARDED_BY(mu_)
+  std::set<std::string> aeRequests_;  // GUARDED_BY(mu_)
+  int64_t lastContactMs_ = 0;         // GUARDED_BY(mu_)
+  int64_t lastContactSavedMs_ = 0;    // GUARDED_BY(mu_)
+  bool resync_ = false;               // GUARDED_BY(mu_)
+  ReplicationStats stats_;            // GUARDED_BY(mu_)
+  std::mutex sessionMu_;              // one anti-entropy session at a time
 
   std::condition_variable wake_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
