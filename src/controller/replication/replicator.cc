@@ -117,12 +117,11 @@ void Replicator::loop() {
       int64_t now = clock_.nowMillis();
       if (now >= nextAe) {
         observePeers();
+        retryDeferred();
         antiEntropyRound();
         nextAe = now + options_.antiEntropyIntervalMs;
       }
       if (now >= nextHousekeeping) {
-        observePeers();
-        retryDeferred();
         auto purged = purgeRound();
         if (!purged.isOk()) spdlog::warn("tombstone purge: {}", purged.status().message());
         nextHousekeeping = now + 60'000;
