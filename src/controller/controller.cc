@@ -227,7 +227,27 @@ std::string Controller::advertisedAddress() const {
   return advertiseHost_ + ":" + std::to_string(httpPort());
 }
 
+int64_t Controller::orphanedFiles() {
+  std::lock_guard lock(countsMu_);
+  int64_t now = SystemClock::instance().nowMillis();
+  if (orphaned_.atMs < 0 || now - orphaned_.atMs >= kSlowCountTtlMs) {
+    auto n = store_.orphanedFiles();
+    orphaned_ = {n.isOk() ? *n : 0, now};
+  }
+  return orphaned_.value;
+}
+
 int64_t Controller::underReplicatedChunks() {
+  std::lock_guard lock(countsMu_);
+  int64_t now = SystemClock::instance().nowMillis();
+  if (underReplicated_.atMs >= 0 && now - underReplicated_.atMs < kSlowCountTtlMs) {
+    return underReplicated_.value;
+  }
+  underReplicated_ = {countUnderReplicated(), now};
+  return underReplicated_.value;
+}
+
+int64_t Controller::countUnderReplicated() {
   // Ask every healthy chunkserver which live chunks it holds, in batches.
   auto healthy = registry_->healthy();
   int64_t missing = 0;

@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -75,8 +76,11 @@ class Controller {
   const QuorumRule& quorum() const { return quorum_; }
   // The HTTP address this controller advertises (host:port).
   std::string advertisedAddress() const;
-  // Live chunks that some healthy chunkserver lacks.
+  // Live chunks that some healthy chunkserver lacks, and live files whose
+  // owner lost its username: both scans, so /cluster reads them at most every
+  // few seconds (kSlowCountTtlMs).
   int64_t underReplicatedChunks();
+  int64_t orphanedFiles();
   Replicator& replicator() { return *replicator_; }
   // Every controller ever seen is alive and reported our metadata digest on
   // its last answer: the condition for collecting chunks.
@@ -85,6 +89,7 @@ class Controller {
  private:
   Status startPeerService();
   Status bindNodeId();
+  int64_t countUnderReplicated();
 
   ControllerOptions options_;
   std::string nodeId_;
@@ -103,6 +108,15 @@ class Controller {
   std::unique_ptr<grpc::Server> peerServer_;
   std::string advertiseHost_;
   std::unique_ptr<HttpApi> http_;
+
+  struct CachedCount {
+    int64_t value = 0;
+    int64_t atMs = -1;
+  };
+  static constexpr int64_t kSlowCountTtlMs = 5000;
+  std::mutex countsMu_;
+  CachedCount underReplicated_;  // GUARDED_BY(countsMu_)
+  CachedCount orphaned_;         // GUARDED_BY(countsMu_)
 };
 
 }  // namespace redcloud::controller

@@ -350,7 +350,7 @@ void HttpApi::handleCluster(RequestContext& c) {
   std::string digest = controller_.store().digest();
   auto stats = controller_.replicator().stats();
   auto counts = controller_.store().counts();
-  auto orphaned = controller_.store().orphanedFiles();
+
   json lastAe = nullptr;
   if (stats.lastAntiEntropy) {
     const auto& a = *stats.lastAntiEntropy;
@@ -379,7 +379,7 @@ void HttpApi::handleCluster(RequestContext& c) {
       {"metadata_digest", digest},
       {"replication", replication},
       {"duplicate_node_ids", controller_.membership().duplicateIds()},
-      {"orphaned_files", orphaned.isOk() ? *orphaned : 0}};
+      {"orphaned_files", controller_.orphanedFiles()}};
   c.res.set_content(out.dump(), "application/json");
 }
 
