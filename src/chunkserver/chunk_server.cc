@@ -4,6 +4,7 @@
 
 #include "common/net.h"
 #include "common/node_identity.h"
+#include "rpc/channels.h"
 
 namespace redcloud::chunkserver {
 
@@ -20,6 +21,7 @@ Status ChunkServer::start() {
   service_ = std::make_unique<ChunkServiceImpl>(*store_, nodeId_);
 
   grpc::ServerBuilder builder;
+  acceptNodeKeepalives(builder);
   int port = 0;
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(service_.get());

@@ -153,6 +153,7 @@ Status Controller::startPeerService() {
   };
   peerService_.reset();
   grpc::ServerBuilder builder;
+  acceptNodeKeepalives(builder);
   int port = 0;
   builder.AddListeningPort(options_.peerListen, grpc::InsecureServerCredentials(), &port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

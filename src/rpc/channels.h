@@ -19,6 +19,10 @@ constexpr int kMaxRpcMessageBytes = 16 * 1024 * 1024;
 constexpr size_t kReplicationPageBytes = 4 * 1024 * 1024 - 64 * 1024;
 
 std::shared_ptr<peer::PeerService::Stub> newPeerStub(const std::string& address);
+// Servers of node-to-node services accept the clients' keepalive pings (sent
+// every second, so a connection black-holed by a partition is replaced soon
+// after the heal).
+void acceptNodeKeepalives(grpc::ServerBuilder& builder);
 std::shared_ptr<grpc::Channel> newChunkChannel(const std::string& address);
 
 }  // namespace redcloud

@@ -83,9 +83,10 @@ Status Replicator::load() {
 
 void Replicator::start() {
   std::lock_guard lock(mu_);
-  if (thread_.joinable()) return;
+  if (gossipThread_.joinable()) return;
   stopping_ = false;
-  thread_ = std::thread([this] { loop(); });
+  gossipThread_ = std::thread([this] { gossipLoop(); });
+  syncThread_ = std::thread([this] { syncLoop(); });
 }
 
 void Replicator::stop() {
@@ -94,25 +95,44 @@ void Replicator::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (gossipThread_.joinable()) gossipThread_.join();
+  if (syncThread_.joinable()) syncThread_.join();
 }
 
-// One thread: gossip as soon as something is queued, anti-entropy on its
-// interval or when asked, deferred records and tombstone purge now and then.
-void Replicator::loop() {
+// Gossip goes out as soon as something is queued, on a thread of its own so a
+// slow anti-entropy session never holds it up.
+void Replicator::gossipLoop() {
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait_for(lock, std::chrono::milliseconds(200),
+                     [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+    }
+    try {
+      flushGossip();
+    } catch (const std::exception& e) {
+      // A failure in one round must not end the process; the next round retries.
+      spdlog::error("gossip round failed: {}", e.what());
+    }
+  }
+}
+
+// Anti-entropy on its interval or when asked (a peer turned alive); held
+// records and tombstone purge now and then.
+void Replicator::syncLoop() {
   int64_t nextAe = clock_.nowMillis() + options_.antiEntropyIntervalMs;
-  int64_t nextHousekeeping = clock_.nowMillis() + 1000;
+  int64_t nextPurge = clock_.nowMillis() + 1000;
   while (true) {
     std::set<std::string> requested;
     {
       std::unique_lock lock(mu_);
       wake_.wait_for(lock, std::chrono::milliseconds(200),
-                     [this] { return stopping_ || !queue_.empty() || !aeRequests_.empty(); });
+                     [this] { return stopping_ || !aeRequests_.empty(); });
       if (stopping_) return;
       requested.swap(aeRequests_);
     }
     try {
-      flushGossip();
       for (const auto& peer : requested) antiEntropy(peer);
       int64_t now = clock_.nowMillis();
       if (now >= nextAe) {
@@ -121,14 +141,13 @@ void Replicator::loop() {
         antiEntropyRound();
         nextAe = now + options_.antiEntropyIntervalMs;
       }
-      if (now >= nextHousekeeping) {
+      if (now >= nextPurge) {
         auto purged = purgeRound();
         if (!purged.isOk()) spdlog::warn("tombstone purge: {}", purged.status().message());
-        nextHousekeeping = now + 60'000;
+        nextPurge = now + 60'000;
       }
     } catch (const std::exception& e) {
-      // A failure in one round must not end the process; the next round retries.
-      spdlog::error("replication round failed: {}", e.what());
+      spdlog::error("anti-entropy round failed: {}", e.what());
     }
   }
 }

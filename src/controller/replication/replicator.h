@@ -18,8 +18,8 @@
 //                 confirms holding them. A controller out of contact longer
 //                 than the grace resynchronises (pull only) before it pushes.
 //
-// Thread-safe: handlers run on RPC threads while one background thread (or
-// the simulation) calls flushGossip / antiEntropyRound / purgeRound.
+// Thread-safe: handlers run on RPC threads while two background threads (or
+// the simulation) call flushGossip and antiEntropyRound / purgeRound.
 #pragma once
 
 #include <condition_variable>
@@ -154,7 +154,8 @@ class Replicator {
   Result<std::vector<uint32_t>> differingBuckets(const std::string& peer,
                                                  AntiEntropyResult& result);
   peer::ControllerInfo self() const;
-  void loop();
+  void gossipLoop();
+  void syncLoop();
 
   ReplicatorOptions options_;
   ReplicaStore& store_;
@@ -176,7 +177,8 @@ class Replicator {
 
   std::condition_variable wake_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
-  std::thread thread_;
+  std::thread gossipThread_;
+  std::thread syncThread_;
 };
 
 }  // namespace redcloud::controller
