@@ -20,6 +20,7 @@ import concurrent.futures
 import functools
 import hashlib
 import pprint
+import shutil
 import sys
 import threading
 import time
@@ -584,3 +585,30 @@ def test_late_controller_catches_up(cluster):
         assert expected[owner["username"]][name]["file_id"] == uploaded[name]["file_id"], name
         assert_downloads(cluster, "c4", owner["api_key"], name, data[name])
 
+
+
+@reports_replication
+def test_copied_data_dir_is_reported_as_duplicate_node_id(cluster):
+    """Two live controllers with one node id (a copied data dir) are reported
+    loudly on both of them and on their peers, and stop chunk GC (in_sync is
+    false) instead of being merged silently."""
+    ids = start_cluster(cluster)
+    cluster.add_controller("c4", start=False)
+    cluster.stop("c1")
+    shutil.copytree(cluster.nodes["c1"].data_dir, cluster.nodes["c4"].data_dir,
+                    dirs_exist_ok=True)
+    cluster.start("c1")
+    cluster.start("c4")
+    twin = ids["c1"]
+
+    def reported():
+        views = {n: cluster.cluster_view(n) for n in ["c1", "c2", "c3", "c4"]}
+        ok = all(twin in v.get("duplicate_node_ids", []) for v in views.values())
+        ok = ok and views["c2"]["replication"]["in_sync"] is False
+        return ok, {n: (v.get("duplicate_node_ids"), v["replication"]["in_sync"])
+                    for n, v in views.items()}
+
+    cluster.wait_until(reported, CONVERGE,
+                       "every controller reports the duplicated node id, and GC stops")
+    logs = cluster.nodes["c1"].log_tail(10**6) + cluster.nodes["c4"].log_tail(10**6)
+    assert "DUPLICATE NODE ID" in logs
