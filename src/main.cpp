@@ -32,6 +32,7 @@ struct DaemonFlags {
   std::string antiEntropyInterval = "10s", maxClockDrift = "60s", tombstoneGrace = "7d";
   size_t gossipFanout = 3;
   uint64_t maxUploadSize = 0;
+  bool allowShortGcGrace = false;
 };
 
 // The seed's environment names, honoured when the REDCLOUD_ name is unset.
@@ -116,9 +117,11 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--gossip-interval", f.gossipInterval, "peer ping / gossip period")
       ->envname("REDCLOUD_GOSSIP_INTERVAL")
       ->capture_default_str();
-  app.add_option("--gc-grace", f.gcGrace, "keep unreferenced chunks this long")
+  app.add_option("--gc-grace", f.gcGrace, "keep unreferenced chunks this long (at least 1m)")
       ->envname("REDCLOUD_GC_GRACE")
       ->capture_default_str();
+  app.add_flag("--allow-short-gc-grace", f.allowShortGcGrace,
+               "tests only: accept a --gc-grace below 1 minute");
   app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")
       ->envname("REDCLOUD_MAX_UPLOAD_SIZE");
   app.add_option("--gossip-fanout", f.gossipFanout, "peers each new record is pushed to at once")
@@ -187,6 +190,14 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   o->heartbeatTimeoutMs = *hb;
   auto grace = redcloud::parseDurationMillis(f.gcGrace);
   if (!grace) return redcloud::invalidRequest("bad --gc-grace '" + f.gcGrace + "'");
+  if (*grace < 60'000 && !f.allowShortGcGrace) {
+    // Shorter than an upload's pauses or a replication delay risks collecting
+    // a chunk a file is about to reference.
+    return redcloud::invalidRequest("--gc-grace '" + f.gcGrace +
+                                    "' is below the 1 minute minimum (tests may pass "
+                                    "--allow-short-gc-grace)");
+  }
+  if (*grace <= 0) return redcloud::invalidRequest("--gc-grace must be positive");
   o->gcGraceMs = *grace;
   o->chunkservers = splitList(f.chunkservers);
   o->join = splitList(f.join);

@@ -50,7 +50,14 @@ grpc::Status ChunkServiceImpl::ReadChunk(grpc::ServerContext*,
 grpc::Status ChunkServiceImpl::HasChunks(grpc::ServerContext*,
                                          const chunk::HasChunksRequest* request,
                                          chunk::HasChunksResponse* response) {
-  for (const auto& id : request->chunk_ids()) response->add_present(store_.has(id));
+  for (const auto& id : request->chunk_ids()) {
+    if (!request->refresh()) {
+      response->add_present(store_.has(id));
+      continue;
+    }
+    auto touched = store_.touch(id);
+    response->add_present(touched.isOk() && *touched);
+  }
   return grpc::Status::OK;
 }
 
@@ -68,9 +75,12 @@ grpc::Status ChunkServiceImpl::ListChunks(grpc::ServerContext*,
 grpc::Status ChunkServiceImpl::DeleteChunk(grpc::ServerContext*,
                                            const chunk::DeleteChunkRequest* request,
                                            chunk::DeleteChunkResponse* response) {
-  auto existed = store_.remove(request->chunk_id());
-  if (!existed.isOk()) return toGrpc(existed.status());
-  response->set_existed(*existed);
+  auto graceMs = static_cast<int64_t>(
+      std::min<uint64_t>(request->unless_referenced_within_ms(), uint64_t{1} << 62));
+  auto result = store_.remove(request->chunk_id(), graceMs);
+  if (!result.isOk()) return toGrpc(result.status());
+  response->set_existed(*result != ChunkStore::RemoveResult::kAbsent);
+  response->set_kept(*result == ChunkStore::RemoveResult::kRecentlyReferenced);
   return grpc::Status::OK;
 }
 

@@ -2,6 +2,7 @@
 
 #include <sys/statvfs.h>
 
+#include "common/clock.h"
 #include "common/ids.h"
 
 namespace redcloud::chunkserver {
@@ -64,7 +65,7 @@ Status ChunkStore::open() {
 }
 
 Status ChunkStore::scanChunks() {
-  std::map<std::string, uint64_t> index;
+  std::map<std::string, Entry> index;
   uint64_t used = 0;
   RC_ASSIGN_OR_RETURN(auto level1, fs_.listDir(root_ + "/chunks"));
   for (const auto& a : level1) {
@@ -79,7 +80,7 @@ Status ChunkStore::scanChunks() {
             f.name.compare(2, 2, b.name) != 0) {
           continue;
         }
-        index[f.name] = f.size;
+        index[f.name] = {f.size, f.modifiedMs};
         used += f.size;
       }
     }
@@ -96,7 +97,12 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& i
   uint64_t n;
   {
     std::lock_guard lock(mu_);
-    if (index_.count(id)) return std::unique_ptr<ChunkWriter>();
+    if (index_.count(id)) {
+      // A dedup hit: the chunk counts as referenced now, so a collector that
+      // decided to delete it before this upload commits must not.
+      touchLocked(id);
+      return std::unique_ptr<ChunkWriter>();
+    }
     n = ++tmpCounter_;
   }
   std::string tmp = root_ + "/tmp/" + id + "." + std::to_string(n) + "." + randomHex(4);
@@ -123,7 +129,7 @@ Status ChunkStore::install(const std::string& id, uint64_t size, const std::stri
   RC_RETURN_IF_ERROR(fs_.rename(tmpPath, path));
   RC_RETURN_IF_ERROR(fs_.syncDir(dir));
   std::lock_guard lock(mu_);
-  if (index_.emplace(id, size).second) usedBytes_ += size;
+  if (index_.emplace(id, Entry{size, nowMillis()}).second) usedBytes_ += size;
   return Status::ok();
 }
 
@@ -157,20 +163,40 @@ std::vector<std::string> ChunkStore::list(const std::string& after, size_t limit
   return out;
 }
 
-Result<bool> ChunkStore::remove(const std::string& id) {
+int64_t ChunkStore::nowMillis() { return SystemClock::instance().nowMillis(); }
+
+void ChunkStore::touchLocked(const std::string& id) {
+  auto it = index_.find(id);
+  if (it == index_.end()) return;
+  it->second.lastRefMs = nowMillis();
+  // Best effort on disk: the in-memory time protects this run; the mtime
+  // carries it over a restart.
+  (void)fs_.touch(pathOf(id));
+}
+
+Result<bool> ChunkStore::touch(const std::string& id) {
   if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
-  uint64_t size;
+  std::lock_guard lock(mu_);
+  if (!index_.count(id)) return false;
+  touchLocked(id);
+  return true;
+}
+
+Result<ChunkStore::RemoveResult> ChunkStore::remove(const std::string& id, int64_t graceMs) {
+  if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
   {
     std::lock_guard lock(mu_);
     auto it = index_.find(id);
-    if (it == index_.end()) return false;
-    size = it->second;
+    if (it == index_.end()) return RemoveResult::kAbsent;
+    if (graceMs > 0 && nowMillis() - it->second.lastRefMs < graceMs) {
+      return RemoveResult::kRecentlyReferenced;
+    }
+    usedBytes_ -= it->second.size;
     index_.erase(it);
-    usedBytes_ -= size;
   }
   RC_RETURN_IF_ERROR(fs_.remove(pathOf(id)));
   RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(pathOf(id))));
-  return true;
+  return RemoveResult::kRemoved;
 }
 
 ChunkStoreStats ChunkStore::stats() const {

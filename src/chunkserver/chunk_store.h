@@ -75,8 +75,15 @@ class ChunkStore {
   bool has(const std::string& id) const;
   // Ids greater than `after`, in order, at most `limit`.
   std::vector<std::string> list(const std::string& after, size_t limit) const;
-  // Removes a chunk; returns whether it existed.
-  Result<bool> remove(const std::string& id);
+  // Marks a stored chunk referenced now (a dedup hit, an upload still in
+  // progress). Returns whether it is stored. The time is kept as the file's
+  // mtime, so it survives restarts.
+  Result<bool> touch(const std::string& id);
+  enum class RemoveResult { kRemoved, kAbsent, kRecentlyReferenced };
+  // Removes a chunk unless it was written or referenced within `graceMs`
+  // (0: unconditionally), so a collector's decision that raced a new upload or
+  // a dedup hit loses nothing.
+  Result<RemoveResult> remove(const std::string& id, int64_t graceMs = 0);
   ChunkStoreStats stats() const;
 
   std::string pathOf(const std::string& id) const;
@@ -85,13 +92,19 @@ class ChunkStore {
   friend class ChunkWriter;
   Status install(const std::string& id, uint64_t size, const std::string& tmpPath);
   Status scanChunks();
+  void touchLocked(const std::string& id);
+  static int64_t nowMillis();
 
   FileSystem& fs_;
   std::string root_;
   mutable std::mutex mu_;
-  std::map<std::string, uint64_t> index_;  // GUARDED_BY(mu_): id → size
-  uint64_t usedBytes_ = 0;                 // GUARDED_BY(mu_)
-  uint64_t tmpCounter_ = 0;                // GUARDED_BY(mu_)
+  struct Entry {
+    uint64_t size = 0;
+    int64_t lastRefMs = 0;  // written or referenced (wall clock, ms)
+  };
+  std::map<std::string, Entry> index_;  // GUARDED_BY(mu_)
+  uint64_t usedBytes_ = 0;              // GUARDED_BY(mu_)
+  uint64_t tmpCounter_ = 0;             // GUARDED_BY(mu_)
 };
 
 }  // namespace redcloud::chunkserver

@@ -189,13 +189,22 @@ class PosixFileSystem : public FileSystem {
       if (name == "." || name == "..") continue;
       struct stat st {};
       if (::stat((dir + "/" + name).c_str(), &st) != 0) continue;
-      out.push_back({name, S_ISDIR(st.st_mode), static_cast<uint64_t>(st.st_size)});
+      int64_t mtimeMs =
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+      out.push_back({name, S_ISDIR(st.st_mode), static_cast<uint64_t>(st.st_size), mtimeMs});
     }
     ::closedir(d);
     return out;
   }
 
   bool exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
+
+  Status touch(const std::string& path) override {
+    if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0) {
+      return errnoStatus("utimensat", path, errno);
+    }
+    return Status::ok();
+  }
 
  private:
   static bool isDir(const std::string& path) {

@@ -30,6 +30,7 @@ struct DirEntry {
   std::string name;
   bool isDir = false;
   uint64_t size = 0;
+  int64_t modifiedMs = 0;  // last modification time, ms since the Unix epoch
 };
 
 class FileSystem {
@@ -49,6 +50,8 @@ class FileSystem {
   virtual Result<bool> createDirs(const std::string& path) = 0;
   virtual Result<std::vector<DirEntry>> listDir(const std::string& dir) = 0;
   virtual bool exists(const std::string& path) = 0;
+  // Sets the file's modification time to now (a chunk's "last referenced").
+  virtual Status touch(const std::string& path) = 0;
 };
 
 // The real thing. Process-wide instance.

@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,6 +83,11 @@ class Controller {
   int64_t underReplicatedChunks();
   int64_t orphanedFiles();
   Replicator& replicator() { return *replicator_; }
+  // How often an upload in progress marks its stored chunks referenced again:
+  // well inside the GC grace, so no collector takes them however long it runs.
+  int64_t chunkRefreshIntervalMs() const {
+    return std::clamp<int64_t>(options_.gcGraceMs / 3, 100, 30'000);
+  }
   // Every controller ever seen is alive and reported our metadata digest on
   // its last answer: the condition for collecting chunks.
   bool inSync();

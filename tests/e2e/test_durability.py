@@ -148,7 +148,7 @@ def wait_for(predicate, timeout=15):
 
 
 def test_gc_collects_unreferenced_chunks_after_grace(tmp_path):
-    s = Server(str(tmp_path / "gc"), ["--gc-grace", "1s"]).start()
+    s = Server(str(tmp_path / "gc"), ["--gc-grace", "1s", "--allow-short-gc-grace"]).start()
     try:
         u = register(s.url)
         shared = random.Random(3).randbytes(4 * 1024 * 1024)

@@ -120,9 +120,9 @@ TEST_F(ChunkStoreTest, IndexIsRebuiltByScanningAndListPages) {
   EXPECT_EQ(listed, ids);
   auto removed = reopened.remove(ids[0]);
   ASSERT_TRUE(removed.isOk());
-  EXPECT_TRUE(*removed);
+  EXPECT_EQ(*removed, ChunkStore::RemoveResult::kRemoved);
   EXPECT_FALSE(reopened.has(ids[0]));
-  EXPECT_FALSE(*reopened.remove(ids[0]));
+  EXPECT_EQ(*reopened.remove(ids[0]), ChunkStore::RemoveResult::kAbsent);
 }
 
 // The seam itself: unsynced writes and unsynced renames vanish in a crash.
@@ -176,6 +176,63 @@ TEST_F(ChunkStoreTest, CrashLosesNothingAcknowledgedAndShowsNoPartialChunk) {
     }
     for (const auto& id : after.list("", 1000)) EXPECT_TRUE(after.read(id).isOk());
     EXPECT_TRUE(std::filesystem::is_empty(root_ / "tmp"));
+  }
+}
+
+}  // namespace
+}  // namespace redcloud::chunkserver
+
+namespace redcloud::chunkserver {
+namespace {
+
+// Sets a chunk file's mtime (its "last referenced" time) into the past.
+void ageChunk(const std::filesystem::path& path, std::chrono::seconds age) {
+  auto when = std::filesystem::file_time_type::clock::now() - age;
+  std::filesystem::last_write_time(path, when);
+}
+
+// GC's delete is conditional: a chunk written, deduplicated or refreshed
+// within the grace stays, also across a restart (the time is the file's mtime).
+TEST_F(ChunkStoreTest, RemoveKeepsChunksReferencedWithinTheGrace) {
+  const int64_t grace = 60'000;
+  std::string data = "referenced recently";
+  std::string id = sha256Hex(data);
+  std::filesystem::path file = root_ / "chunks" / id.substr(0, 2) / id.substr(2, 2) / id;
+  {
+    ChunkStore store(posixFileSystem(), root_);
+    ASSERT_TRUE(store.open().isOk());
+    ASSERT_TRUE(store.put(id, data).isOk());
+    // Just written: kept.
+    EXPECT_EQ(*store.remove(id, grace), ChunkStore::RemoveResult::kRecentlyReferenced);
+    EXPECT_TRUE(store.has(id));
+  }
+  ageChunk(file, std::chrono::seconds(120));
+  {
+    // After a restart the old mtime counts: a dedup hit (a second write of the
+    // same bytes) refreshes it, and the delete is refused again.
+    ChunkStore store(posixFileSystem(), root_);
+    ASSERT_TRUE(store.open().isOk());
+    auto writer = store.beginWrite(id, data.size());
+    ASSERT_TRUE(writer.isOk());
+    EXPECT_EQ(*writer, nullptr);  // already present
+    EXPECT_EQ(*store.remove(id, grace), ChunkStore::RemoveResult::kRecentlyReferenced);
+  }
+  ageChunk(file, std::chrono::seconds(120));
+  {
+    ChunkStore store(posixFileSystem(), root_);
+    ASSERT_TRUE(store.open().isOk());
+    EXPECT_TRUE(*store.touch(id));  // an upload in progress refreshes it
+    EXPECT_EQ(*store.remove(id, grace), ChunkStore::RemoveResult::kRecentlyReferenced);
+  }
+  ageChunk(file, std::chrono::seconds(120));
+  {
+    ChunkStore store(posixFileSystem(), root_);
+    ASSERT_TRUE(store.open().isOk());
+    // Unreferenced for longer than the grace: collected.
+    EXPECT_EQ(*store.remove(id, grace), ChunkStore::RemoveResult::kRemoved);
+    EXPECT_FALSE(store.has(id));
+    EXPECT_FALSE(std::filesystem::exists(file));
+    EXPECT_FALSE(*store.touch(id));
   }
 }
 

@@ -51,6 +51,7 @@ class FaultInjectionFileSystem : public FileSystem {
     return base_.listDir(dir);
   }
   bool exists(const std::string& path) override { return base_.exists(path); }
+  Status touch(const std::string& path) override { return base_.touch(path); }
 
   // Drops everything not made durable: unsynced bytes, then unsynced
   // directory changes, newest first.

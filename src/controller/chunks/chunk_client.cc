@@ -74,13 +74,16 @@ Result<ChunkserverStats> ChunkClient::stats(int timeoutMs) {
                           resp.chunk_count()};
 }
 
-Status ChunkClient::deleteChunk(const std::string& id) {
+Result<ChunkClient::DeleteResult> ChunkClient::deleteChunk(const std::string& id, int64_t graceMs) {
   grpc::ClientContext ctx;
   setDeadline(ctx, 10'000);
   chunk::DeleteChunkRequest req;
   req.set_chunk_id(id);
+  req.set_unless_referenced_within_ms(static_cast<uint64_t>(std::max<int64_t>(graceMs, 0)));
   chunk::DeleteChunkResponse resp;
-  return fromGrpc(stub_->DeleteChunk(&ctx, req, &resp));
+  RC_RETURN_IF_ERROR(fromGrpc(stub_->DeleteChunk(&ctx, req, &resp)));
+  if (resp.kept()) return DeleteResult::kKept;
+  return resp.existed() ? DeleteResult::kDeleted : DeleteResult::kAbsent;
 }
 
 Result<std::vector<std::string>> ChunkClient::listAllChunks() {
@@ -97,10 +100,12 @@ Result<std::vector<std::string>> ChunkClient::listAllChunks() {
   }
 }
 
-Result<std::vector<bool>> ChunkClient::hasChunks(const std::vector<std::string>& ids) {
+Result<std::vector<bool>> ChunkClient::hasChunks(const std::vector<std::string>& ids,
+                                                 bool refresh) {
   grpc::ClientContext ctx;
   setDeadline(ctx, 10'000);
   chunk::HasChunksRequest req;
+  req.set_refresh(refresh);
   for (const auto& id : ids) req.add_chunk_ids(id);
   chunk::HasChunksResponse resp;
   RC_RETURN_IF_ERROR(fromGrpc(stub_->HasChunks(&ctx, req, &resp)));

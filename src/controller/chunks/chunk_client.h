@@ -29,11 +29,15 @@ class ChunkClient {
   // Reads a chunk and verifies its SHA-256 (CHECKSUM_MISMATCH on a bad copy).
   Result<std::string> readChunk(const std::string& id);
   Result<ChunkserverStats> stats(int timeoutMs);
-  Status deleteChunk(const std::string& id);
+  enum class DeleteResult { kDeleted, kAbsent, kKept };
+  // Deletes unless the chunkserver saw the chunk written or referenced within
+  // `graceMs` (its own clock); 0 deletes regardless.
+  Result<DeleteResult> deleteChunk(const std::string& id, int64_t graceMs);
   // Every chunk id the chunkserver holds (paged under the hood).
   Result<std::vector<std::string>> listAllChunks();
-  // For each id, whether the chunkserver holds it.
-  Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids);
+  // For each id, whether the chunkserver holds it; with `refresh`, the present
+  // ones also count as referenced now (keeps an upload's chunks from GC).
+  Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids, bool refresh = false);
 
  private:
   std::string address_;

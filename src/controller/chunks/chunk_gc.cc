@@ -51,10 +51,20 @@ size_t ChunkGarbageCollector::runRound() {
       auto it = candidates_.find(key);
       int64_t first = it == candidates_.end() ? now : it->second;
       if (now - first >= graceMs_) {
-        if (cs->deleteChunk(id).isOk()) {
+        // The chunkserver keeps it if it was written or referenced within
+        // the grace by its own clock: an upload in progress or a dedup hit
+        // that raced this decision loses nothing.
+        auto result = cs->deleteChunk(id, graceMs_);
+        if (result.isOk() && *result == ChunkClient::DeleteResult::kDeleted) {
           ++deleted;
           spdlog::info("gc: removed unreferenced chunk {} from {}", id, cs->address());
           continue;
+        }
+        if (result.isOk() && *result == ChunkClient::DeleteResult::kAbsent) continue;
+        if (result.isOk()) {
+          spdlog::debug("gc: chunk {} on {} was referenced within the grace; kept", id,
+                        cs->address());
+          first = now;  // a fresh grace period from here
         }
       }
       next[key] = first;

@@ -4,8 +4,39 @@
 
 namespace redcloud::controller {
 
-UploadSession::UploadSession(std::vector<std::shared_ptr<ChunkClient>> targets, size_t quorum)
-    : targets_(std::move(targets)), quorum_(quorum) {}
+UploadSession::UploadSession(std::vector<std::shared_ptr<ChunkClient>> targets, size_t quorum,
+                             int64_t refreshEveryMs)
+    : targets_(std::move(targets)), quorum_(quorum), refreshEveryMs_(refreshEveryMs) {}
+
+void UploadSession::maybeRefresh() {
+  if (std::chrono::steady_clock::now() - lastRefresh_ <
+      std::chrono::milliseconds(refreshEveryMs_)) {
+    return;
+  }
+  std::vector<ChunkRef> stored;
+  {
+    std::lock_guard lock(mu_);
+    stored = chunks_;
+  }
+  if (stored.empty()) {
+    lastRefresh_ = std::chrono::steady_clock::now();
+    return;
+  }
+  (void)refreshChunks(stored);
+}
+
+std::vector<size_t> UploadSession::refreshChunks(const std::vector<ChunkRef>& chunks) {
+  std::vector<std::string> ids;
+  for (const auto& c : chunks) ids.push_back(c.id);
+  std::vector<size_t> holders(ids.size(), 0);
+  for (const auto& t : targets_) {
+    auto present = t->hasChunks(ids, /*refresh=*/true);
+    if (!present.isOk()) continue;  // an unreachable target holds nothing we can count on
+    for (size_t i = 0; i < ids.size(); ++i) holders[i] += (*present)[i] ? 1 : 0;
+  }
+  lastRefresh_ = std::chrono::steady_clock::now();
+  return holders;
+}
 
 UploadSession::~UploadSession() { waitForAll(); }
 
@@ -33,6 +64,7 @@ Status UploadSession::feed(const char* data, size_t n) {
     n -= take;
     if (current_.size() == kChunkSize) flushChunk();
   }
+  maybeRefresh();
   std::lock_guard lock(mu_);
   return error_;
 }
@@ -70,12 +102,28 @@ void UploadSession::storeTask(size_t, std::string id, std::string data) {
 Result<UploadedContent> UploadSession::finish() {
   if (!current_.empty()) flushChunk();
   waitForAll();
-  std::lock_guard lock(mu_);
-  RC_RETURN_IF_ERROR(error_);
+  std::vector<ChunkRef> chunks;
+  {
+    std::lock_guard lock(mu_);
+    RC_RETURN_IF_ERROR(error_);
+    chunks = std::move(chunks_);
+  }
+  // The chunks must still be there: commit nothing that GC took meanwhile.
+  if (!chunks.empty()) {
+    auto holders = refreshChunks(chunks);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      if (holders[i] < quorum_) {
+        return Status(StatusCode::kUnavailable,
+                      "chunk " + chunks[i].id + " is held by " + std::to_string(holders[i]) +
+                          " chunkserver(s), fewer than the write quorum of " +
+                          std::to_string(quorum_) + "; nothing was committed, retry the upload");
+      }
+    }
+  }
   UploadedContent out;
   out.size = received_;
   out.sha256 = fileHash_.finishHex();
-  out.chunks = std::move(chunks_);
+  out.chunks = std::move(chunks);
   return out;
 }
 

@@ -6,10 +6,15 @@
 // next one, so network transfer, hashing and the chunkservers' fsyncs overlap.
 // Memory per upload stays bounded by kMaxInFlight + 1 chunks whatever the file
 // size. finish() returns the chunk list, in file order, once every chunk has
-// its write quorum of acknowledgements. Not thread-safe: one request thread
-// feeds it.
+// its write quorum of acknowledgements and the quorum still holds every chunk
+// (checked at the end, so a chunk collected meanwhile fails the upload instead
+// of being committed missing). Every `refreshEveryMs` the chunks stored so far
+// are marked referenced again on the chunkservers, so garbage collection
+// (which spares chunks referenced within its grace) never takes the chunks of
+// an upload in progress. Not thread-safe: one request thread feeds it.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -34,7 +39,8 @@ struct UploadedContent {
 class UploadSession {
  public:
   // REQUIRES: targets non-empty, 1 <= quorum <= targets.size().
-  UploadSession(std::vector<std::shared_ptr<ChunkClient>> targets, size_t quorum);
+  UploadSession(std::vector<std::shared_ptr<ChunkClient>> targets, size_t quorum,
+                int64_t refreshEveryMs = 30'000);
   ~UploadSession();
 
   // Adds body bytes. Fails once any chunk could not be stored.
@@ -51,9 +57,15 @@ class UploadSession {
   void storeTask(size_t index, std::string id, std::string data);
   Status storeChunk(const std::string& id, const std::string& data);
   void waitForAll();
+  // Marks the chunks stored so far referenced; returns, per chunk, how many
+  // targets hold it.
+  std::vector<size_t> refreshChunks(const std::vector<ChunkRef>& chunks);
+  void maybeRefresh();
 
   std::vector<std::shared_ptr<ChunkClient>> targets_;
   size_t quorum_;
+  int64_t refreshEveryMs_;
+  std::chrono::steady_clock::time_point lastRefresh_ = std::chrono::steady_clock::now();
   std::string current_;
   Sha256 chunkHash_;
   Sha256 fileHash_;

@@ -191,7 +191,7 @@ void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& r
     return writeError(c.res, Status(StatusCode::kUnavailable,
                                     "not enough healthy chunkservers to store the upload"));
   }
-  UploadSession session(targets, quorum);
+  UploadSession session(targets, quorum, controller_.chunkRefreshIntervalMs());
   if (c.req.has_header("Content-Length")) {
     session.setSizeHint(
         std::strtoull(c.req.get_header_value("Content-Length").c_str(), nullptr, 10));
@@ -253,7 +253,8 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
         }
         fileName = part.filename;
         error = validateFileName(fileName);
-        if (error.isOk()) session = std::make_unique<UploadSession>(targets, quorum);
+        if (error.isOk()) session = std::make_unique<UploadSession>(targets, quorum,
+                                                      controller_.chunkRefreshIntervalMs());
         return error.isOk();
       },
       [&](const char* data, size_t n) {
