@@ -8,11 +8,16 @@
 #include <filesystem>
 #include <random>
 
+#include "common/sha256.h"
 #include "controller/file_service.h"
 #include "controller/metadata/record_writer.h"
 
 namespace redcloud::controller {
 namespace {
+
+const std::string kU = "00000000-0000-4000-8000-00000000000a";
+const std::string kU1 = "00000000-0000-4000-8000-00000000000b";
+const std::string kU2 = "00000000-0000-4000-8000-00000000000c";
 
 class MetadataStoreTest : public ::testing::Test {
  protected:
@@ -33,7 +38,9 @@ class MetadataStoreTest : public ::testing::Test {
 
   std::string upload(FileService& svc, const std::string& owner, const std::string& name,
                      std::vector<std::string> tags) {
-    auto r = svc.commitUpload({owner, name, tags, 3, "abc", {{"c-" + name, 3}}});
+    // Real-looking values: local writes are validated like replicated ones.
+    auto r =
+        svc.commitUpload({owner, name, tags, 3, sha256Hex(name), {{sha256Hex("c-" + name), 3}}});
     EXPECT_TRUE(r.isOk());
     return r->file.fileId;
   }
@@ -52,18 +59,18 @@ TEST_F(MetadataStoreTest, TagQueriesAreAndOverExactTags) {
   auto store = openStore("a.db");
   RecordWriter writer(*store, "n1", clock_);
   FileService svc(*store, writer, clock_);
-  upload(svc, "u1", "b.txt", {"x", "y"});
-  upload(svc, "u1", "a.txt", {"x"});
-  upload(svc, "u1", "c.txt", {"X", "y"});
-  upload(svc, "u2", "other.txt", {"x", "y"});
-  EXPECT_EQ(namesOf(*svc.list("u1", {"x"}, "", 0)), (std::vector<std::string>{"a.txt", "b.txt"}));
-  EXPECT_EQ(namesOf(*svc.list("u1", {"x", "y"}, "", 0)), (std::vector<std::string>{"b.txt"}));
-  EXPECT_EQ(namesOf(*svc.list("u1", {"y"}, "", 0)), (std::vector<std::string>{"b.txt", "c.txt"}));
-  EXPECT_EQ(namesOf(*svc.list("u1", {}, "", 0)),
+  upload(svc, kU1, "b.txt", {"x", "y"});
+  upload(svc, kU1, "a.txt", {"x"});
+  upload(svc, kU1, "c.txt", {"X", "y"});
+  upload(svc, kU2, "other.txt", {"x", "y"});
+  EXPECT_EQ(namesOf(*svc.list(kU1, {"x"}, "", 0)), (std::vector<std::string>{"a.txt", "b.txt"}));
+  EXPECT_EQ(namesOf(*svc.list(kU1, {"x", "y"}, "", 0)), (std::vector<std::string>{"b.txt"}));
+  EXPECT_EQ(namesOf(*svc.list(kU1, {"y"}, "", 0)), (std::vector<std::string>{"b.txt", "c.txt"}));
+  EXPECT_EQ(namesOf(*svc.list(kU1, {}, "", 0)),
             (std::vector<std::string>{"a.txt", "b.txt", "c.txt"}));
-  EXPECT_EQ(namesOf(*svc.list("u1", {}, "a.txt", 1)), (std::vector<std::string>{"b.txt"}));
-  EXPECT_TRUE(svc.list("u1", {"nope"}, "", 0)->empty());
-  auto counts = *svc.tagCounts("u1");
+  EXPECT_EQ(namesOf(*svc.list(kU1, {}, "a.txt", 1)), (std::vector<std::string>{"b.txt"}));
+  EXPECT_TRUE(svc.list(kU1, {"nope"}, "", 0)->empty());
+  auto counts = *svc.tagCounts(kU1);
   ASSERT_EQ(counts.size(), 3u);
   EXPECT_EQ(counts[0].tag, "X");
   EXPECT_EQ(counts[1].tag, "x");
@@ -74,27 +81,27 @@ TEST_F(MetadataStoreTest, ReplaceDeleteAndTagEdits) {
   auto store = openStore("b.db");
   RecordWriter writer(*store, "n1", clock_);
   FileService svc(*store, writer, clock_);
-  std::string first = upload(svc, "u", "doc", {"old"});
-  auto second = svc.commitUpload({"u", "doc", {"new"}, 1, "h", {}});
+  std::string first = upload(svc, kU, "doc", {"old"});
+  auto second = svc.commitUpload({kU, "doc", {"new"}, 0, sha256Hex(""), {}});
   ASSERT_TRUE(second.isOk());
   EXPECT_EQ(second->replacedFileId, first);
-  EXPECT_EQ(svc.getFile("u", first).status().code(), StatusCode::kFileNotFound);
-  EXPECT_TRUE(svc.list("u", {"old"}, "", 0)->empty());
+  EXPECT_EQ(svc.getFile(kU, first).status().code(), StatusCode::kFileNotFound);
+  EXPECT_TRUE(svc.list(kU, {"old"}, "", 0)->empty());
 
-  upload(svc, "u", "one-tag", {"solo"});
-  auto removed = svc.removeTags("u", {"solo"}, {"solo"});
+  upload(svc, kU, "one-tag", {"solo"});
+  auto removed = svc.removeTags(kU, {"solo"}, {"solo"});
   ASSERT_TRUE(removed.isOk());
   EXPECT_TRUE(removed->fileIds.empty());
   ASSERT_EQ(removed->skipped.size(), 1u);
   EXPECT_EQ(removed->skipped[0].currentTags, std::vector<std::string>{"solo"});
 
-  auto added = svc.addTags("u", {"new"}, {"extra"});
+  auto added = svc.addTags(kU, {"new"}, {"extra"});
   ASSERT_TRUE(added.isOk());
   EXPECT_EQ(added->fileIds, std::vector<std::string>{second->file.fileId});
-  auto deleted = svc.deleteByTags("u", {"extra"});
+  auto deleted = svc.deleteByTags(kU, {"extra"});
   ASSERT_TRUE(deleted.isOk());
   EXPECT_EQ(deleted->size(), 1u);
-  EXPECT_EQ(namesOf(*svc.list("u", {}, "", 0)), std::vector<std::string>{"one-tag"});
+  EXPECT_EQ(namesOf(*svc.list(kU, {}, "", 0)), std::vector<std::string>{"one-tag"});
 }
 
 // Records written on two "controllers" applied to a third in any order, with
@@ -105,13 +112,13 @@ TEST_F(MetadataStoreTest, ApplyingRecordsInAnyOrderConverges) {
   RecordWriter wa(*a, "n1", clock_), wb(*b, "n2", clock_);
   FileService sa(*a, wa, clock_), sb(*b, wb, clock_);
   // Both sides upload "shared" concurrently; each edits tags of its own files.
-  upload(sa, "u", "shared", {"from-a"});
+  upload(sa, kU, "shared", {"from-a"});
   clock_.advance(1);
-  upload(sb, "u", "shared", {"from-b"});
-  upload(sa, "u", "only-a", {"t"});
-  upload(sb, "u", "only-b", {"t"});
-  ASSERT_TRUE(sa.addTags("u", {"t"}, {"more"}).isOk());
-  ASSERT_TRUE(sb.deleteByTags("u", {"from-b"}).isOk());
+  upload(sb, kU, "shared", {"from-b"});
+  upload(sa, kU, "only-a", {"t"});
+  upload(sb, kU, "only-b", {"t"});
+  ASSERT_TRUE(sa.addTags(kU, {"t"}, {"more"}).isOk());
+  ASSERT_TRUE(sb.deleteByTags(kU, {"from-b"}).isOk());
 
   std::vector<Record> all;
   // Export through getRecord of every key the two stores know.
@@ -135,7 +142,7 @@ TEST_F(MetadataStoreTest, ApplyingRecordsInAnyOrderConverges) {
     auto c = openStore("merge" + std::to_string(trial) + ".db");
     for (const auto& r : copy) ASSERT_TRUE(c->apply({r}).isOk());
     auto digest = c->digest();
-    auto visible = namesOf(*c->listFiles("u", {}, "", 0));
+    auto visible = namesOf(*c->listFiles(kU, {}, "", 0));
     if (trial == 0) {
       expected = digest;
       expectedNames = visible;

@@ -92,19 +92,49 @@ TEST(Record, ShuffledAndDuplicatedDeliveryConverges) {
   }
 }
 
-TEST(Record, DominatingClockWinsOverHigherTimestamp) {
+// A writer stamps above what it has seen, so the causally later version
+// carries the higher timestamp and wins.
+TEST(Record, CausallyLaterVersionWins) {
+  ManualClock wall(1000);
+  HybridLogicalClock a(wall), b(wall);
   Record older, newer;
   older.kind = newer.kind = RecordKind::kTag;
   older.key = newer.key = "k";
   older.version.clock.increment("a");
-  older.version.timestamp = 500;
+  older.version.timestamp = a.tick() + 500;  // a's clock runs ahead
   older.version.origin = "a";
   newer.version.clock = older.version.clock;
   newer.version.clock.increment("b");
-  newer.version.timestamp = 100;  // a skewed clock: causality still decides
+  b.observe(older.version.timestamp);  // b saw a's version before writing
+  newer.version.timestamp = b.tick();
   newer.version.origin = "b";
   EXPECT_TRUE(incomingWins(older, newer));
   EXPECT_FALSE(incomingWins(newer, older));
+}
+
+// A node's counters can go back (a key rewritten after its tombstone was
+// purged): the order must stay transitive, decided by timestamps, so the
+// rewrite wins and delivery order cannot matter.
+TEST(Record, RegressedCountersKeepOneTransitiveOrder) {
+  auto v = [](const char* origin, uint64_t counter, int64_t ts) {
+    Record r;
+    r.kind = RecordKind::kTag;
+    r.key = "k";
+    for (uint64_t i = 0; i < counter; ++i) r.version.clock.increment(origin);
+    r.version.timestamp = ts;
+    r.version.origin = origin;
+    r.value = "{}";
+    return r;
+  };
+  Record rewrite = v("A", 1, 300);  // written after A purged its {A:2} tombstone
+  Record oldTomb = v("A", 2, 100);  // still held by a peer
+  Record other = v("B", 1, 200);
+  oldTomb.deleted = true;
+  EXPECT_TRUE(incomingWins(oldTomb, rewrite));  // the later write is not lost
+  EXPECT_FALSE(incomingWins(rewrite, oldTomb));
+  // x beats z, z beats y, so x beats y: no cycle.
+  EXPECT_TRUE(incomingWins(other, rewrite));
+  EXPECT_TRUE(incomingWins(oldTomb, other));
 }
 
 TEST(Record, ConcurrentVersionsBreakTiesByTimestampThenOrigin) {

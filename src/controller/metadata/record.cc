@@ -21,20 +21,17 @@ int compareTail(const Record& a, const Record& b) {
   return 0;
 }
 
-// Last write wins: a dominating vector clock, else the higher (timestamp,
-// origin). Because a node's HLC exceeds every timestamp it has seen, dominance
-// never disagrees with timestamp order, so this is one total order.
+// Last write wins: the higher (timestamp, origin). A writer stamps a version
+// above every timestamp it has seen (the HLC observes the stored version
+// first), so a version that causally follows another always has the higher
+// timestamp: deciding by timestamp agrees with the vector clocks whenever they
+// are ordered, and stays a total order (transitive) even where a node's
+// counters went back (a key rewritten after its tombstone was purged), where
+// "dominating clock first" would not be. The clocks are kept to tell
+// concurrent versions apart.
 int compareLastWriteWins(const Record& a, const Record& b) {
-  switch (a.version.clock.compare(b.version.clock)) {
-    case Causality::kAfter:
-      return 1;
-    case Causality::kBefore:
-      return -1;
-    case Causality::kEqual:
-      break;
-    case Causality::kConcurrent:
-      RC_PROBE("merge.concurrent_versions");
-      break;
+  if (a.version.clock.compare(b.version.clock) == Causality::kConcurrent) {
+    RC_PROBE("merge.concurrent_versions");
   }
   if (a.version.timestamp != b.version.timestamp) {
     return a.version.timestamp > b.version.timestamp ? 1 : -1;

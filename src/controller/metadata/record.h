@@ -8,11 +8,12 @@
 //   associative  merge(merge(a, b), c) == merge(a, merge(b, c))
 //   idempotent   merge(a, a) == a
 // Each kind has one total order (DESIGN.md, the kinds table):
-//   apikey, name, tag  last write wins: a version whose vector clock dominates
-//                      wins; otherwise the higher (HLC timestamp, origin id),
+//   apikey, name, tag  last write wins: the higher (HLC timestamp, origin id),
 //                      then tombstone over live, then the larger value. A
-//                      node's HLC exceeds every timestamp it has seen, so
-//                      dominance never disagrees with timestamp order.
+//                      node stamps above every timestamp it has seen, so a
+//                      causally later version (dominating vector clock) always
+//                      has the higher timestamp; the clocks themselves only
+//                      tell concurrent versions apart.
 //   file               immutable: a tombstone beats any live version (a
 //                      deleted file never comes back); otherwise as above.
 //   user               first registration wins: the lower (timestamp, origin)

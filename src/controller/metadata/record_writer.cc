@@ -1,5 +1,7 @@
 #include "controller/metadata/record_writer.h"
 
+#include "controller/metadata/record_validation.h"
+
 namespace redcloud::controller {
 
 Status RecordWriter::restoreClock() {
@@ -25,7 +27,6 @@ Result<Record> RecordWriter::stamp(const Mutation& m) {
     hlc_.observe(current->version.timestamp);
   }
   r.version.clock.increment(nodeId_);
-  r.version.timestamp = hlc_.tick();
   r.version.origin = nodeId_;
   return r;
 }
@@ -41,6 +42,17 @@ Result<std::vector<Record>> RecordWriter::transact(
       records.push_back(std::move(r));
     }
     if (records.empty()) return Status::ok();
+    // One timestamp for the whole transaction (after observing every stored
+    // version it replaces): a large batch does not push the HLC ahead of the
+    // wall clock by one millisecond per record.
+    int64_t ts = hlc_.tick();
+    for (auto& r : records) {
+      r.version.timestamp = ts;
+      // Peers validate every record they receive; what they would refuse
+      // must not be acknowledged here either (it would never replicate).
+      Status valid = validateRecord(r);
+      if (!valid.isOk()) return invalidRequest("refused: " + valid.message());
+    }
     return store_.apply(records).status();
   }));
   if (!records.empty()) {
