@@ -71,6 +71,13 @@ Status Controller::bindNodeId() {
                             *bound + "', not '" + options_.nodeId +
                             "' given by --node-id; use that id or an empty data dir");
     }
+    if (!bound && store_.counts().records == 0 && fileId == options_.nodeId) {
+      // The database was lost but the id was used before: peers hold versions
+      // stamped by it, and a restart of its counters would lose new writes.
+      return invalidRequest("node id '" + options_.nodeId +
+                            "' was used with a metadata.db that is gone; give this controller "
+                            "a new --node-id (or none: one is generated)");
+    }
     id = options_.nodeId;
   } else if (bound) {
     if (!fileId.empty() && fileId != *bound) {
@@ -126,6 +133,7 @@ Status Controller::start() {
   RC_RETURN_IF_ERROR(http_->start(options_.listen));
   RC_RETURN_IF_ERROR(startPeerService());
   gc_->start();  // after membership_ exists: its pause rule asks it
+  started_ = true;
   spdlog::info("controller {} serving HTTP on {}, peers on {}", nodeId_, advertisedAddress(),
                membership_->self().peer_address());
   return Status::ok();
@@ -191,7 +199,7 @@ Status Controller::startPeerService() {
 }
 
 bool Controller::inSync() {
-  if (!membership_ || !replicator_) return false;
+  if (!started_) return false;
   if (replicator_->resyncRequired()) return false;
   std::string mine = store_.digest();
   auto peers = membership_->peers();

@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -83,6 +84,9 @@ class Controller {
   int64_t underReplicatedChunks();
   int64_t orphanedFiles();
   Replicator& replicator() { return *replicator_; }
+  // True once every part exists (membership, replication): HTTP starts
+  // serving a little earlier, and the status routes wait for this.
+  bool started() const { return started_.load(); }
   // How often an upload in progress marks its stored chunks referenced again:
   // well inside the GC grace, so no collector takes them however long it runs.
   int64_t chunkRefreshIntervalMs() const {
@@ -120,6 +124,7 @@ class Controller {
     int64_t atMs = -1;
   };
   static constexpr int64_t kSlowCountTtlMs = 5000;
+  std::atomic<bool> started_{false};
   std::mutex countsMu_;
   CachedCount underReplicated_;  // GUARDED_BY(countsMu_)
   CachedCount orphaned_;         // GUARDED_BY(countsMu_)

@@ -37,6 +37,12 @@ std::vector<std::string> GrpcReplicationNetwork::alivePeers() {
   return out;
 }
 
+std::vector<std::string> GrpcReplicationNetwork::knownPeers() {
+  std::vector<std::string> out;
+  for (const auto& p : membership_.peers()) out.push_back(p.nodeId);
+  return out;
+}
+
 Result<std::shared_ptr<peer::PeerService::Stub>> GrpcReplicationNetwork::stubFor(
     const std::string& peer) {
   std::string address;

@@ -18,6 +18,7 @@ class GrpcReplicationNetwork final : public ReplicationNetwork {
   explicit GrpcReplicationNetwork(Membership& membership) : membership_(membership) {}
 
   std::vector<std::string> alivePeers() override;
+  std::vector<std::string> knownPeers() override;
   Result<peer::PushResponse> push(const std::string& peer, const peer::PushRequest& r) override;
   Result<peer::TreeResponse> getTree(const std::string& peer, const peer::TreeRequest& r) override;
   Result<peer::PullResponse> pull(const std::string& peer, const peer::PullRequest& r) override;

@@ -1,5 +1,7 @@
 #include "controller/cluster/peer_service.h"
 
+#include <algorithm>
+
 namespace redcloud::controller {
 
 grpc::Status PeerServiceImpl::Ping(grpc::ServerContext*, const peer::PingRequest* request,
@@ -27,20 +29,39 @@ grpc::Status PeerServiceImpl::Heartbeat(grpc::ServerContext*, const peer::Heartb
 
 namespace redcloud::controller {
 
+namespace {
+
+// Two live controllers answer with this id: nothing from it can be told apart,
+// so nothing from it is merged (membership reports it loudly).
+bool duplicated(Membership& membership, const peer::ControllerInfo& from) {
+  auto ids = membership.duplicateIds();
+  return std::find(ids.begin(), ids.end(), from.node_id()) != ids.end();
+}
+
+grpc::Status refused(const peer::ControllerInfo& from) {
+  return {grpc::StatusCode::FAILED_PRECONDITION,
+          "two live controllers answer with node id " + from.node_id() + "; not merged"};
+}
+
+}  // namespace
+
 grpc::Status PeerServiceImpl::PushRecords(grpc::ServerContext*, const peer::PushRequest* request,
                                           peer::PushResponse* response) {
+  if (duplicated(membership_, request->from())) return refused(request->from());
   *response = replicator_.handlePush(*request);
   return grpc::Status::OK;
 }
 
 grpc::Status PeerServiceImpl::GetTree(grpc::ServerContext*, const peer::TreeRequest* request,
                                       peer::TreeResponse* response) {
+  if (duplicated(membership_, request->from())) return refused(request->from());
   *response = replicator_.handleGetTree(*request);
   return grpc::Status::OK;
 }
 
 grpc::Status PeerServiceImpl::PullRecords(grpc::ServerContext*, const peer::PullRequest* request,
                                           peer::PullResponse* response) {
+  if (duplicated(membership_, request->from())) return refused(request->from());
   *response = replicator_.handlePull(*request);
   return grpc::Status::OK;
 }

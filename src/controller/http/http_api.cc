@@ -325,6 +325,9 @@ void HttpApi::handleTags(RequestContext& c) {
 }
 
 void HttpApi::handleCluster(RequestContext& c) {
+  if (!controller_.started()) {
+    return writeError(c.res, Status(StatusCode::kUnavailable, "the controller is starting"));
+  }
   json chunkservers = json::array();
   for (const auto& cs : controller_.chunkservers().snapshot()) {
     chunkservers.push_back(
@@ -384,10 +387,16 @@ void HttpApi::handleCluster(RequestContext& c) {
 }
 
 void HttpApi::handleReady(RequestContext& c) {
+  if (!controller_.started()) {
+    return writeError(c.res, Status(StatusCode::kUnavailable, "the controller is starting"));
+  }
   bool db = controller_.store().healthy();
   size_t healthy = controller_.chunkservers().healthy().size();
+  // Unready while catching up after a long absence, as long as there is a
+  // peer to catch up from (alone, it serves what it has).
   bool resync = controller_.replicator().resyncRequired();
-  bool ready = db && healthy > 0 && !resync;
+  bool catchingUp = resync && !controller_.replicator().alivePeers().empty();
+  bool ready = db && healthy > 0 && !catchingUp;
   c.res.status = ready ? 200 : 503;
   c.res.set_content(json{{"ready", ready},
                          {"database", db},
@@ -398,6 +407,9 @@ void HttpApi::handleReady(RequestContext& c) {
 }
 
 void HttpApi::handleMetrics(RequestContext& c) {
+  if (!controller_.started()) {
+    return writeError(c.res, Status(StatusCode::kUnavailable, "the controller is starting"));
+  }
   std::string gauges;
   auto cs = controller_.chunkservers().snapshot();
   size_t healthy = 0;

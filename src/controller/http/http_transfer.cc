@@ -253,8 +253,9 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
         }
         fileName = part.filename;
         error = validateFileName(fileName);
-        if (error.isOk()) session = std::make_unique<UploadSession>(targets, quorum,
-                                                      controller_.chunkRefreshIntervalMs());
+        if (error.isOk())
+          session = std::make_unique<UploadSession>(targets, quorum,
+                                                    controller_.chunkRefreshIntervalMs());
         return error.isOk();
       },
       [&](const char* data, size_t n) {

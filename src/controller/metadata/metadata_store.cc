@@ -114,7 +114,8 @@ Status MetadataStore::open(const std::string& path, Options options) {
   RC_RETURN_IF_ERROR(migrate());
   RC_RETURN_IF_ERROR(loadTree());
   RC_ASSIGN_OR_RETURN(auto horizon, getMeta("purged_through_ts"));
-  purgedThroughTs_ = horizon ? std::stoll(*horizon) : 0;
+  purgedThroughTs_ = horizon ? std::strtoll(horizon->c_str(), nullptr, 10) : 0;
+  publishRoot();
   return Status::ok();
 }
 
@@ -128,7 +129,14 @@ Status MetadataStore::migrate() {
   if (std::find(names.begin(), names.end(), "bucket") != names.end()) {
     return db_.exec(kBucketIndex);
   }
-  RC_RETURN_IF_ERROR(db_.exec(std::string("BEGIN IMMEDIATE;") + kBucketMigration));
+  RC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
+  Status s = migrateBuckets();
+  if (!s.isOk()) (void)db_.exec("ROLLBACK");
+  return s;
+}
+
+Status MetadataStore::migrateBuckets() {
+  RC_RETURN_IF_ERROR(db_.exec(kBucketMigration));
   RC_ASSIGN_OR_RETURN(auto all,
                       db_.prepare(std::string("SELECT ") + kRecordColumns + " FROM records"));
   std::vector<Record> records;
@@ -168,7 +176,7 @@ Status MetadataStore::loadTree() {
     std::string hex = leaves.text(1);
     std::string bytes(hex.size() / 2, '\0');
     for (size_t i = 0; i < bytes.size(); ++i) {
-      bytes[i] = static_cast<char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+      bytes[i] = static_cast<char>(std::strtol(hex.substr(2 * i, 2).c_str(), nullptr, 16));
     }
     tree_.setLeaf(static_cast<uint32_t>(leaves.integer(0)), bytes);
   }
@@ -187,6 +195,7 @@ Status MetadataStore::transaction(const std::function<Status()>& fn) {
   treeUndo_.clear();
   touchedLeaves_.clear();
   countsAtBegin_ = counts_;
+  purgedAtBegin_ = purgedThroughTs_;
   Status s;
   try {
     s = fn();
@@ -200,9 +209,11 @@ Status MetadataStore::transaction(const std::function<Status()>& fn) {
   if (!s.isOk()) {
     (void)db_.exec("ROLLBACK");
     undoTree();
+    purgedThroughTs_ = purgedAtBegin_;
   }
   treeUndo_.clear();
   touchedLeaves_.clear();
+  publishRoot();
   return s;
 }
 
@@ -537,9 +548,16 @@ Result<std::vector<TagCount>> MetadataStore::tagCounts(const std::string& ownerI
   return out;
 }
 
+void MetadataStore::publishRoot() {
+  std::string root = tree_.rootHex();
+  std::lock_guard lock(rootMu_);
+  rootHex_ = std::move(root);
+}
+
 std::string MetadataStore::digest() {
-  std::lock_guard lock(mu_);
-  return tree_.rootHex();
+  // Never waits for a long transaction: pings carry the digest.
+  std::lock_guard lock(rootMu_);
+  return rootHex_;
 }
 
 std::string MetadataStore::treeChildren(uint32_t level, uint32_t index) {

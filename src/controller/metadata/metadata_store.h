@@ -132,6 +132,8 @@ class MetadataStore {
  private:
   Status createSchema();
   Status migrate();
+  Status migrateBuckets();
+  void publishRoot();
   Status loadTree();
   Status applyOne(const Record& r, bool replicated, ApplyOutcome& out);
   Status checkOwner(const Record& r, bool* ok);
@@ -151,7 +153,11 @@ class MetadataStore {
   std::vector<uint32_t> touchedLeaves_;                     // GUARDED_BY(mu_)
   StoreCounts counts_;                                      // GUARDED_BY(mu_)
   StoreCounts countsAtBegin_;                               // GUARDED_BY(mu_)
-  int64_t purgedThroughTs_ = 0;                             // GUARDED_BY(mu_)
+  int64_t purgedThroughTs_ = 0;
+  int64_t purgedAtBegin_ = 0;
+  std::mutex rootMu_;
+  std::string
+      rootHex_;  // GUARDED_BY(rootMu_): the tree's root as of the last commit // GUARDED_BY(mu_)
 };
 
 }  // namespace redcloud::controller

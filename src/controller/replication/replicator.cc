@@ -20,6 +20,7 @@ constexpr size_t kMaxQueuedRecords = 200'000;
 constexpr size_t kPurgeBatch = 1000;
 constexpr int64_t kContactSaveEveryMs = 60'000;
 constexpr int kMaxPagesPerSession = 100'000;  // a peer answering "more" forever stops here
+constexpr size_t kMaxDeferredBytes = 64 * 1024 * 1024;
 
 size_t wireSize(const Record& r) {
   return r.key.size() + r.value.size() + r.version.origin.size() +
@@ -67,7 +68,7 @@ Status Replicator::load() {
       }
     }
   }
-  lastContactMs_ = contact ? std::stoll(*contact) : 0;
+  lastContactMs_ = contact ? std::strtoll(contact->c_str(), nullptr, 10) : 0;
   lastContactSavedMs_ = lastContactMs_;
   int64_t now = clock_.nowMillis();
   resync_ =
@@ -122,7 +123,8 @@ void Replicator::gossipLoop() {
 // records and tombstone purge now and then.
 void Replicator::syncLoop() {
   int64_t nextAe = clock_.nowMillis() + options_.antiEntropyIntervalMs;
-  int64_t nextPurge = clock_.nowMillis() + 1000;
+  // The first purge waits a minute: membership has found the peers by then.
+  int64_t nextPurge = clock_.nowMillis() + 60'000;
   while (true) {
     std::set<std::string> requested;
     {
@@ -292,9 +294,15 @@ Replicator::Applied Replicator::receive(
   stats_.stale += outcome.stale;
   stats_.recordsApplied += outcome.won.size();
   for (auto& f : future) {
-    if (deferred_.size() >= options_.maxDeferred) break;  // anti-entropy brings it again later
-    deferred_.push_back(std::move(f));
-    ++stats_.deferredTotal;
+    // Bounded by count and bytes; what does not fit, anti-entropy brings again later.
+    if (deferred_.size() >= options_.maxDeferred || deferredBytes_ >= kMaxDeferredBytes) break;
+    auto key =
+        std::make_tuple(static_cast<int>(f.kind), f.key, f.version.timestamp, f.version.origin);
+    size_t size = wireSize(f);
+    if (deferred_.emplace(std::move(key), std::move(f)).second) {
+      deferredBytes_ += size;
+      ++stats_.deferredTotal;
+    }
     ++out.deferred;
   }
   out.applied = outcome.won.size();
@@ -358,13 +366,16 @@ peer::PullResponse Replicator::handlePull(const peer::PullRequest& request) {
 
 peer::ConfirmResponse Replicator::handleConfirm(const peer::ConfirmRequest& request) {
   std::vector<TombstoneRef> refs;
+  std::vector<bool> parsed;
   for (const auto& w : request.tombstones()) {
     auto t = fromWire(w);
+    parsed.push_back(t.has_value() && !t->key.empty());
     refs.push_back(t ? *t : TombstoneRef{});
   }
   peer::ConfirmResponse resp;
   auto held = store_.holdsTombstones(refs);
-  for (size_t i = 0; i < refs.size(); ++i) resp.add_held(held.isOk() && (*held)[i]);
+  // Something we cannot read is never confirmed.
+  for (size_t i = 0; i < refs.size(); ++i) resp.add_held(parsed[i] && held.isOk() && (*held)[i]);
   return resp;
 }
 
@@ -384,6 +395,9 @@ void Replicator::noteContact() {
 
 void Replicator::observePeers() {
   auto alive = network_.alivePeers();
+  for (auto& p : network_.knownPeers()) {
+    if (p != options_.nodeId) alive.push_back(std::move(p));
+  }
   int64_t now = clock_.nowMillis();
   bool changed = false;
   std::string list;
@@ -556,10 +570,15 @@ size_t Replicator::retryDeferred() {
   int64_t horizon = clock_.nowMillis() + options_.maxClockDriftMs;
   {
     std::lock_guard lock(mu_);
-    auto split = std::partition(deferred_.begin(), deferred_.end(),
-                                [&](const Record& r) { return r.version.timestamp > horizon; });
-    due.assign(std::make_move_iterator(split), std::make_move_iterator(deferred_.end()));
-    deferred_.erase(split, deferred_.end());
+    for (auto it = deferred_.begin(); it != deferred_.end();) {
+      if (it->second.version.timestamp > horizon) {
+        ++it;
+        continue;
+      }
+      deferredBytes_ -= std::min(deferredBytes_, wireSize(it->second));
+      due.push_back(std::move(it->second));
+      it = deferred_.erase(it);
+    }
   }
   if (due.empty()) return 0;
   auto outcome = store_.applyReplicated(due);
@@ -574,6 +593,7 @@ size_t Replicator::retryDeferred() {
 }
 
 Result<size_t> Replicator::purgeRound() {
+  observePeers();
   if (resyncRequired()) return size_t{0};
   int64_t before = clock_.nowMillis() - options_.tombstoneGraceMs;
   RC_ASSIGN_OR_RETURN(auto candidates, store_.tombstonesBefore(before, kPurgeBatch));

@@ -32,6 +32,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/clock.h"
@@ -48,6 +49,9 @@ class ReplicationNetwork {
   virtual ~ReplicationNetwork() = default;
   // Node ids of the peers that answer now (never ourselves).
   virtual std::vector<std::string> alivePeers() = 0;
+  // Every controller this node has heard of, reachable or not (peer cache,
+  // peers' peer lists): tombstones are purged only once all of them hold them.
+  virtual std::vector<std::string> knownPeers() { return alivePeers(); }
   virtual Result<peer::PushResponse> push(const std::string& peer, const peer::PushRequest& r) = 0;
   virtual Result<peer::TreeResponse> getTree(const std::string& peer,
                                              const peer::TreeRequest& r) = 0;
@@ -128,6 +132,7 @@ class Replicator {
   ReplicationStats stats();
   bool resyncRequired();
   std::vector<std::string> knownPeers();
+  std::vector<std::string> alivePeers() { return network_.alivePeers(); }
   const std::string& nodeId() const { return options_.nodeId; }
 
  private:
@@ -163,10 +168,14 @@ class Replicator {
   const Clock& clock_;
 
   std::mutex mu_;
-  std::mt19937_64 rng_;               // GUARDED_BY(mu_)
-  std::deque<Outgoing> queue_;        // GUARDED_BY(mu_)
-  size_t queuedRecords_ = 0;          // GUARDED_BY(mu_)
-  std::vector<Record> deferred_;      // GUARDED_BY(mu_)
+  std::mt19937_64 rng_;         // GUARDED_BY(mu_)
+  std::deque<Outgoing> queue_;  // GUARDED_BY(mu_)
+  size_t queuedRecords_ = 0;    // GUARDED_BY(mu_)
+  // Held records by (kind, key, timestamp, origin): a peer's anti-entropy
+  // sending them again does not add copies.
+  std::map<std::tuple<int, std::string, int64_t, std::string>, Record>
+      deferred_;                      // GUARDED_BY(mu_)
+  size_t deferredBytes_ = 0;          // GUARDED_BY(mu_)
   std::set<std::string> known_;       // GUARDED_BY(mu_)
   std::set<std::string> aeRequests_;  // GUARDED_BY(mu_)
   int64_t lastContactMs_ = 0;         // GUARDED_BY(mu_)
