@@ -76,3 +76,17 @@ def test_invalid_node_id_is_refused(tmp_path):
     run = start_fails(str(tmp_path / "data"), "--node-id", "bad id/with spaces")
     assert run.returncode != 0
     assert "node id" in run.stderr, run.stderr
+
+
+def test_reused_node_id_after_losing_the_database_is_refused(tmp_path):
+    data = str(tmp_path / "data")
+    s = Server(data, ["--node-id", "fixed-id"]).start()
+    register(s.url, "before")
+    s.stop()
+    for suffix in ("", "-wal", "-shm"):
+        path = os.path.join(data, "metadata.db" + suffix)
+        if os.path.exists(path):
+            os.unlink(path)
+    run = start_fails(data, "--node-id", "fixed-id")
+    assert run.returncode != 0
+    assert "fixed-id" in run.stderr and "new --node-id" in run.stderr, run.stderr
