@@ -7,7 +7,7 @@ WERROR  ?= OFF
 DATA    ?= ./redcloud-data
 CMAKE_FLAGS ?=
 
-.PHONY: setup configure build run test unit sim soak e2e cluster cluster-cleanup bench format check-format clean
+.PHONY: setup configure build run test unit sim soak e2e cluster cluster-cleanup bench bench-replication format check-format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -46,8 +46,17 @@ cluster: build
 cluster-cleanup:
 	bash scripts/cluster-cleanup.sh --force
 
+# Single-node figures, then replication (bench/replication.py); both write
+# docs/PERFORMANCE.md. The replication cluster figures need root (netns).
 bench: build
+	@ninja -C $(BUILD) -j$(JOBS) replication_bench
 	@bash bench/run.sh $(BUILD)/redcloud
+
+# Only the "## Replication" section of docs/PERFORMANCE.md (real daemons in
+# network namespaces as root, and the build/replication_bench simulation).
+bench-replication: build
+	@ninja -C $(BUILD) -j$(JOBS) replication_bench
+	@bash bench/run.sh --replication-only $(BUILD)/redcloud
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h' '*.cpp')

@@ -250,8 +250,13 @@ def report(r, args):
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
     if os.path.exists(notes):
         md += [open(notes).read().rstrip(), ""]
+    # The "## Replication" section is bench/replication.py's: keep it.
+    kept = ""
+    if os.path.exists(args.out):
+        m = re.search(r"^## Replication\n.*?(?=^## |\Z)", open(args.out).read(), re.M | re.S)
+        kept = m.group(0).rstrip() + "\n" if m else ""
     with open(args.out, "w") as f:
-        f.write("\n".join(md))
+        f.write("\n".join(md) + ("\n" + kept if kept else ""))
     print(f"\nwritten to {args.out}")
 
 
