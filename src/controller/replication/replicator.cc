@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "common/probe.h"
 #include "controller/metadata/record_validation.h"
@@ -21,6 +22,12 @@ constexpr size_t kPurgeBatch = 1000;
 constexpr int64_t kContactSaveEveryMs = 60'000;
 constexpr int kMaxPagesPerSession = 100'000;  // a peer answering "more" forever stops here
 constexpr size_t kMaxDeferredBytes = 64 * 1024 * 1024;
+constexpr size_t kKnownHashBytes = 8;
+constexpr size_t kMaxKnownHashes = 1'000'000;
+// Records pulled in bulk are not gossiped on: the other peers run
+// anti-entropy themselves, and re-pushing a catch-up to everyone who already
+// has it costs more than it saves.
+constexpr size_t kMaxForwardAfterPull = 1000;
 
 size_t wireSize(const Record& r) {
   return r.key.size() + r.value.size() + r.version.origin.size() +
@@ -320,6 +327,12 @@ peer::PushResponse Replicator::handlePush(const peer::PushRequest& request) {
     return refused;
   }
   noteContact();
+  if (request.anti_entropy() && pulling_.load()) {
+    // We are pulling from someone already; one copy of a catch-up is enough.
+    peer::PushResponse busy;
+    busy.set_busy(true);
+    return busy;
+  }
   Applied a = receive(request.records(), request.from().node_id());
   peer::PushResponse resp;
   resp.set_applied(static_cast<uint32_t>(a.applied));
@@ -356,11 +369,27 @@ peer::PullResponse Replicator::handlePull(const peer::PullRequest& request) {
   if (request.has_after()) {
     after = BucketCursor{request.after_bucket(), request.after_kind(), request.after_key()};
   }
+  std::unordered_set<std::string> known;
+  const std::string& hashes = request.known_hashes();
+  for (size_t i = 0; i + kKnownHashBytes <= hashes.size() && known.size() < kMaxKnownHashes;
+       i += kKnownHashBytes) {
+    known.insert(hashes.substr(i, kKnownHashBytes));
+  }
   peer::PullResponse resp;
   auto page = store_.recordsInBuckets(buckets, after, options_.pageBytes);
   if (!page.isOk()) return resp;  // an empty last page: the caller finds the rest next time
-  for (const auto& r : page->records) *resp.add_records() = toWire(r);
+  for (const auto& r : page->records) {
+    if (!known.count(recordHash(r).substr(0, kKnownHashBytes))) *resp.add_records() = toWire(r);
+  }
+  // The cursor must move past the page even when every record was known.
+  if (page->more && resp.records_size() == 0 && !page->records.empty()) {
+    *resp.add_records() = toWire(page->records.back());
+  }
   resp.set_more(page->more);
+  if (!request.has_after()) {
+    auto mine = knownHashes(buckets);
+    if (mine.isOk()) resp.set_known_hashes(std::move(*mine));
+  }
   return resp;
 }
 
@@ -474,18 +503,26 @@ Status Replicator::pullBuckets(const std::string& peer, const std::vector<uint32
     *req.mutable_from() = self();
     size_t last = std::min(buckets.size(), first + kMaxBucketsPerPull);
     for (size_t i = first; i < last; ++i) req.add_buckets(buckets[i]);
+    RC_RETURN_IF_ERROR(addKnownHashes(req));
     for (int pages = 0;; ++pages) {
       if (pages >= kMaxPagesPerSession) return invalidRequest("peer keeps answering 'more'");
       RC_ASSIGN_OR_RETURN(auto resp, network_.pull(peer, req));
       result.bytes += req.ByteSizeLong() + resp.ByteSizeLong();
       result.received += resp.records_size();
       for (const auto& w : resp.records()) {
-        if (auto r = fromWire(w)) pulledHashes.insert(recordHash(*r));
+        if (auto r = fromWire(w)) pulledHashes.insert(recordHash(*r).substr(0, kKnownHashBytes));
+      }
+      const std::string& theirs = resp.known_hashes();
+      for (size_t i = 0; i + kKnownHashBytes <= theirs.size(); i += kKnownHashBytes) {
+        pulledHashes.insert(theirs.substr(i, kKnownHashBytes));
       }
       Applied a = receive(resp.records(), peer);
       result.applied += a.applied;
-      // What was new here goes on to our other peers at once.
-      if (!a.won.empty()) queue({std::move(a.won), 1, peer});
+      // A few new records go on to our other peers at once; a bulk catch-up
+      // does not (they have it, or their own anti-entropy fetches it).
+      if (!a.won.empty() && a.won.size() <= kMaxForwardAfterPull) {
+        queue({std::move(a.won), 1, peer});
+      }
       if (!resp.more() || resp.records_size() == 0) break;
       const auto& lastRecord = resp.records(resp.records_size() - 1);
       RecordKind kind;
@@ -499,6 +536,28 @@ Status Replicator::pullBuckets(const std::string& peer, const std::vector<uint32
   return Status::ok();
 }
 
+Status Replicator::addKnownHashes(peer::PullRequest& req) {
+  std::vector<uint32_t> buckets(req.buckets().begin(), req.buckets().end());
+  RC_ASSIGN_OR_RETURN(std::string hashes, knownHashes(buckets));
+  req.set_known_hashes(std::move(hashes));
+  return Status::ok();
+}
+
+Result<std::string> Replicator::knownHashes(const std::vector<uint32_t>& buckets) {
+  std::string hashes;
+  std::optional<BucketCursor> after;
+  for (int pages = 0; pages < kMaxPagesPerSession; ++pages) {
+    RC_ASSIGN_OR_RETURN(auto page, store_.recordsInBuckets(buckets, after, options_.pageBytes));
+    for (const auto& r : page.records) hashes += recordHash(r).substr(0, kKnownHashBytes);
+    if (!page.more || page.records.empty()) break;
+    const Record& lastRecord = page.records.back();
+    after = BucketCursor{DigestTree::bucketOf(lastRecord.kind, lastRecord.key),
+                         kindName(lastRecord.kind), lastRecord.key};
+  }
+  if (hashes.size() / kKnownHashBytes > kMaxKnownHashes) return std::string();
+  return hashes;
+}
+
 Status Replicator::pushBuckets(const std::string& peer, const std::vector<uint32_t>& buckets,
                                AntiEntropyResult& result,
                                const std::set<std::string>& pulledHashes) {
@@ -509,11 +568,15 @@ Status Replicator::pushBuckets(const std::string& peer, const std::vector<uint32
     *req.mutable_from() = self();
     req.set_anti_entropy(true);
     for (const auto& r : page.records) {
-      if (!pulledHashes.count(recordHash(r))) *req.add_records() = toWire(r);  // they have it
+      // Skip what they hold already.
+      if (!pulledHashes.count(recordHash(r).substr(0, kKnownHashBytes))) {
+        *req.add_records() = toWire(r);
+      }
     }
     if (req.records_size() > 0) {
       RC_ASSIGN_OR_RETURN(auto resp, network_.push(peer, req));
       result.bytes += req.ByteSizeLong() + resp.ByteSizeLong();
+      if (resp.busy()) return Status::ok();  // it is catching up from someone else
       result.sent += req.records_size();
     }
     if (!page.more || page.records.empty()) return Status::ok();
@@ -535,7 +598,10 @@ AntiEntropyResult Replicator::antiEntropy(const std::string& peer) {
     result.differingBuckets = buckets.size();
     if (buckets.empty()) return Status::ok();
     std::set<std::string> pulled;
-    RC_RETURN_IF_ERROR(pullBuckets(peer, buckets, result, pulled));
+    pulling_ = true;
+    Status pulledStatus = pullBuckets(peer, buckets, result, pulled);
+    pulling_ = false;
+    RC_RETURN_IF_ERROR(pulledStatus);
     if (resync) return Status::ok();  // pull only until resynchronised
     return pushBuckets(peer, buckets, result, pulled);
   }();

@@ -22,6 +22,7 @@
 // the simulation) call flushGossip and antiEntropyRound / purgeRound.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -154,6 +155,10 @@ class Replicator {
   void noteContact();
   Status pullBuckets(const std::string& peer, const std::vector<uint32_t>& buckets,
                      AntiEntropyResult& result, std::set<std::string>& pulledHashes);
+  Status addKnownHashes(peer::PullRequest& req);
+  // The 8-byte hash prefixes of every record we hold in these buckets ("" past
+  // a bound).
+  Result<std::string> knownHashes(const std::vector<uint32_t>& buckets);
   Status pushBuckets(const std::string& peer, const std::vector<uint32_t>& buckets,
                      AntiEntropyResult& result, const std::set<std::string>& pulledHashes);
   Result<std::vector<uint32_t>> differingBuckets(const std::string& peer,
@@ -182,6 +187,7 @@ class Replicator {
   int64_t lastContactSavedMs_ = 0;    // GUARDED_BY(mu_)
   bool resync_ = false;               // GUARDED_BY(mu_)
   ReplicationStats stats_;            // GUARDED_BY(mu_)
+  std::atomic<bool> pulling_{false};  // an anti-entropy session is pulling
   std::mutex sessionMu_;              // one anti-entropy session at a time
 
   std::condition_variable wake_;
