@@ -1,7 +1,7 @@
 // Replication figures from the simulation with real stores (no sockets):
 //   rounds from one write to equal digests for N controllers, and
 //   anti-entropy bytes when one record differs among many.
-// Usage: replication_bench [--nodes 10,100,1000] [--records 1000000]
+// Usage: replication_bench [--nodes 10,100,1000] [--records 1000000] [--catchup 100000]
 // Prints "key value" lines that bench/replication.py puts in PERFORMANCE.md.
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -138,6 +138,29 @@ void antiEntropyBytes(int64_t records) {
   std::fflush(stdout);
 }
 
+// An empty controller pulls every record from a full one (no sockets: the
+// apply path alone, as a catch-up would run it).
+void catchUp(int64_t records) {
+  std::string dir = baseDir() + "/catchup";
+  std::filesystem::create_directories(dir);
+  populate(dir + "/n0.db", records);
+  SimOptions o;
+  o.seed = 13;
+  o.nodes = 2;
+  o.nemeses = false;
+  o.dir = dir;
+  o.keepDatabases = true;
+  SimCluster c(o);
+  c.time().advance(records + 1000);  // past populate()'s frozen-clock HLC
+  auto t0 = std::chrono::steady_clock::now();
+  auto result = c.nodes()[1]->replicator->antiEntropy("n0");
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  RC_CHECK(result.ok);
+  std::printf("catchup_records %zu\ncatchup_seconds %.2f\ncatchup_records_per_s %.0f\n",
+              result.applied, s, static_cast<double>(result.applied) / s);
+  std::fflush(stdout);
+}
+
 std::vector<int> parseList(const std::string& s) {
   std::vector<int> out;
   size_t start = 0;
@@ -157,13 +180,16 @@ int main(int argc, char** argv) {
   raiseFileLimit();
   std::vector<int> nodes{10, 100, 1000};
   int64_t records = 1'000'000;
+  int64_t catchup = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     if (flag == "--nodes") nodes = parseList(argv[i + 1]);
     if (flag == "--records") records = std::stoll(argv[i + 1]);
+    if (flag == "--catchup") catchup = std::stoll(argv[i + 1]);
   }
   for (int n : nodes) roundsFor(n);
   if (records > 0) antiEntropyBytes(records);
+  if (catchup > 0) catchUp(catchup);
   std::filesystem::remove_all(baseDir());
   return 0;
 }

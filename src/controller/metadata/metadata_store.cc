@@ -243,6 +243,11 @@ Status MetadataStore::saveTouchedLeaves() {
 
 Result<ApplyOutcome> MetadataStore::apply(const std::vector<Record>& records, bool replicated) {
   ApplyOutcome out;
+  // Savepoints run per replicated record: prepared once, from the cache.
+  auto exec = [&](const char* sql) -> Status {
+    RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(sql));
+    return stmt.run();
+  };
   RC_RETURN_IF_ERROR(transaction([&]() -> Status {
     for (const auto& r : records) {
       if (!replicated) {
@@ -250,13 +255,13 @@ Result<ApplyOutcome> MetadataStore::apply(const std::vector<Record>& records, bo
         continue;
       }
       // One bad replicated record must not take its batch down with it.
-      RC_RETURN_IF_ERROR(db_.exec("SAVEPOINT one"));
+      RC_RETURN_IF_ERROR(exec("SAVEPOINT one"));
       size_t undoMark = treeUndo_.size();
       StoreCounts before = counts_;
       size_t wonBefore = out.won.size();
       Status s = applyOne(r, true, out);
       if (!s.isOk()) {
-        RC_RETURN_IF_ERROR(db_.exec("ROLLBACK TO one"));
+        RC_RETURN_IF_ERROR(exec("ROLLBACK TO one"));
         while (treeUndo_.size() > undoMark) {
           tree_.toggle(treeUndo_.back().first, treeUndo_.back().second);
           treeUndo_.pop_back();
@@ -265,7 +270,7 @@ Result<ApplyOutcome> MetadataStore::apply(const std::vector<Record>& records, bo
         out.won.resize(wonBefore);
         ++out.rejected;
       }
-      RC_RETURN_IF_ERROR(db_.exec("RELEASE one"));
+      RC_RETURN_IF_ERROR(exec("RELEASE one"));
     }
     return Status::ok();
   }));
