@@ -87,11 +87,13 @@ class [[nodiscard]] Result {
 #define RC_CONCAT_INNER(a, b) a##b
 #define RC_CONCAT(a, b) RC_CONCAT_INNER(a, b)
 
-#define RC_RETURN_IF_ERROR(expr)               \
-  do {                                         \
-    ::redcloud::Status rc_status_ = (expr);    \
-    if (!rc_status_.isOk()) return rc_status_; \
+// A unique name per use: `expr` may hold a lambda that uses the macro too.
+#define RC_RETURN_IF_ERROR_IMPL(tmp, expr) \
+  do {                                     \
+    ::redcloud::Status tmp = (expr);       \
+    if (!tmp.isOk()) return tmp;           \
   } while (0)
+#define RC_RETURN_IF_ERROR(expr) RC_RETURN_IF_ERROR_IMPL(RC_CONCAT(rc_status_, __COUNTER__), expr)
 
 #define RC_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                             \

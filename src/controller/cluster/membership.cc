@@ -43,7 +43,11 @@ Membership::Membership(MembershipOptions options, const Clock& clock)
     for (const auto& c : loadPeerCache(options_.cachePath, now, kCacheMaxAgeMs)) {
       if (c.nodeId == options_.nodeId) continue;
       Peer p;
-      p.view = {c.nodeId, c.address, c.httpAddress, PeerState::kDead, c.lastSeenMs};
+      p.view.nodeId = c.nodeId;
+      p.view.peerAddress = c.address;
+      p.view.httpAddress = c.httpAddress;
+      p.view.state = PeerState::kDead;
+      p.view.lastSeenMs = c.lastSeenMs;
       if (!c.nodeId.empty())
         peers_[c.nodeId] = p;
       else
