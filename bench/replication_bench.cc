@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -96,25 +97,34 @@ void populate(const std::string& path, int64_t records) {
   if (!batch.empty()) RC_CHECK(writer.write(batch).isOk());
 }
 
-void antiEntropyBytes(int64_t records) {
-  std::string dir = baseDir() + "/ae";
+// Two simulated controllers: n0 holds `records` records, n1 a copy of them
+// or nothing.
+std::unique_ptr<SimCluster> populatedPair(const std::string& name, int64_t records,
+                                          bool copyToSecond) {
+  std::string dir = baseDir() + "/" + name;
   std::filesystem::create_directories(dir);
-  auto t0 = std::chrono::steady_clock::now();
   populate(dir + "/n0.db", records);
-  double populateS = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::filesystem::copy_file(dir + "/n0.db", dir + "/n1.db");
+  if (copyToSecond) std::filesystem::copy_file(dir + "/n0.db", dir + "/n1.db");
   SimOptions o;
   o.seed = 11;
   o.nodes = 2;
   o.nemeses = false;
   o.dir = dir;
   o.keepDatabases = true;
-  SimCluster c(o);
-  RC_CHECK(c.digestsEqual());
+  auto c = std::make_unique<SimCluster>(o);
   // populate() stamps with a frozen clock, so its HLC ran ahead by 1 ms per
-  // record; without this the receiver would hold the new record back as
-  // "from the future" (max clock drift) and the digests would stay unequal.
-  c.time().advance(records + 1000);
+  // record; without this the receiver would hold new records back as "from
+  // the future" (max clock drift).
+  c->time().advance(records + 1000);
+  return c;
+}
+
+void antiEntropyBytes(int64_t records) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto cluster = populatedPair("ae", records, /*copyToSecond=*/true);
+  double populateS = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  SimCluster& c = *cluster;
+  RC_CHECK(c.digestsEqual());
   c.partition({{"n0"}, {"n1"}});
   auto& a = *c.nodes()[0];
   // One record differs: a tag added to one file on n0.
@@ -141,17 +151,8 @@ void antiEntropyBytes(int64_t records) {
 // An empty controller pulls every record from a full one (no sockets: the
 // apply path alone, as a catch-up would run it).
 void catchUp(int64_t records) {
-  std::string dir = baseDir() + "/catchup";
-  std::filesystem::create_directories(dir);
-  populate(dir + "/n0.db", records);
-  SimOptions o;
-  o.seed = 13;
-  o.nodes = 2;
-  o.nemeses = false;
-  o.dir = dir;
-  o.keepDatabases = true;
-  SimCluster c(o);
-  c.time().advance(records + 1000);  // past populate()'s frozen-clock HLC
+  auto cluster = populatedPair("catchup", records, /*copyToSecond=*/false);
+  SimCluster& c = *cluster;
   auto t0 = std::chrono::steady_clock::now();
   auto result = c.nodes()[1]->replicator->antiEntropy("n0");
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -11,6 +11,7 @@
 #include "common/sha256.h"
 #include "controller/file_service.h"
 #include "controller/metadata/record_writer.h"
+#include "temp_store_test_base.h"
 
 namespace redcloud::controller {
 namespace {
@@ -19,23 +20,8 @@ const std::string kU = "00000000-0000-4000-8000-00000000000a";
 const std::string kU1 = "00000000-0000-4000-8000-00000000000b";
 const std::string kU2 = "00000000-0000-4000-8000-00000000000c";
 
-class MetadataStoreTest : public ::testing::Test {
+class MetadataStoreTest : public TempStoreTest {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("rc-meta-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::unique_ptr<MetadataStore> openStore(const std::string& name) {
-    auto s = std::make_unique<MetadataStore>();
-    EXPECT_TRUE(s->open((dir_ / name).string()).isOk());
-    return s;
-  }
-
   std::string upload(FileService& svc, const std::string& owner, const std::string& name,
                      std::vector<std::string> tags) {
     // Real-looking values: local writes are validated like replicated ones.
@@ -51,7 +37,6 @@ class MetadataStoreTest : public ::testing::Test {
     return out;
   }
 
-  std::filesystem::path dir_;
   ManualClock clock_;
 };
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/sha256.h"
+#include "temp_store_test_base.h"
 
 namespace redcloud::controller {
 namespace {
@@ -59,23 +60,8 @@ bool sameRecord(const Record& a, const Record& b) {
          a.version.origin == b.version.origin;
 }
 
-class RecordWriterTest : public ::testing::Test {
+class RecordWriterTest : public TempStoreTest {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("rc-writer-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::unique_ptr<MetadataStore> openStore(const std::string& name) {
-    auto s = std::make_unique<MetadataStore>();
-    EXPECT_TRUE(s->open((dir_ / name).string()).isOk());
-    return s;
-  }
-
   static size_t recordCount(MetadataStore& s) {
     size_t n = 0;
     for (auto kind : {RecordKind::kUser, RecordKind::kApiKey, RecordKind::kFile, RecordKind::kName,
@@ -95,7 +81,6 @@ class RecordWriterTest : public ::testing::Test {
     });
   }
 
-  std::filesystem::path dir_;
   ManualClock clock_{kNow};
   std::vector<Call> calls_;
 };
