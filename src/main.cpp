@@ -30,6 +30,8 @@ struct DaemonFlags {
   std::string gossipInterval = "1s", controllers, heartbeatInterval = "2s";
   std::string logLevel = "info", logFormat = "text";
   std::string antiEntropyInterval = "10s", maxClockDrift = "60s", tombstoneGrace = "7d";
+  std::string scrubInterval = "1h", repairInterval = "5s", hedgeDelay = "1s";
+  uint64_t scrubRate = 64;  // MiB/s
   size_t gossipFanout = 3;
   uint64_t maxUploadSize = 0;
   bool allowShortGcGrace = false;
@@ -48,6 +50,17 @@ void applyEnvAliases(const std::string& role) {
   alias("REDCLOUD_HEARTBEAT_TIMEOUT", "HEARTBEAT_TIMEOUT");
   alias("REDCLOUD_GOSSIP_INTERVAL", "GOSSIP_INTERVAL");
   alias("REDCLOUD_HEARTBEAT_INTERVAL", "HEARTBEAT_INTERVAL");
+  alias("REDCLOUD_REPAIR_INTERVAL", "REPAIR_INTERVAL");
+}
+
+void addScrubFlags(CLI::App& app, DaemonFlags& f) {
+  app.add_option("--scrub-interval", f.scrubInterval,
+                 "re-verify every stored chunk this often (0 disables)")
+      ->envname("REDCLOUD_SCRUB_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--scrub-rate", f.scrubRate, "MiB/s that scrub may read (0 = unlimited)")
+      ->envname("REDCLOUD_SCRUB_RATE")
+      ->capture_default_str();
 }
 
 void addCommonFlags(CLI::App& app, DaemonFlags& f) {
@@ -77,6 +90,7 @@ void addChunkserverFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--heartbeat-interval", f.heartbeatInterval, "heartbeat period")
       ->envname("REDCLOUD_HEARTBEAT_INTERVAL")
       ->capture_default_str();
+  addScrubFlags(app, f);
 }
 
 std::vector<std::string> splitList(const std::string& text) {
@@ -135,6 +149,14 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--max-clock-drift", f.maxClockDrift,
                  "records stamped further ahead of our clock wait until it catches up")
       ->envname("REDCLOUD_MAX_CLOCK_DRIFT")
+      ->capture_default_str();
+  app.add_option("--repair-interval", f.repairInterval,
+                 "period of the repair loop that copies missing chunks")
+      ->envname("REDCLOUD_REPAIR_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--hedge-delay", f.hedgeDelay,
+                 "a chunk read or write slower than this is raced by another chunkserver")
+      ->envname("REDCLOUD_HEDGE_DELAY")
       ->capture_default_str();
   app.add_option("--tombstone-grace", f.tombstoneGrace,
                  "tombstones are purged after this, once every controller holds them")
@@ -214,7 +236,9 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
     int64_t* out;
   } durations[] = {{"--anti-entropy-interval", f.antiEntropyInterval, &o->antiEntropyIntervalMs},
                    {"--max-clock-drift", f.maxClockDrift, &o->maxClockDriftMs},
-                   {"--tombstone-grace", f.tombstoneGrace, &o->tombstoneGraceMs}};
+                   {"--tombstone-grace", f.tombstoneGrace, &o->tombstoneGraceMs},
+                   {"--repair-interval", f.repairInterval, &o->repairIntervalMs},
+                   {"--hedge-delay", f.hedgeDelay, &o->hedgeDelayMs}};
   for (const auto& d : durations) {
     auto ms = redcloud::parseDurationMillis(d.text);
     if (!ms || *ms <= 0) {
@@ -246,6 +270,7 @@ int runDaemon(const std::string& role, int argc, char** argv) {
     f.discover.clear();
     f.chunkserverDiscover.clear();
   }
+  if (server) addScrubFlags(app, f);
   if (server)
     app.add_option("--chunk-listen", f.chunkListen, "embedded chunkserver gRPC address")
         ->envname("REDCLOUD_CHUNK_LISTEN")
@@ -264,8 +289,15 @@ int runDaemon(const std::string& role, int argc, char** argv) {
     co.dataDir = f.dataDir;
     co.listen = server ? f.chunkListen : f.listen;
     co.nodeId = server ? "" : f.nodeId;
-    co.heartbeats = !server;
-    if (!server) {
+    auto scrub = redcloud::parseDurationMillis(f.scrubInterval);
+    if (!scrub || *scrub < 0)
+      return fail(redcloud::invalidRequest("bad --scrub-interval '" + f.scrubInterval + "'"));
+    co.scrubIntervalMs = *scrub;
+    co.scrubBytesPerSecond = f.scrubRate * 1024 * 1024;
+    if (server) {
+      // The embedded chunkserver reports its inventory to its own controller.
+      co.controllers = {f.peerListen};
+    } else {
       co.advertise = f.advertise;
       co.controllers = splitList(f.controllers);
       co.discover = f.discover;

@@ -18,7 +18,12 @@ Status ChunkServer::start() {
                       loadOrCreateNodeId(options_.dataDir, "chunkserver.id", options_.nodeId));
   store_ = std::make_unique<ChunkStore>(posixFileSystem(), options_.dataDir);
   RC_RETURN_IF_ERROR(store_->open());
-  service_ = std::make_unique<ChunkServiceImpl>(*store_, nodeId_);
+  replicator_ = std::make_unique<ChunkReplicator>(*store_, options_.maxConcurrentCopies);
+  if (options_.scrubIntervalMs > 0) {
+    scrubber_ = std::make_unique<Scrubber>(*store_, options_.scrubIntervalMs,
+                                           options_.scrubBytesPerSecond);
+  }
+  service_ = std::make_unique<ChunkServiceImpl>(*store_, nodeId_, *replicator_, scrubber_.get());
 
   grpc::ServerBuilder builder;
   acceptNodeKeepalives(builder);
@@ -50,6 +55,7 @@ Status ChunkServer::start() {
     heartbeats_ = std::make_unique<HeartbeatSender>(h, *store_);
     heartbeats_->start();
   }
+  if (scrubber_) scrubber_->start();
   auto st = store_->stats();
   spdlog::info("chunkserver {} listening on {} ({} chunks, {} bytes)", nodeId_, bound_,
                st.chunkCount, st.usedBytes);
@@ -58,6 +64,7 @@ Status ChunkServer::start() {
 
 void ChunkServer::stop() {
   if (heartbeats_) heartbeats_->stop();
+  if (scrubber_) scrubber_->stop();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
     server_.reset();

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "chunkserver/chunk_copier.h"
 #include "chunkserver/chunk_service.h"
 #include "chunkserver/chunk_store.h"
 #include "chunkserver/heartbeat_sender.h"
@@ -23,7 +24,10 @@ struct ChunkServerOptions {
   std::string discover;                  // DNS name of controllers; empty: none
   int controllerPeerPort = 8001;
   int64_t heartbeatIntervalMs = 2000;
-  bool heartbeats = true;  // off for the chunkserver inside `redcloud server`
+  bool heartbeats = true;
+  int64_t scrubIntervalMs = 3600'000;  // 0: no scrub
+  uint64_t scrubBytesPerSecond = 64ULL * 1024 * 1024;  // 0: unlimited
+  size_t maxConcurrentCopies = 4;  // chunkserver-to-chunkserver copies at once
 };
 
 class ChunkServer {
@@ -47,6 +51,8 @@ class ChunkServer {
   std::string nodeId_;
   std::string bound_;
   std::unique_ptr<ChunkStore> store_;
+  std::unique_ptr<ChunkReplicator> replicator_;
+  std::unique_ptr<Scrubber> scrubber_;
   std::unique_ptr<ChunkServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HeartbeatSender> heartbeats_;

@@ -65,7 +65,10 @@ grpc::Status ChunkServiceImpl::ListChunks(grpc::ServerContext*,
                                           const chunk::ListChunksRequest* request,
                                           chunk::ListChunksResponse* response) {
   size_t limit = request->limit() == 0 ? 10000 : std::min<size_t>(request->limit(), 10000);
-  auto ids = store_.list(request->after(), limit + 1);
+  InventoryState state;
+  auto ids = store_.list(request->after(), limit + 1, &state);
+  response->set_inventory_epoch(state.epoch);
+  response->set_inventory_seq(state.seq);
   response->set_more(ids.size() > limit);
   if (ids.size() > limit) ids.pop_back();
   for (auto& id : ids) response->add_chunk_ids(std::move(id));
@@ -91,6 +94,38 @@ grpc::Status ChunkServiceImpl::Stats(grpc::ServerContext*, const chunk::StatsReq
   response->set_capacity_bytes(s.capacityBytes);
   response->set_used_bytes(s.usedBytes);
   response->set_chunk_count(s.chunkCount);
+  auto inv = store_.inventory();
+  response->set_inventory_epoch(inv.epoch);
+  response->set_inventory_seq(inv.seq);
+  response->set_inventory_digest(inv.digest);
+  response->set_quarantined_chunks(inv.quarantined);
+  auto r = replicator_.stats();
+  response->set_chunks_copied_in(r.copies);
+  response->set_bytes_copied_in(r.bytes);
+  response->set_copy_failures(r.failures);
+  if (scrubber_) response->set_chunks_scrubbed(scrubber_->stats().chunksVerified);
+  return grpc::Status::OK;
+}
+
+grpc::Status ChunkServiceImpl::ReplicateChunk(grpc::ServerContext*,
+                                              const chunk::ReplicateChunkRequest* request,
+                                              chunk::ReplicateChunkResponse* response) {
+  auto result = replicator_.replicate(request->chunk_id(), request->source_address());
+  if (!result.isOk()) return toGrpc(result.status());
+  response->set_already_present(result->alreadyPresent);
+  response->set_bytes_copied(result->bytes);
+  return grpc::Status::OK;
+}
+
+grpc::Status ChunkServiceImpl::ReportCorrupt(grpc::ServerContext*,
+                                             const chunk::ReportCorruptRequest* request,
+                                             chunk::ReportCorruptResponse* response) {
+  // Not taken on trust: the copy is re-read and checked here.
+  auto corrupt = store_.quarantineIfCorrupt(request->chunk_id());
+  if (!corrupt.isOk()) return toGrpc(corrupt.status());
+  if (*corrupt) spdlog::error("chunk {} reported corrupt and found so; quarantined",
+                              request->chunk_id());
+  response->set_quarantined(*corrupt);
   return grpc::Status::OK;
 }
 

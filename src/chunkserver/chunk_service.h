@@ -6,15 +6,18 @@
 #include <string>
 
 #include "chunk.grpc.pb.h"
+#include "chunkserver/chunk_copier.h"
 #include "chunkserver/chunk_store.h"
+#include "chunkserver/scrubber.h"
 #include "rpc/status_convert.h"
 
 namespace redcloud::chunkserver {
 
 class ChunkServiceImpl final : public redcloud::chunk::ChunkService::Service {
  public:
-  ChunkServiceImpl(ChunkStore& store, std::string nodeId)
-      : store_(store), nodeId_(std::move(nodeId)) {}
+  ChunkServiceImpl(ChunkStore& store, std::string nodeId, ChunkReplicator& replicator,
+                   const Scrubber* scrubber)
+      : store_(store), nodeId_(std::move(nodeId)), replicator_(replicator), scrubber_(scrubber) {}
 
   grpc::Status WriteChunk(grpc::ServerContext* ctx,
                           grpc::ServerReader<chunk::WriteChunkRequest>* reader,
@@ -29,10 +32,17 @@ class ChunkServiceImpl final : public redcloud::chunk::ChunkService::Service {
                            chunk::DeleteChunkResponse* response) override;
   grpc::Status Stats(grpc::ServerContext* ctx, const chunk::StatsRequest* request,
                      chunk::StatsResponse* response) override;
+  grpc::Status ReplicateChunk(grpc::ServerContext* ctx,
+                              const chunk::ReplicateChunkRequest* request,
+                              chunk::ReplicateChunkResponse* response) override;
+  grpc::Status ReportCorrupt(grpc::ServerContext* ctx, const chunk::ReportCorruptRequest* request,
+                             chunk::ReportCorruptResponse* response) override;
 
  private:
   ChunkStore& store_;
   std::string nodeId_;
+  ChunkReplicator& replicator_;
+  const Scrubber* scrubber_;  // null when scrub is off
 };
 
 }  // namespace redcloud::chunkserver

@@ -58,6 +58,7 @@ std::string ChunkStore::pathOf(const std::string& id) const {
 Status ChunkStore::open() {
   RC_RETURN_IF_ERROR(fs_.createDirs(root_ + "/chunks").status());
   RC_RETURN_IF_ERROR(fs_.createDirs(root_ + "/tmp").status());
+  RC_RETURN_IF_ERROR(fs_.createDirs(root_ + "/quarantine").status());
   // Temp files are chunks whose write was never acknowledged: drop them.
   RC_ASSIGN_OR_RETURN(auto tmps, fs_.listDir(root_ + "/tmp"));
   for (const auto& e : tmps) RC_RETURN_IF_ERROR(fs_.remove(root_ + "/tmp/" + e.name));
@@ -88,18 +89,112 @@ Status ChunkStore::scanChunks() {
   std::lock_guard lock(mu_);
   index_ = std::move(index);
   usedBytes_ = used;
+  inventory_ = InventoryState{};
+  inventory_.epoch = std::stoull(randomHex(8), nullptr, 16) | 1;
+  inventory_.count = index_.size();
+  for (const auto& [id, e] : index_) {
+    std::string raw = fromHex(id);
+    for (size_t i = 0; i < 32; ++i) inventory_.digest[i] ^= raw[i];
+  }
+  changes_.clear();
   return Status::ok();
+}
+
+void ChunkStore::logChangeLocked(Change change, const std::string& id) {
+  std::string raw = fromHex(id);
+  if (change != Change::kCorrupt) {
+    for (size_t i = 0; i < 32; ++i) inventory_.digest[i] ^= raw[i];
+  }
+  inventory_.count = index_.size();
+  changes_.push_back({++inventory_.seq, change, id});
+  if (changes_.size() > kMaxLoggedChanges) changes_.pop_front();
+}
+
+InventoryState ChunkStore::inventory() const {
+  std::lock_guard lock(mu_);
+  return inventory_;
+}
+
+std::vector<std::string> ChunkStore::list(const std::string& after, size_t limit,
+                                          InventoryState* state) const {
+  std::lock_guard lock(mu_);
+  if (state) *state = inventory_;
+  std::vector<std::string> out;
+  for (auto it = index_.upper_bound(after); it != index_.end() && out.size() < limit; ++it) {
+    out.push_back(it->first);
+  }
+  return out;
+}
+
+std::optional<InventoryChanges> ChunkStore::changesSince(uint64_t afterSeq, size_t maxChanges,
+                                                         InventoryState* state) const {
+  std::lock_guard lock(mu_);
+  if (state) *state = inventory_;
+  if (afterSeq > inventory_.seq) return std::nullopt;  // not this process's numbering
+  InventoryChanges out;
+  out.afterSeq = afterSeq;
+  out.toSeq = afterSeq;
+  if (afterSeq == inventory_.seq) return out;
+  if (changes_.empty() || changes_.front().seq > afterSeq + 1) return std::nullopt;
+  // Collapse to each chunk's final state within the range, in log order.
+  std::map<std::string, std::pair<bool, bool>> last;  // id -> (held, was corrupt)
+  auto it = changes_.begin() + static_cast<std::ptrdiff_t>(afterSeq + 1 - changes_.front().seq);
+  size_t n = 0;
+  for (; it != changes_.end() && n < maxChanges; ++it, ++n) {
+    auto& [held, corrupt] = last[it->id];
+    held = it->change == Change::kAdded;
+    corrupt = corrupt || it->change == Change::kCorrupt;
+    out.toSeq = it->seq;
+  }
+  for (const auto& [id, st] : last) {
+    (st.first ? out.added : out.removed).push_back(id);
+    if (st.second) out.corrupt.push_back(id);
+  }
+  return out;
+}
+
+Result<bool> ChunkStore::quarantineIfCorrupt(const std::string& id) {
+  if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
+  if (!has(id)) return false;
+  auto data = fs_.readFile(pathOf(id));
+  if (data.isOk() && sha256Hex(*data) == id) return false;
+  std::string dest = root_ + "/quarantine/" + id + "." + std::to_string(nowMillis()) + "." +
+                     randomHex(4);
+  {
+    // Under the lock, so a fresh copy installed right after cannot be the
+    // file moved away.
+    std::lock_guard lock(mu_);
+    auto it = index_.find(id);
+    if (it == index_.end()) return false;  // removed or quarantined meanwhile
+    usedBytes_ -= it->second.size;
+    index_.erase(it);
+    ++inventory_.quarantined;
+    logChangeLocked(Change::kCorrupt, id);
+    logChangeLocked(Change::kRemoved, id);
+    if (!fs_.rename(pathOf(id), dest).isOk()) (void)fs_.remove(pathOf(id));
+  }
+  (void)fs_.syncDir(parentDir(pathOf(id)));
+  return true;
 }
 
 Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& id, uint64_t size) {
   if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
   if (size > kMaxChunkSize) return invalidRequest("chunk is larger than 4 MiB");
   uint64_t n;
+  bool present;
   {
     std::lock_guard lock(mu_);
-    if (index_.count(id)) {
-      // A dedup hit: the chunk counts as referenced now, so a collector that
-      // decided to delete it before this upload commits must not.
+    present = index_.count(id) > 0;
+    // A dedup hit: the chunk counts as referenced now, so a collector that
+    // decided to delete it before this upload commits must not.
+    if (present) touchLocked(id);
+  }
+  // A dedup hit is acknowledged only for a copy that is intact: a bad one is
+  // quarantined and the chunk is written afresh from the caller's bytes.
+  if (present) RC_RETURN_IF_ERROR(quarantineIfCorrupt(id).status());
+  {
+    std::lock_guard lock(mu_);
+    if (index_.count(id)) {  // written by another stream meanwhile
       touchLocked(id);
       return std::unique_ptr<ChunkWriter>();
     }
@@ -129,7 +224,10 @@ Status ChunkStore::install(const std::string& id, uint64_t size, const std::stri
   RC_RETURN_IF_ERROR(fs_.rename(tmpPath, path));
   RC_RETURN_IF_ERROR(fs_.syncDir(dir));
   std::lock_guard lock(mu_);
-  if (index_.emplace(id, Entry{size, nowMillis()}).second) usedBytes_ += size;
+  if (index_.emplace(id, Entry{size, nowMillis()}).second) {
+    usedBytes_ += size;
+    logChangeLocked(Change::kAdded, id);
+  }
   return Status::ok();
 }
 
@@ -149,18 +247,20 @@ Result<std::string> ChunkStore::readUnverified(const std::string& id) {
   return fs_.readFile(pathOf(id));
 }
 
+std::optional<uint64_t> ChunkStore::sizeOf(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = index_.find(id);
+  if (it == index_.end()) return std::nullopt;
+  return it->second.size;
+}
+
 bool ChunkStore::has(const std::string& id) const {
   std::lock_guard lock(mu_);
   return index_.count(id) > 0;
 }
 
 std::vector<std::string> ChunkStore::list(const std::string& after, size_t limit) const {
-  std::lock_guard lock(mu_);
-  std::vector<std::string> out;
-  for (auto it = index_.upper_bound(after); it != index_.end() && out.size() < limit; ++it) {
-    out.push_back(it->first);
-  }
-  return out;
+  return list(after, limit, nullptr);
 }
 
 int64_t ChunkStore::nowMillis() { return SystemClock::instance().nowMillis(); }
@@ -193,6 +293,7 @@ Result<ChunkStore::RemoveResult> ChunkStore::remove(const std::string& id, int64
     }
     usedBytes_ -= it->second.size;
     index_.erase(it);
+    logChangeLocked(Change::kRemoved, id);
   }
   RC_RETURN_IF_ERROR(fs_.remove(pathOf(id)));
   RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(pathOf(id))));

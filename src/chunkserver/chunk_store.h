@@ -9,7 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -54,6 +56,29 @@ struct ChunkStoreStats {
   uint64_t chunkCount = 0;
 };
 
+// Where the inventory stands: every change (a chunk added, removed, or
+// quarantined as corrupt) takes the next sequence number of this process
+// (epoch: random per open()). `digest` is the XOR of the 32-byte ids held, a
+// summary a controller checks its own view against.
+struct InventoryState {
+  uint64_t epoch = 0;
+  uint64_t seq = 0;
+  std::string digest = std::string(32, '\0');
+  uint64_t count = 0;
+  uint64_t quarantined = 0;  // corrupt copies taken out of service since open()
+};
+
+// The changes numbered (afterSeq, toSeq], collapsed to each chunk's final
+// state: `added` held now, `removed` not held now; `corrupt` lists those
+// among them that were quarantined. Ids are hex.
+struct InventoryChanges {
+  uint64_t afterSeq = 0;
+  uint64_t toSeq = 0;
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+  std::vector<std::string> corrupt;
+};
+
 class ChunkStore {
  public:
   ChunkStore(FileSystem& fs, std::string root);
@@ -73,6 +98,7 @@ class ChunkStore {
   // controller checks every chunk it serves; replicas check on write).
   Result<std::string> readUnverified(const std::string& id);
   bool has(const std::string& id) const;
+  std::optional<uint64_t> sizeOf(const std::string& id) const;
   // Ids greater than `after`, in order, at most `limit`.
   std::vector<std::string> list(const std::string& after, size_t limit) const;
   // Marks a stored chunk referenced now (a dedup hit, an upload still in
@@ -86,6 +112,21 @@ class ChunkStore {
   Result<RemoveResult> remove(const std::string& id, int64_t graceMs = 0);
   ChunkStoreStats stats() const;
 
+  InventoryState inventory() const;
+  // Ids greater than `after` (at most `limit`) with the inventory state they
+  // were read at, under one lock.
+  std::vector<std::string> list(const std::string& after, size_t limit,
+                                InventoryState* state) const;
+  // At most `maxChanges` changes after `afterSeq`; nullopt when the change log
+  // no longer reaches back that far (the caller lists the whole inventory).
+  // `state` (optional) is the inventory at the same moment.
+  std::optional<InventoryChanges> changesSince(uint64_t afterSeq, size_t maxChanges,
+                                               InventoryState* state = nullptr) const;
+  // Reads the stored copy and checks its SHA-256. A bad copy is moved to
+  // <root>/quarantine/ (never served, never counted as held) and true is
+  // returned; a good or absent one gives false.
+  Result<bool> quarantineIfCorrupt(const std::string& id);
+
   std::string pathOf(const std::string& id) const;
 
  private:
@@ -94,6 +135,8 @@ class ChunkStore {
   Status scanChunks();
   void touchLocked(const std::string& id);
   static int64_t nowMillis();
+  enum class Change : uint8_t { kAdded, kRemoved, kCorrupt };
+  void logChangeLocked(Change change, const std::string& id);
 
   FileSystem& fs_;
   std::string root_;
@@ -105,6 +148,15 @@ class ChunkStore {
   std::map<std::string, Entry> index_;  // GUARDED_BY(mu_)
   uint64_t usedBytes_ = 0;              // GUARDED_BY(mu_)
   uint64_t tmpCounter_ = 0;             // GUARDED_BY(mu_)
+  // The inventory's change log (bounded: the oldest entries fall off).
+  struct LoggedChange {
+    uint64_t seq;
+    Change change;
+    std::string id;
+  };
+  static constexpr size_t kMaxLoggedChanges = 200'000;
+  InventoryState inventory_;          // GUARDED_BY(mu_), count/digest kept current
+  std::deque<LoggedChange> changes_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace redcloud::chunkserver

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/net.h"
 #include "common/peer_cache.h"
+#include "common/sha256.h"
 #include "rpc/channels.h"
 
 namespace redcloud::chunkserver {
@@ -49,18 +50,56 @@ std::shared_ptr<peer::PeerService::Stub> HeartbeatSender::stubFor(const std::str
   return stub;
 }
 
-void HeartbeatSender::sendRound() {
+// At most this many inventory changes per heartbeat (about 3 MiB of ids); the
+// rest follow in the next beats.
+constexpr size_t kMaxChangesPerBeat = 100'000;
+
+peer::HeartbeatRequest HeartbeatSender::requestFor(const std::string& address) {
   auto stats = store_.stats();
   peer::HeartbeatRequest req;
   req.set_node_id(options_.nodeId);
   req.set_address(options_.address);
   req.set_capacity_bytes(stats.capacityBytes);
   req.set_used_bytes(stats.usedBytes);
-  req.set_chunk_count(stats.chunkCount);
-  std::vector<std::future<std::optional<peer::HeartbeatResponse>>> calls;
+  ViewAt view;
+  {
+    std::lock_guard lock(mu_);
+    view = views_[address];
+  }
+  InventoryState inv;
+  std::optional<InventoryChanges> changes;
+  if (view.epoch != 0) changes = store_.changesSince(view.seq, kMaxChangesPerBeat, &inv);
+  if (!changes || view.epoch != inv.epoch) {
+    // The controller has no view that our log continues: no changes, just
+    // the summary; it lists the inventory itself.
+    inv = store_.inventory();
+    changes.reset();
+  }
+  req.set_chunk_count(inv.count);
+  req.set_inventory_epoch(inv.epoch);
+  req.set_quarantined_chunks(inv.quarantined);
+  if (changes) {
+    req.set_changes_included(true);
+    req.set_changes_after_seq(changes->afterSeq);
+    req.set_inventory_seq(changes->toSeq);
+    for (const auto& id : changes->added) req.add_added(fromHex(id));
+    for (const auto& id : changes->removed) req.add_removed(fromHex(id));
+    for (const auto& id : changes->corrupt) req.add_corrupt(fromHex(id));
+    // The summary describes the state after every change only.
+    if (changes->toSeq == inv.seq) req.set_inventory_digest(inv.digest);
+  } else {
+    req.set_inventory_seq(inv.seq);
+    req.set_inventory_digest(inv.digest);
+  }
+  return req;
+}
+
+void HeartbeatSender::sendRound() {
+  std::vector<std::pair<std::string, std::future<std::optional<peer::HeartbeatResponse>>>> calls;
   for (const auto& address : targets()) {
     auto stub = stubFor(address);
-    calls.push_back(std::async(std::launch::async, [stub, req] {
+    auto req = requestFor(address);
+    calls.emplace_back(address, std::async(std::launch::async, [stub, req] {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
       peer::HeartbeatResponse resp;
@@ -70,10 +109,14 @@ void HeartbeatSender::sendRound() {
   }
   std::vector<CachedPeer> seen;
   int64_t now = SystemClock::instance().nowMillis();
-  for (auto& call : calls) {
+  for (auto& [address, call] : calls) {
     auto resp = call.get();
-    if (!resp) continue;
     std::lock_guard lock(mu_);
+    if (!resp) {
+      views_.erase(address);  // unknown now: start from the summary next time
+      continue;
+    }
+    views_[address] = {resp->inventory_epoch(), resp->inventory_seq()};
     for (const auto& c : resp->controllers()) {
       if (c.peer_address().empty()) continue;
       learned_.insert(c.peer_address());

@@ -48,6 +48,13 @@ class HeartbeatSender {
   std::mutex mu_;
   std::set<std::string> learned_;                                          // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // GUARDED_BY(mu_)
+  // Where each controller's view of our inventory stands (its last answer).
+  struct ViewAt {
+    uint64_t epoch = 0;
+    uint64_t seq = 0;
+  };
+  std::map<std::string, ViewAt> views_;  // GUARDED_BY(mu_), by address
+  peer::HeartbeatRequest requestFor(const std::string& address);
   int64_t lastSaveMs_ = 0;
   PeriodicTask task_;
 };

@@ -32,6 +32,8 @@ std::string sha256Hex(std::string_view data);
 std::string sha256Binary(std::string_view data);
 // Lowercase hex of any bytes.
 std::string toHex(std::string_view bytes);
+// The bytes of a hex string (either case); empty when it is not hex.
+std::string fromHex(std::string_view hex);
 
 // True for a 64-character lowercase hex string.
 bool isSha256Hex(std::string_view s);

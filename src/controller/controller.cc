@@ -9,7 +9,10 @@
 #include "common/net.h"
 #include "common/node_identity.h"
 #include "common/validate.h"
+#include "controller/chunks/chunk_fetcher.h"
 #include "controller/chunks/chunk_gc.h"
+#include "controller/chunks/chunk_repair.h"
+#include "controller/chunks/upload_session.h"
 #include "controller/cluster/grpc_replication_network.h"
 #include "controller/cluster/peer_service.h"
 #include "controller/http/http_api.h"
@@ -129,10 +132,18 @@ Status Controller::start() {
   // agrees on: a partitioned or lagging controller collects nothing.
   gc_ = std::make_unique<ChunkGarbageCollector>(store_, *registry_, clock, options_.gcGraceMs,
                                                 [this] { return !inSync(); });
+  copies_ = std::make_unique<CopyScheduler>(*registry_, metrics_, clock);
+  copies_->start();
+  RepairOptions rep;
+  rep.selfId = nodeId_;
+  rep.intervalMs = options_.repairIntervalMs;
+  repairer_ = std::make_unique<ChunkRepairer>(rep, store_, *registry_, *copies_, clock,
+                                              [this] { return aliveControllers(); });
   http_ = std::make_unique<HttpApi>(*this);
   RC_RETURN_IF_ERROR(http_->start(options_.listen));
   RC_RETURN_IF_ERROR(startPeerService());
   gc_->start();  // after membership_ exists: its pause rule asks it
+  repairer_->start();
   started_ = true;
   spdlog::info("controller {} serving HTTP on {}, peers on {}", nodeId_, advertisedAddress(),
                membership_->self().peer_address());
@@ -226,6 +237,8 @@ void Controller::stop() {
   if (membership_) membership_->stop();
   if (http_) http_->stop();
   if (gc_) gc_->stop();
+  if (repairer_) repairer_->stop();
+  if (copies_) copies_->stop();
   if (registry_) registry_->stop();
   http_.reset();
 }
@@ -246,35 +259,36 @@ int64_t Controller::orphanedFiles() {
   return orphaned_.value;
 }
 
-int64_t Controller::underReplicatedChunks() {
-  std::lock_guard lock(countsMu_);
-  int64_t now = SystemClock::instance().nowMillis();
-  if (underReplicated_.atMs >= 0 && now - underReplicated_.atMs < kSlowCountTtlMs) {
-    return underReplicated_.value;
+Result<std::unique_ptr<UploadSession>> Controller::newUploadSession() {
+  std::vector<UploadTarget> targets;
+  for (auto& h : registry_->healthyNodes()) targets.push_back({h.nodeId, h.client});
+  size_t quorum = quorum_.required(targets.size());
+  if (targets.empty() || quorum > targets.size()) {
+    return Status(StatusCode::kUnavailable,
+                  "not enough healthy chunkservers to store the upload (" +
+                      std::to_string(targets.size()) + " healthy, write quorum " +
+                      std::to_string(quorum) + ")");
   }
-  underReplicated_ = {countUnderReplicated(), now};
-  return underReplicated_.value;
+  UploadOptions uo;
+  uo.quorum = quorum;
+  uo.refreshEveryMs = chunkRefreshIntervalMs();
+  uo.hedgeMs = options_.hedgeDelayMs;
+  return std::make_unique<UploadSession>(std::move(targets), uo, registry_.get(), copies_.get(),
+                                         &metrics_);
 }
 
-int64_t Controller::countUnderReplicated() {
-  // Ask every healthy chunkserver which live chunks it holds, in batches.
-  auto healthy = registry_->healthy();
-  int64_t missing = 0;
-  std::string after;
-  while (true) {
-    auto ids = store_.liveChunkIds(after, 1000);
-    if (!ids.isOk() || ids->empty()) break;
-    std::vector<bool> under(ids->size(), healthy.empty());
-    for (const auto& cs : healthy) {
-      auto has = cs->hasChunks(*ids);
-      for (size_t i = 0; i < ids->size(); ++i) {
-        if (!has.isOk() || !(*has)[i]) under[i] = true;
-      }
+ChunkFetcher Controller::newFetcher() {
+  return ChunkFetcher(*registry_, metrics_, copies_.get(), options_.hedgeDelayMs);
+}
+
+std::vector<std::string> Controller::aliveControllers() {
+  std::vector<std::string> out{nodeId_};
+  if (membership_) {
+    for (const auto& p : membership_->peers()) {
+      if (p.state == PeerState::kAlive) out.push_back(p.nodeId);
     }
-    missing += std::count(under.begin(), under.end(), true);
-    after = ids->back();
   }
-  return missing;
+  return out;
 }
 
 }  // namespace redcloud::controller

@@ -25,6 +25,10 @@ namespace redcloud::controller {
 
 class HttpApi;
 class ChunkGarbageCollector;
+class ChunkRepairer;
+class CopyScheduler;
+class ChunkFetcher;
+class UploadSession;
 class PeerServiceImpl;
 
 struct ControllerOptions {
@@ -47,6 +51,8 @@ struct ControllerOptions {
   int64_t antiEntropyIntervalMs = 10'000;
   int64_t maxClockDriftMs = 60'000;
   int64_t tombstoneGraceMs = 7LL * 24 * 3600 * 1000;
+  int64_t repairIntervalMs = 5000;
+  int64_t hedgeDelayMs = 1000;  // a chunk read or write slower than this is raced
 };
 
 struct QuorumRule {
@@ -78,11 +84,17 @@ class Controller {
   const QuorumRule& quorum() const { return quorum_; }
   // The HTTP address this controller advertises (host:port).
   std::string advertisedAddress() const;
-  // Live chunks that some healthy chunkserver lacks, and live files whose
-  // owner lost its username: both scans, so /cluster reads them at most every
-  // few seconds (kSlowCountTtlMs).
-  int64_t underReplicatedChunks();
+  // Live files whose owner lost its username: a scan, so /cluster reads it
+  // at most every few seconds (kSlowCountTtlMs).
   int64_t orphanedFiles();
+  ChunkRepairer& repairer() { return *repairer_; }
+  CopyScheduler& copies() { return *copies_; }
+  // An upload session over the healthy chunkservers with the write quorum;
+  // UNAVAILABLE when there are too few.
+  Result<std::unique_ptr<UploadSession>> newUploadSession();
+  ChunkFetcher newFetcher();
+  // Controllers that count for repair ownership: ourselves and every alive peer.
+  std::vector<std::string> aliveControllers();
   Replicator& replicator() { return *replicator_; }
   // True once every part exists (membership, replication): HTTP starts
   // serving a little earlier, and the status routes wait for this.
@@ -99,7 +111,6 @@ class Controller {
  private:
   Status startPeerService();
   Status bindNodeId();
-  int64_t countUnderReplicated();
 
   ControllerOptions options_;
   std::string nodeId_;
@@ -110,6 +121,8 @@ class Controller {
   std::unique_ptr<FileService> files_;
   std::unique_ptr<ChunkserverRegistry> registry_;
   std::unique_ptr<ChunkGarbageCollector> gc_;
+  std::unique_ptr<CopyScheduler> copies_;
+  std::unique_ptr<ChunkRepairer> repairer_;
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<LocalReplica> replica_;
   std::unique_ptr<ReplicationNetwork> network_;
@@ -126,7 +139,6 @@ class Controller {
   static constexpr int64_t kSlowCountTtlMs = 5000;
   std::atomic<bool> started_{false};
   std::mutex countsMu_;
-  CachedCount underReplicated_;  // GUARDED_BY(countsMu_)
   CachedCount orphaned_;         // GUARDED_BY(countsMu_)
 };
 

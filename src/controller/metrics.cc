@@ -50,6 +50,20 @@ std::string Metrics::render(const std::string& gauges) const {
   counter("redcloud_chunks_read_total", "Chunks read for downloads.", chunksRead_.load());
   counter("redcloud_checksum_failures_total", "Chunk copies that failed verification.",
           checksumFailures_.load());
+  counter("redcloud_chunk_bytes_sent_total",
+          "Chunk bytes this controller sent to chunkservers for uploads.", chunkBytesSent_.load());
+  counter("redcloud_chunk_write_hedges_total",
+          "Chunk writes raced by another chunkserver after the hedge delay.", writeHedges_.load());
+  counter("redcloud_chunk_read_hedges_total",
+          "Chunk reads raced by another holder after the hedge delay.", readHedges_.load());
+  counter("redcloud_chunk_copies_total",
+          "Chunkserver-to-chunkserver copies this controller asked for that succeeded.",
+          copiesDone_.load());
+  counter("redcloud_chunk_copy_failures_total",
+          "Chunkserver-to-chunkserver copies this controller asked for that failed.",
+          copiesFailed_.load());
+  counter("redcloud_read_repairs_total",
+          "Bad copies found by reads, reported and replaced from a good one.", readRepairs_.load());
   out += gauges;
   return out;
 }

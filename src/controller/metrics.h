@@ -20,6 +20,19 @@ class Metrics {
   void addChunksWritten(uint64_t n) { chunksWritten_ += n; }
   void addChunksRead(uint64_t n) { chunksRead_ += n; }
   void addChecksumFailures(uint64_t n) { checksumFailures_ += n; }
+  // Chunk bytes this controller sent to chunkservers (uploads).
+  void addChunkBytesSent(uint64_t n) { chunkBytesSent_ += n; }
+  // A chunk write or read raced by another chunkserver after the hedge delay.
+  void addWriteHedges(uint64_t n) { writeHedges_ += n; }
+  void addReadHedges(uint64_t n) { readHedges_ += n; }
+  // Chunkserver-to-chunkserver copies this controller asked for.
+  void addCopiesDone(uint64_t n) { copiesDone_ += n; }
+  void addCopiesFailed(uint64_t n) { copiesFailed_ += n; }
+  // Bad copies found by reads and sent back to be replaced.
+  void addReadRepairs(uint64_t n) { readRepairs_ += n; }
+  uint64_t chunkBytesSent() const { return chunkBytesSent_.load(); }
+  uint64_t copiesDone() const { return copiesDone_.load(); }
+  uint64_t copiesFailed() const { return copiesFailed_.load(); }
 
   // Prometheus exposition; `gauges` are extra lines (already formatted).
   std::string render(const std::string& gauges) const;
@@ -36,7 +49,8 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, RouteStats> routes_;  // GUARDED_BY(mu_)
   std::atomic<uint64_t> bytesIn_{0}, bytesOut_{0}, chunksWritten_{0}, chunksRead_{0},
-      checksumFailures_{0};
+      checksumFailures_{0}, chunkBytesSent_{0}, writeHedges_{0}, readHedges_{0}, copiesDone_{0},
+      copiesFailed_{0}, readRepairs_{0};
 };
 
 }  // namespace redcloud::controller

@@ -16,14 +16,58 @@ void setDeadline(grpc::ClientContext& ctx, int ms) {
 
 }  // namespace
 
+void CallCanceller::cancel() {
+  std::lock_guard lock(mu_);
+  cancelled_ = true;
+  if (ctx_) ctx_->TryCancel();
+}
+
+bool CallCanceller::cancelled() const {
+  std::lock_guard lock(mu_);
+  return cancelled_;
+}
+
+bool CallCanceller::attach(grpc::ClientContext* ctx) {
+  std::lock_guard lock(mu_);
+  ctx_ = ctx;
+  return !cancelled_;
+}
+
+void CallCanceller::detach() {
+  std::lock_guard lock(mu_);
+  ctx_ = nullptr;
+}
+
+namespace {
+
+// Attaches a context to a canceller for one scope.
+class CancelScope {
+ public:
+  CancelScope(CallCanceller* c, grpc::ClientContext* ctx, bool* ok) : c_(c) {
+    *ok = !c_ || c_->attach(ctx);
+  }
+  ~CancelScope() {
+    if (c_) c_->detach();
+  }
+
+ private:
+  CallCanceller* c_;
+};
+
+}  // namespace
+
 ChunkClient::ChunkClient(std::string address) : address_(std::move(address)) {
   channel_ = newChunkChannel(address_);
   stub_ = chunk::ChunkService::NewStub(channel_);
 }
 
-Status ChunkClient::writeChunk(const std::string& id, std::string_view data) {
+Status ChunkClient::writeChunk(const std::string& id, std::string_view data,
+                               CallCanceller* cancel, int64_t deadlineMs) {
   grpc::ClientContext ctx;
-  setDeadline(ctx, kIoDeadlineSeconds * 1000);
+  setDeadline(ctx, static_cast<int>(deadlineMs));
+  bool live = true;
+  CancelScope scope(cancel, &ctx, &live);
+  if (!live) return Status(StatusCode::kUnavailable, "write to " + address_ + " cancelled");
   chunk::WriteChunkResponse resp;
   auto writer = stub_->WriteChunk(&ctx, &resp);
   chunk::WriteChunkRequest req;
@@ -41,9 +85,12 @@ Status ChunkClient::writeChunk(const std::string& id, std::string_view data) {
   return fromGrpc(writer->Finish());
 }
 
-Result<std::string> ChunkClient::readChunk(const std::string& id) {
+Result<std::string> ChunkClient::readChunk(const std::string& id, CallCanceller* cancel) {
   grpc::ClientContext ctx;
   setDeadline(ctx, kIoDeadlineSeconds * 1000);
+  bool live = true;
+  CancelScope scope(cancel, &ctx, &live);
+  if (!live) return Status(StatusCode::kUnavailable, "read from " + address_ + " cancelled");
   chunk::ReadChunkRequest req;
   req.set_chunk_id(id);
   auto reader = stub_->ReadChunk(&ctx, req);
@@ -70,8 +117,64 @@ Result<ChunkserverStats> ChunkClient::stats(int timeoutMs) {
   chunk::StatsRequest req;
   chunk::StatsResponse resp;
   RC_RETURN_IF_ERROR(fromGrpc(stub_->Stats(&ctx, req, &resp)));
-  return ChunkserverStats{resp.node_id(), resp.capacity_bytes(), resp.used_bytes(),
-                          resp.chunk_count()};
+  ChunkserverStats out;
+  out.nodeId = resp.node_id();
+  out.capacityBytes = resp.capacity_bytes();
+  out.usedBytes = resp.used_bytes();
+  out.chunkCount = resp.chunk_count();
+  out.inventoryEpoch = resp.inventory_epoch();
+  out.inventorySeq = resp.inventory_seq();
+  out.inventoryDigest = resp.inventory_digest();
+  out.quarantined = resp.quarantined_chunks();
+  out.copiesIn = resp.chunks_copied_in();
+  out.bytesCopiedIn = resp.bytes_copied_in();
+  out.copyFailures = resp.copy_failures();
+  out.scrubbed = resp.chunks_scrubbed();
+  return out;
+}
+
+Result<bool> ChunkClient::replicateChunk(const std::string& id, const std::string& sourceAddress) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx, 90'000);
+  chunk::ReplicateChunkRequest req;
+  req.set_chunk_id(id);
+  req.set_source_address(sourceAddress);
+  chunk::ReplicateChunkResponse resp;
+  RC_RETURN_IF_ERROR(fromGrpc(stub_->ReplicateChunk(&ctx, req, &resp)));
+  return resp.already_present();
+}
+
+Result<bool> ChunkClient::reportCorrupt(const std::string& id) {
+  grpc::ClientContext ctx;
+  setDeadline(ctx, 30'000);
+  chunk::ReportCorruptRequest req;
+  req.set_chunk_id(id);
+  chunk::ReportCorruptResponse resp;
+  RC_RETURN_IF_ERROR(fromGrpc(stub_->ReportCorrupt(&ctx, req, &resp)));
+  return resp.quarantined();
+}
+
+Result<InventoryListing> ChunkClient::listInventory() {
+  InventoryListing out;
+  chunk::ListChunksRequest req;
+  bool first = true;
+  while (true) {
+    grpc::ClientContext ctx;
+    setDeadline(ctx, 30'000);
+    chunk::ListChunksResponse resp;
+    RC_RETURN_IF_ERROR(fromGrpc(stub_->ListChunks(&ctx, req, &resp)));
+    if (first) {
+      out.epoch = resp.inventory_epoch();
+      out.seq = resp.inventory_seq();
+      first = false;
+    } else if (resp.inventory_epoch() != out.epoch) {
+      return Status(StatusCode::kUnavailable,
+                    "chunkserver " + address_ + " restarted while its inventory was listed");
+    }
+    out.ids.insert(out.ids.end(), resp.chunk_ids().begin(), resp.chunk_ids().end());
+    if (!resp.more() || resp.chunk_ids().empty()) return out;
+    req.set_after(out.ids.back());
+  }
 }
 
 Result<ChunkClient::DeleteResult> ChunkClient::deleteChunk(const std::string& id, int64_t graceMs) {

@@ -5,6 +5,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 
 #include "chunk.grpc.pb.h"
@@ -17,6 +19,38 @@ struct ChunkserverStats {
   uint64_t capacityBytes = 0;
   uint64_t usedBytes = 0;
   uint64_t chunkCount = 0;
+  uint64_t inventoryEpoch = 0;
+  uint64_t inventorySeq = 0;
+  std::string inventoryDigest;  // 32 bytes
+  uint64_t quarantined = 0;
+  uint64_t copiesIn = 0;
+  uint64_t bytesCopiedIn = 0;
+  uint64_t copyFailures = 0;
+  uint64_t scrubbed = 0;
+};
+
+// A whole inventory listing: the ids and the inventory sequence it starts at.
+struct InventoryListing {
+  uint64_t epoch = 0;
+  uint64_t seq = 0;
+  std::vector<std::string> ids;  // hex
+};
+
+// Lets another thread abandon a call in progress (a write the quorum no
+// longer needs, a read raced by a faster replica). Thread-safe.
+class CallCanceller {
+ public:
+  void cancel();
+  bool cancelled() const;
+  // Registers a call's context (false if already cancelled); detach() when
+  // the call ends.
+  bool attach(grpc::ClientContext* ctx);
+  void detach();
+
+ private:
+  mutable std::mutex mu_;
+  grpc::ClientContext* ctx_ = nullptr;  // GUARDED_BY(mu_)
+  bool cancelled_ = false;              // GUARDED_BY(mu_)
 };
 
 class ChunkClient {
@@ -24,10 +58,20 @@ class ChunkClient {
   explicit ChunkClient(std::string address);
 
   const std::string& address() const { return address_; }
-  // Stores a chunk; OK once the chunkserver has fsynced it.
-  Status writeChunk(const std::string& id, std::string_view data);
+  // Stores a chunk; OK once the chunkserver has fsynced it. Gives up after
+  // `deadlineMs` or when `cancel` fires.
+  Status writeChunk(const std::string& id, std::string_view data,
+                    CallCanceller* cancel = nullptr, int64_t deadlineMs = 120'000);
   // Reads a chunk and verifies its SHA-256 (CHECKSUM_MISMATCH on a bad copy).
-  Result<std::string> readChunk(const std::string& id);
+  Result<std::string> readChunk(const std::string& id, CallCanceller* cancel = nullptr);
+  // Tells this chunkserver to copy the chunk from the chunkserver at
+  // `sourceAddress` (verified there before it is kept). Returns whether it
+  // was held already.
+  Result<bool> replicateChunk(const std::string& id, const std::string& sourceAddress);
+  // A read found this server's copy bad: it re-verifies and quarantines it.
+  Result<bool> reportCorrupt(const std::string& id);
+  // The whole inventory, paged, with the sequence it starts at.
+  Result<InventoryListing> listInventory();
   Result<ChunkserverStats> stats(int timeoutMs);
   enum class DeleteResult { kDeleted, kAbsent, kKept };
   // Deletes unless the chunkserver saw the chunk written or referenced within

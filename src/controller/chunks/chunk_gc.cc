@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "controller/chunks/placement.h"
+
 namespace redcloud::controller {
 
 ChunkGarbageCollector::ChunkGarbageCollector(MetadataStore& store, ChunkserverRegistry& registry,
@@ -46,11 +48,13 @@ size_t ChunkGarbageCollector::runRound() {
     auto held = cs->listAllChunks();
     if (!held.isOk()) continue;
     for (const auto& id : *held) {
-      if (live.count(id)) continue;
       auto key = std::make_pair(cs->address(), id);
       auto it = candidates_.find(key);
       int64_t first = it == candidates_.end() ? now : it->second;
-      if (now - first >= graceMs_) {
+      // In sync: the pause rule was checked at the top of the round.
+      auto decision = gcDecision(live.count(id) > 0, /*inSync=*/true, first, now, graceMs_);
+      if (decision == GcDecision::kKeep) continue;
+      if (decision == GcDecision::kAskToDelete) {
         // The chunkserver keeps it if it was written or referenced within
         // the grace by its own clock: an upload in progress or a dedup hit
         // that raced this decision loses nothing.

@@ -1,16 +1,27 @@
 #include "controller/chunks/upload_session.h"
 
+#include <spdlog/spdlog.h>
+
 #include <future>
+
+#include "controller/chunks/chunk_repair.h"
+#include "controller/chunks/placement.h"
+#include "controller/cluster/chunkserver_registry.h"
 
 namespace redcloud::controller {
 
-UploadSession::UploadSession(std::vector<std::shared_ptr<ChunkClient>> targets, size_t quorum,
-                             int64_t refreshEveryMs)
-    : targets_(std::move(targets)), quorum_(quorum), refreshEveryMs_(refreshEveryMs) {}
+UploadSession::UploadSession(std::vector<UploadTarget> targets, UploadOptions options,
+                             ChunkserverRegistry* registry, CopyScheduler* copies,
+                             Metrics* metrics)
+    : targets_(std::move(targets)),
+      options_(options),
+      registry_(registry),
+      copies_(copies),
+      metrics_(metrics) {}
 
 void UploadSession::maybeRefresh() {
   if (std::chrono::steady_clock::now() - lastRefresh_ <
-      std::chrono::milliseconds(refreshEveryMs_)) {
+      std::chrono::milliseconds(options_.refreshEveryMs)) {
     return;
   }
   std::vector<ChunkRef> stored;
@@ -30,7 +41,7 @@ std::vector<size_t> UploadSession::refreshChunks(const std::vector<ChunkRef>& ch
   for (const auto& c : chunks) ids.push_back(c.id);
   std::vector<size_t> holders(ids.size(), 0);
   for (const auto& t : targets_) {
-    auto present = t->hasChunks(ids, /*refresh=*/true);
+    auto present = t.client->hasChunks(ids, /*refresh=*/true);
     if (!present.isOk()) continue;  // an unreachable target holds nothing we can count on
     for (size_t i = 0; i < ids.size(); ++i) holders[i] += (*present)[i] ? 1 : 0;
   }
@@ -91,8 +102,8 @@ void UploadSession::flushChunk() {
   tasks_.emplace_back(&UploadSession::storeTask, this, index, std::move(id), std::move(data));
 }
 
-void UploadSession::storeTask(size_t, std::string id, std::string data) {
-  Status s = storeChunk(id, data);
+void UploadSession::storeTask(size_t index, std::string id, std::string data) {
+  Status s = storeChunk(index, id, data);
   std::lock_guard lock(mu_);
   if (!s.isOk() && error_.isOk()) error_ = s;
   --inFlight_;
@@ -112,11 +123,12 @@ Result<UploadedContent> UploadSession::finish() {
   if (!chunks.empty()) {
     auto holders = refreshChunks(chunks);
     for (size_t i = 0; i < chunks.size(); ++i) {
-      if (holders[i] < quorum_) {
+      if (holders[i] < options_.quorum) {
         return Status(StatusCode::kUnavailable,
                       "chunk " + chunks[i].id + " is held by " + std::to_string(holders[i]) +
                           " chunkserver(s), fewer than the write quorum of " +
-                          std::to_string(quorum_) + "; nothing was committed, retry the upload");
+                          std::to_string(options_.quorum) +
+                          "; nothing was committed, retry the upload");
       }
     }
   }
@@ -127,25 +139,112 @@ Result<UploadedContent> UploadSession::finish() {
   return out;
 }
 
-// Writes one chunk to every target in parallel; succeeds with `quorum_` acks.
-Status UploadSession::storeChunk(const std::string& id, const std::string& data) {
-  if (targets_.size() == 1) return targets_[0]->writeChunk(id, data);
-  std::vector<std::future<Status>> acks;
-  for (const auto& t : targets_) {
-    acks.push_back(
-        std::async(std::launch::async, [&t, &id, &data] { return t->writeChunk(id, data); }));
+namespace {
+
+// One write of one chunk to one chunkserver, run on its own thread.
+struct WriteAttempt {
+  size_t target = 0;
+  CallCanceller cancel;
+  std::chrono::steady_clock::time_point started;
+  bool done = false;  // GUARDED_BY the session's per-chunk mutex
+  Status status;
+};
+
+}  // namespace
+
+// Writes one chunk to `quorum` chunkservers, racing slow or failed ones with
+// the next, then queues the copies for the rest.
+Status UploadSession::storeChunk(size_t index, const std::string& id, const std::string& data) {
+  const size_t n = targets_.size();
+  std::vector<bool> slow(n, false);
+  if (registry_) {
+    for (size_t i = 0; i < n; ++i) slow[i] = registry_->isSlow(targets_[i].client->address());
   }
-  size_t ok = 0;
-  Status last;
-  for (auto& a : acks) {
-    Status s = a.get();
-    if (s.isOk())
-      ++ok;
-    else
-      last = s;
+  auto order = writeOrder(n, index, slow);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::unique_ptr<WriteAttempt>> attempts;
+  std::vector<std::thread> threads;
+  size_t next = 0, acks = 0, running = 0;
+  std::vector<size_t> ackers;
+  Status last(StatusCode::kUnavailable, "no chunkserver took chunk " + id);
+  auto launch = [&] {  // REQUIRES: mu held, next < n
+    auto a = std::make_unique<WriteAttempt>();
+    a->target = order[next++];
+    a->started = std::chrono::steady_clock::now();
+    WriteAttempt* raw = a.get();
+    attempts.push_back(std::move(a));
+    ++running;
+    threads.emplace_back([&, raw] {
+      Status st = targets_[raw->target].client->writeChunk(id, data, &raw->cancel,
+                                                           options_.writeDeadlineMs);
+      std::lock_guard lock(mu);
+      raw->done = true;
+      raw->status = st;
+      --running;
+      cv.notify_all();
+    });
+    if (metrics_) metrics_->addChunkBytesSent(data.size());
+  };
+  {
+    std::unique_lock lock(mu);
+    while (next < std::min(options_.quorum, n)) launch();
+    std::vector<bool> counted(n, false);
+    auto lastLaunch = std::chrono::steady_clock::now();
+    while (acks < options_.quorum) {
+      cv.wait_until(lock, lastLaunch + std::chrono::milliseconds(options_.hedgeMs));
+      size_t failed = 0;
+      for (const auto& a : attempts) {
+        if (!a->done || counted[a->target]) continue;
+        counted[a->target] = true;
+        if (a->status.isOk()) {
+          ++acks;
+          ackers.push_back(a->target);
+        } else {
+          ++failed;
+          last = a->status;
+          if (registry_) registry_->markSlow(targets_[a->target].client->address());
+        }
+      }
+      if (acks >= options_.quorum) break;
+      bool hedge = std::chrono::steady_clock::now() >=
+                   lastLaunch + std::chrono::milliseconds(options_.hedgeMs);
+      // Replace each failure; race a write that outlasts the hedge delay.
+      for (size_t i = 0; i < failed && next < n; ++i) launch();
+      if (hedge && next < n) {
+        for (const auto& a : attempts) {
+          if (!a->done && registry_) registry_->markSlow(targets_[a->target].client->address());
+        }
+        if (metrics_) metrics_->addWriteHedges(1);
+        launch();
+      }
+      if (failed > 0 || hedge) lastLaunch = std::chrono::steady_clock::now();
+      if (running == 0 && next >= n) break;  // every chunkserver tried
+    }
+    // The quorum has it (or cannot): writes still running are not needed.
+    for (const auto& a : attempts) {
+      if (!a->done) a->cancel.cancel();
+    }
   }
-  if (ok >= quorum_) return Status::ok();
-  return last;
+  for (auto& t : threads) t.join();
+  if (acks < options_.quorum) {
+    return Status(last.code(), "chunk " + id + " reached " + std::to_string(acks) + " of the " +
+                                   std::to_string(options_.quorum) +
+                                   " chunkservers its write quorum needs: " + last.message());
+  }
+  // Everyone else copies it from a holder, now (a failed or cancelled write
+  // included): the controller's link carries `quorum` copies, not n.
+  if (copies_) {
+    std::vector<bool> acked(n, false);
+    for (size_t t : ackers) acked[t] = true;
+    size_t k = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (acked[i]) continue;
+      const auto& source = targets_[ackers[k++ % ackers.size()]].client->address();
+      copies_->enqueue({targets_[i].nodeId, targets_[i].client, id, source});
+    }
+  }
+  return Status::ok();
 }
 
 }  // namespace redcloud::controller

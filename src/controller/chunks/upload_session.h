@@ -1,9 +1,19 @@
 // UploadSession: turns a streamed request body into durable chunks.
 //
 // feed() cuts the bytes into 4 MiB chunks, hashing each chunk and the whole
-// file as they fill. A full chunk is stored on the target chunkservers by one
-// of up to `kMaxInFlight` store tasks while the request thread receives the
-// next one, so network transfer, hashing and the chunkservers' fsyncs overlap.
+// file as they fill. A full chunk is stored by one of up to `kMaxInFlight`
+// store tasks while the request thread receives the next one, so network
+// transfer, hashing and the chunkservers' fsyncs overlap.
+//
+// One chunk's write goes to `quorum` of the healthy chunkservers (rotated per
+// chunk, slow ones last), not to all of them. A write that fails, or that has
+// not finished within the hedge delay, is raced by the next chunkserver; the
+// chunk is stored once `quorum` have fsynced it, and writes still running are
+// cancelled (a stopped chunkserver never sets the latency; it is marked slow
+// so the next chunks prefer others). Every healthy chunkserver that did not
+// acknowledge then gets the chunk chunkserver-to-chunkserver from one that
+// did, queued on the CopyScheduler at once — so the controller sends `quorum`
+// copies over its own link, not one per chunkserver.
 // Memory per upload stays bounded by kMaxInFlight + 1 chunks whatever the file
 // size. finish() returns the chunk list, in file order, once every chunk has
 // its write quorum of acknowledgements and the quorum still holds every chunk
@@ -25,6 +35,7 @@
 #include "common/sha256.h"
 #include "controller/chunks/chunk_client.h"
 #include "controller/metadata/metadata_store.h"
+#include "controller/metrics.h"
 
 namespace redcloud::controller {
 
@@ -36,11 +47,28 @@ struct UploadedContent {
   std::vector<ChunkRef> chunks;
 };
 
+class ChunkserverRegistry;
+class CopyScheduler;
+
+struct UploadTarget {
+  std::string nodeId;
+  std::shared_ptr<ChunkClient> client;
+};
+
+struct UploadOptions {
+  size_t quorum = 1;
+  int64_t refreshEveryMs = 30'000;
+  int64_t hedgeMs = 1000;           // race a write still running after this
+  int64_t writeDeadlineMs = 60'000;  // give one chunk write up after this
+};
+
 class UploadSession {
  public:
-  // REQUIRES: targets non-empty, 1 <= quorum <= targets.size().
-  UploadSession(std::vector<std::shared_ptr<ChunkClient>> targets, size_t quorum,
-                int64_t refreshEveryMs = 30'000);
+  // REQUIRES: targets non-empty, 1 <= quorum <= targets.size(). `registry`
+  // (slow marks), `copies` (fill) and `metrics` may be null.
+  UploadSession(std::vector<UploadTarget> targets, UploadOptions options,
+                ChunkserverRegistry* registry = nullptr, CopyScheduler* copies = nullptr,
+                Metrics* metrics = nullptr);
   ~UploadSession();
 
   // Adds body bytes. Fails once any chunk could not be stored.
@@ -55,16 +83,18 @@ class UploadSession {
 
   void flushChunk();
   void storeTask(size_t index, std::string id, std::string data);
-  Status storeChunk(const std::string& id, const std::string& data);
+  Status storeChunk(size_t index, const std::string& id, const std::string& data);
   void waitForAll();
   // Marks the chunks stored so far referenced; returns, per chunk, how many
   // targets hold it.
   std::vector<size_t> refreshChunks(const std::vector<ChunkRef>& chunks);
   void maybeRefresh();
 
-  std::vector<std::shared_ptr<ChunkClient>> targets_;
-  size_t quorum_;
-  int64_t refreshEveryMs_;
+  std::vector<UploadTarget> targets_;
+  UploadOptions options_;
+  ChunkserverRegistry* registry_;
+  CopyScheduler* copies_;
+  Metrics* metrics_;
   std::chrono::steady_clock::time_point lastRefresh_ = std::chrono::steady_clock::now();
   std::string current_;
   Sha256 chunkHash_;

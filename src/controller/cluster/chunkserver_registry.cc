@@ -64,9 +64,21 @@ void ChunkserverRegistry::probeAll() {
   for (auto& [address, call] : calls) {
     auto stats = call.get();
     if (!stats.isOk() || stats->nodeId.empty()) continue;
-    upsertLocked({stats->nodeId, address, true, now, stats->capacityBytes, stats->usedBytes,
-                  stats->chunkCount},
-                 now);
+    ChunkserverInfo info{stats->nodeId, address, true, now, stats->capacityBytes,
+                         stats->usedBytes, stats->chunkCount};
+    info.quarantined = stats->quarantined;
+    info.copiesIn = stats->copiesIn;
+    info.bytesCopiedIn = stats->bytesCopiedIn;
+    info.copyFailures = stats->copyFailures;
+    info.scrubbed = stats->scrubbed;
+    info.statsKnown = true;
+    upsertLocked(info, now);
+    InventoryReport r;
+    r.epoch = stats->inventoryEpoch;
+    r.seq = stats->inventorySeq;
+    r.digest = stats->inventoryDigest;
+    r.count = stats->chunkCount;
+    inventory_.apply(stats->nodeId, r, now);
   }
   for (auto& [id, e] : entries_) {
     bool h = healthyAt(e.info, now);
@@ -77,9 +89,46 @@ void ChunkserverRegistry::probeAll() {
   }
 }
 
-void ChunkserverRegistry::recordHeartbeat(const ChunkserverInfo& report) {
+std::pair<uint64_t, uint64_t> ChunkserverRegistry::recordHeartbeat(
+    const ChunkserverInfo& report, const InventoryReport& inventory) {
+  int64_t now = clock_.nowMillis();
+  {
+    std::lock_guard lock(mu_);
+    upsertLocked(report, now);
+  }
+  return inventory_.apply(report.nodeId, inventory, now);
+}
+
+std::vector<HealthyChunkserver> ChunkserverRegistry::healthyNodes() const {
   std::lock_guard lock(mu_);
-  upsertLocked(report, clock_.nowMillis());
+  std::vector<HealthyChunkserver> out;
+  int64_t now = clock_.nowMillis();
+  for (const auto& [id, e] : entries_) {
+    if (healthyAt(e.info, now)) out.push_back({id, e.client});
+  }
+  return out;
+}
+
+void ChunkserverRegistry::markSlow(const std::string& address) {
+  std::lock_guard lock(mu_);
+  slowUntil_[address] = clock_.nowMillis() + 30'000;
+}
+
+bool ChunkserverRegistry::isSlow(const std::string& address) const {
+  std::lock_guard lock(mu_);
+  auto it = slowUntil_.find(address);
+  return it != slowUntil_.end() && it->second > clock_.nowMillis();
+}
+
+void ChunkserverRegistry::forget(const std::string& nodeId) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(nodeId);
+  if (it != entries_.end()) {
+    addresses_.erase(it->second.info.address);
+    probeClients_.erase(it->second.info.address);
+    entries_.erase(it);
+  }
+  inventory_.forget(nodeId);
 }
 
 void ChunkserverRegistry::upsertLocked(const ChunkserverInfo& report, int64_t now) {
@@ -94,7 +143,15 @@ void ChunkserverRegistry::upsertLocked(const ChunkserverInfo& report, int64_t no
     e.client = std::make_shared<ChunkClient>(report.address);
   }
   bool was = e.info.healthy;
+  ChunkserverInfo previous = e.info;
   e.info = report;
+  if (!report.statsKnown && previous.statsKnown) {
+    e.info.copiesIn = previous.copiesIn;
+    e.info.bytesCopiedIn = previous.bytesCopiedIn;
+    e.info.copyFailures = previous.copyFailures;
+    e.info.scrubbed = previous.scrubbed;
+    e.info.statsKnown = true;
+  }
   e.info.lastSeenMs = now;
   e.info.healthy = true;
   if (!was && !e.info.nodeId.empty() && e.client) {

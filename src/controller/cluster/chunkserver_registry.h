@@ -22,6 +22,7 @@
 #include "common/net.h"
 #include "common/periodic_task.h"
 #include "controller/chunks/chunk_client.h"
+#include "controller/chunks/chunk_inventory.h"
 
 namespace redcloud::controller {
 
@@ -33,6 +34,17 @@ struct ChunkserverInfo {
   uint64_t capacityBytes = 0;
   uint64_t usedBytes = 0;
   uint64_t chunkCount = 0;
+  uint64_t quarantined = 0;  // corrupt copies it found since it started
+  uint64_t copiesIn = 0;     // chunks copied in from other chunkservers since it started
+  uint64_t bytesCopiedIn = 0;
+  uint64_t copyFailures = 0;
+  uint64_t scrubbed = 0;
+  bool statsKnown = false;  // the counters above come from a Stats answer
+};
+
+struct HealthyChunkserver {
+  std::string nodeId;
+  std::shared_ptr<ChunkClient> client;
 };
 
 struct RegistryOptions {
@@ -54,11 +66,21 @@ class ChunkserverRegistry {
   void stop();
   // Probes every known address once, now (also used at start-up).
   void probeAll();
-  // A chunkserver reported in.
-  void recordHeartbeat(const ChunkserverInfo& report);
+  // A chunkserver reported in; returns where this controller's view of its
+  // inventory stands (ChunkInventory::apply).
+  std::pair<uint64_t, uint64_t> recordHeartbeat(const ChunkserverInfo& report,
+                                                const InventoryReport& inventory);
 
   std::vector<std::shared_ptr<ChunkClient>> healthy() const;
+  std::vector<HealthyChunkserver> healthyNodes() const;
   std::vector<ChunkserverInfo> snapshot() const;
+  ChunkInventory& inventory() { return inventory_; }
+  // A write to this chunkserver outlasted the hedge delay or failed: writes
+  // prefer the others for a while (it still gets every chunk by copy).
+  void markSlow(const std::string& address);
+  bool isSlow(const std::string& address) const;
+  // Drops a chunkserver that is gone for good (the operator said so).
+  void forget(const std::string& nodeId);
 
  private:
   struct Entry {
@@ -73,6 +95,8 @@ class ChunkserverRegistry {
   RegistryOptions options_;
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_), by node id
+  std::map<std::string, int64_t> slowUntil_;  // GUARDED_BY(mu_), by address
+  ChunkInventory inventory_;
   std::set<std::string> addresses_;       // GUARDED_BY(mu_), static + DNS
   std::map<std::string, std::shared_ptr<ChunkClient>> probeClients_;  // GUARDED_BY(mu_)
   DnsRefresher dns_;                                                  // probe-loop thread only

@@ -17,9 +17,29 @@ grpc::Status PeerServiceImpl::Heartbeat(grpc::ServerContext*, const peer::Heartb
   if (request->node_id().empty() || request->address().empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "heartbeat needs node_id and address"};
   }
-  registry_.recordHeartbeat({request->node_id(), request->address(), true, 0,
-                             request->capacity_bytes(), request->used_bytes(),
-                             request->chunk_count()});
+  ChunkserverInfo info{request->node_id(), request->address(), true, 0,
+                       request->capacity_bytes(), request->used_bytes(), request->chunk_count()};
+  info.quarantined = request->quarantined_chunks();
+  InventoryReport inv;
+  inv.epoch = request->inventory_epoch();
+  inv.seq = request->inventory_seq();
+  inv.digest = request->inventory_digest();
+  inv.count = request->chunk_count();
+  inv.hasChanges = request->changes_included();
+  inv.afterSeq = request->changes_after_seq();
+  for (const auto& raw : request->added()) {
+    auto k = chunkKeyOfBytes(raw);
+    if (!k) return {grpc::StatusCode::INVALID_ARGUMENT, "heartbeat chunk ids are 32 bytes"};
+    inv.added.push_back(*k);
+  }
+  for (const auto& raw : request->removed()) {
+    auto k = chunkKeyOfBytes(raw);
+    if (!k) return {grpc::StatusCode::INVALID_ARGUMENT, "heartbeat chunk ids are 32 bytes"};
+    inv.removed.push_back(*k);
+  }
+  auto [epoch, seq] = registry_.recordHeartbeat(info, inv);
+  response->set_inventory_epoch(epoch);
+  response->set_inventory_seq(seq);
   response->set_controller_node_id(membership_.self().node_id());
   for (auto& p : membership_.exchangeList(true)) *response->add_controllers() = std::move(p);
   return grpc::Status::OK;

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/validate.h"
+#include "controller/chunks/chunk_repair.h"
 #include "controller/controller.h"
 #include "controller/http/http_util.h"
 
@@ -329,7 +330,11 @@ void HttpApi::handleCluster(RequestContext& c) {
     return writeError(c.res, Status(StatusCode::kUnavailable, "the controller is starting"));
   }
   json chunkservers = json::array();
+  auto& inventory = controller_.chunkservers().inventory();
+  uint64_t corrupt = 0;
   for (const auto& cs : controller_.chunkservers().snapshot()) {
+    auto held = inventory.count(cs.nodeId);
+    corrupt += cs.quarantined;
     chunkservers.push_back(
         {{"node_id", cs.nodeId},
          {"address", cs.address},
@@ -337,7 +342,13 @@ void HttpApi::handleCluster(RequestContext& c) {
          {"last_seen", cs.lastSeenMs ? json(formatRfc3339(cs.lastSeenMs)) : json(nullptr)},
          {"capacity_bytes", cs.capacityBytes},
          {"used_bytes", cs.usedBytes},
-         {"chunk_count", cs.chunkCount}});
+         {"chunk_count", cs.chunkCount},
+         {"holdings_known", held.has_value()},
+         {"corrupt_chunks", cs.quarantined},
+         {"chunks_copied_in", cs.copiesIn},
+         {"bytes_copied_in", cs.bytesCopiedIn},
+         {"copy_failures", cs.copyFailures},
+         {"chunks_scrubbed", cs.scrubbed}});
   }
   json controllers = json::array();
   for (const auto& p : controller_.membership().peers()) {
@@ -353,6 +364,7 @@ void HttpApi::handleCluster(RequestContext& c) {
   std::string digest = controller_.store().digest();
   auto stats = controller_.replicator().stats();
   auto counts = controller_.store().counts();
+  auto repair = controller_.repairer().status();
 
   json lastAe = nullptr;
   if (stats.lastAntiEntropy) {
@@ -378,7 +390,16 @@ void HttpApi::handleCluster(RequestContext& c) {
       {"chunkservers", chunkservers},
       {"chunks",
        {{"total", total.isOk() ? *total : 0},
-        {"under_replicated", controller_.underReplicatedChunks()}}},
+        {"under_replicated", repair.underReplicated},
+        {"unavailable", repair.unavailable},
+        {"corrupt", corrupt},
+        {"repair_owned", repair.owned},
+        {"repair_queue", controller_.copies().queued()},
+        {"repair_rate", controller_.copies().rate()},
+        {"copies_done", controller_.metrics().copiesDone()},
+        {"copy_failures", controller_.metrics().copiesFailed()},
+        {"last_repair_scan",
+         repair.lastRoundMs ? json(formatRfc3339(repair.lastRoundMs)) : json(nullptr)}}},
       {"metadata_digest", digest},
       {"replication", replication},
       {"duplicate_node_ids", controller_.membership().duplicateIds()},
@@ -448,6 +469,15 @@ void HttpApi::handleMetrics(RequestContext& c) {
   metric("redcloud_replication_tombstones_purged_total", "counter", r.tombstonesPurged);
   metric("redcloud_replication_in_sync", "gauge", controller_.inSync() ? 1 : 0);
   metric("redcloud_replication_resync_required", "gauge", r.resyncRequired ? 1 : 0);
+  auto repair = controller_.repairer().status();
+  uint64_t corrupt = 0;
+  for (const auto& s : cs) corrupt += s.quarantined;
+  metric("redcloud_chunks_under_replicated", "gauge", static_cast<uint64_t>(repair.underReplicated));
+  metric("redcloud_chunks_unavailable", "gauge", static_cast<uint64_t>(repair.unavailable));
+  metric("redcloud_chunks_corrupt_found", "gauge", corrupt);
+  metric("redcloud_repair_queue", "gauge", controller_.copies().queued());
+  gauges += "# TYPE redcloud_repair_rate gauge\nredcloud_repair_rate " +
+            std::to_string(controller_.copies().rate()) + "\n";
   c.res.set_content(controller_.metrics().render(gauges), "text/plain; version=0.0.4");
 }
 

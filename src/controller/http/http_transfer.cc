@@ -185,13 +185,9 @@ void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& r
     c.res.set_header("Connection", "close");
     return writeError(c.res, tooLarge);
   }
-  auto targets = controller_.chunkservers().healthy();
-  size_t quorum = controller_.quorum().required(targets.size());
-  if (targets.empty() || quorum > targets.size()) {
-    return writeError(c.res, Status(StatusCode::kUnavailable,
-                                    "not enough healthy chunkservers to store the upload"));
-  }
-  UploadSession session(targets, quorum, controller_.chunkRefreshIntervalMs());
+  auto made = controller_.newUploadSession();
+  if (!made.isOk()) return writeError(c.res, made.status());
+  UploadSession& session = **made;
   if (c.req.has_header("Content-Length")) {
     session.setSizeHint(
         std::strtoull(c.req.get_header_value("Content-Length").c_str(), nullptr, 10));
@@ -232,12 +228,8 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
   if (!c.req.is_multipart_form_data()) {
     return writeError(c.res, invalidRequest("POST /files takes multipart/form-data"));
   }
-  auto targets = controller_.chunkservers().healthy();
-  size_t quorum = controller_.quorum().required(targets.size());
-  if (targets.empty() || quorum > targets.size()) {
-    return writeError(c.res, Status(StatusCode::kUnavailable,
-                                    "not enough healthy chunkservers to store the upload"));
-  }
+  auto made = controller_.newUploadSession();
+  if (!made.isOk()) return writeError(c.res, made.status());
   uint64_t max = controller_.options().maxUploadSize;
   std::unique_ptr<UploadSession> session;
   std::string field, fileName, tagsText;
@@ -253,9 +245,7 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
         }
         fileName = part.filename;
         error = validateFileName(fileName);
-        if (error.isOk())
-          session = std::make_unique<UploadSession>(targets, quorum,
-                                                    controller_.chunkRefreshIntervalMs());
+        if (error.isOk()) session = std::move(*made);
         return error.isOk();
       },
       [&](const char* data, size_t n) {
@@ -334,7 +324,7 @@ void HttpApi::handleDownload(RequestContext& c, bool byName) {
     return;
   }
   auto stream = std::make_shared<DownloadStream>(
-      ChunkFetcher(controller_.chunkservers(), controller_.metrics()), file->chunks, *range);
+      controller_.newFetcher(), file->chunks, *range);
   if (c.req.method != "HEAD") {
     Status primed = stream->prime();
     if (!primed.isOk()) {
