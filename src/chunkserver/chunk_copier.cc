@@ -13,7 +13,8 @@ Result<CopyResult> copyChunk(ChunkStore& store, const std::string& id, PieceSour
   RC_ASSIGN_OR_RETURN(bool more, source.next(&piece, &size));
   if (!more) return Status(StatusCode::kUnavailable, "source sent nothing for chunk " + id);
   if (size > kMaxChunkSize) {
-    return Status(StatusCode::kChecksumMismatch, "source declares chunk " + id + " larger than 4 MiB");
+    return Status(StatusCode::kChecksumMismatch,
+                  "source declares chunk " + id + " larger than 4 MiB");
   }
   RC_ASSIGN_OR_RETURN(auto writer, store.beginWrite(id, size));
   if (!writer) return CopyResult{true, 0};

@@ -64,8 +64,8 @@ class ChunkReplicator {
   size_t maxConcurrent_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  size_t running_ = 0;  // GUARDED_BY(mu_)
-  std::map<std::string, std::shared_future<Result<CopyResult>>> inFlight_;  // GUARDED_BY(mu_)
+  size_t running_ = 0;                                                       // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_future<Result<CopyResult>>> inFlight_;   // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<chunk::ChunkService::Stub>> stubs_;  // GUARDED_BY(mu_)
   std::atomic<uint64_t> copies_{0}, bytes_{0}, failures_{0};
 };

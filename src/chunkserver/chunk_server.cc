@@ -20,8 +20,8 @@ Status ChunkServer::start() {
   RC_RETURN_IF_ERROR(store_->open());
   replicator_ = std::make_unique<ChunkReplicator>(*store_, options_.maxConcurrentCopies);
   if (options_.scrubIntervalMs > 0) {
-    scrubber_ = std::make_unique<Scrubber>(*store_, options_.scrubIntervalMs,
-                                           options_.scrubBytesPerSecond);
+    scrubber_ =
+        std::make_unique<Scrubber>(*store_, options_.scrubIntervalMs, options_.scrubBytesPerSecond);
   }
   service_ = std::make_unique<ChunkServiceImpl>(*store_, nodeId_, *replicator_, scrubber_.get());
 

@@ -25,9 +25,9 @@ struct ChunkServerOptions {
   int controllerPeerPort = 8001;
   int64_t heartbeatIntervalMs = 2000;
   bool heartbeats = true;
-  int64_t scrubIntervalMs = 3600'000;  // 0: no scrub
+  int64_t scrubIntervalMs = 3600'000;                  // 0: no scrub
   uint64_t scrubBytesPerSecond = 64ULL * 1024 * 1024;  // 0: unlimited
-  size_t maxConcurrentCopies = 4;  // chunkserver-to-chunkserver copies at once
+  size_t maxConcurrentCopies = 4;                      // chunkserver-to-chunkserver copies at once
 };
 
 class ChunkServer {

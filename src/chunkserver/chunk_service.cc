@@ -123,8 +123,8 @@ grpc::Status ChunkServiceImpl::ReportCorrupt(grpc::ServerContext*,
   // Not taken on trust: the copy is re-read and checked here.
   auto corrupt = store_.quarantineIfCorrupt(request->chunk_id());
   if (!corrupt.isOk()) return toGrpc(corrupt.status());
-  if (*corrupt) spdlog::error("chunk {} reported corrupt and found so; quarantined",
-                              request->chunk_id());
+  if (*corrupt)
+    spdlog::error("chunk {} reported corrupt and found so; quarantined", request->chunk_id());
   response->set_quarantined(*corrupt);
   return grpc::Status::OK;
 }

@@ -32,8 +32,7 @@ class ChunkServiceImpl final : public redcloud::chunk::ChunkService::Service {
                            chunk::DeleteChunkResponse* response) override;
   grpc::Status Stats(grpc::ServerContext* ctx, const chunk::StatsRequest* request,
                      chunk::StatsResponse* response) override;
-  grpc::Status ReplicateChunk(grpc::ServerContext* ctx,
-                              const chunk::ReplicateChunkRequest* request,
+  grpc::Status ReplicateChunk(grpc::ServerContext* ctx, const chunk::ReplicateChunkRequest* request,
                               chunk::ReplicateChunkResponse* response) override;
   grpc::Status ReportCorrupt(grpc::ServerContext* ctx, const chunk::ReportCorruptRequest* request,
                              chunk::ReportCorruptResponse* response) override;

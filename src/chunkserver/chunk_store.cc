@@ -158,8 +158,8 @@ Result<bool> ChunkStore::quarantineIfCorrupt(const std::string& id) {
   if (!has(id)) return false;
   auto data = fs_.readFile(pathOf(id));
   if (data.isOk() && sha256Hex(*data) == id) return false;
-  std::string dest = root_ + "/quarantine/" + id + "." + std::to_string(nowMillis()) + "." +
-                     randomHex(4);
+  std::string dest =
+      root_ + "/quarantine/" + id + "." + std::to_string(nowMillis()) + "." + randomHex(4);
   {
     // Under the lock, so a fresh copy installed right after cannot be the
     // file moved away.

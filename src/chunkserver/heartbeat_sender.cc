@@ -99,13 +99,15 @@ void HeartbeatSender::sendRound() {
   for (const auto& address : targets()) {
     auto stub = stubFor(address);
     auto req = requestFor(address);
-    calls.emplace_back(address, std::async(std::launch::async, [stub, req] {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
-      peer::HeartbeatResponse resp;
-      if (!stub->Heartbeat(&ctx, req, &resp).ok()) return std::optional<peer::HeartbeatResponse>();
-      return std::optional<peer::HeartbeatResponse>(resp);
-    }));
+    calls.emplace_back(
+        address, std::async(std::launch::async, [stub, req] {
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
+          peer::HeartbeatResponse resp;
+          if (!stub->Heartbeat(&ctx, req, &resp).ok())
+            return std::optional<peer::HeartbeatResponse>();
+          return std::optional<peer::HeartbeatResponse>(resp);
+        }));
   }
   std::vector<CachedPeer> seen;
   int64_t now = SystemClock::instance().nowMillis();

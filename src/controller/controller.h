@@ -139,7 +139,7 @@ class Controller {
   static constexpr int64_t kSlowCountTtlMs = 5000;
   std::atomic<bool> started_{false};
   std::mutex countsMu_;
-  CachedCount orphaned_;         // GUARDED_BY(countsMu_)
+  CachedCount orphaned_;  // GUARDED_BY(countsMu_)
 };
 
 }  // namespace redcloud::controller

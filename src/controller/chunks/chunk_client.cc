@@ -61,8 +61,8 @@ ChunkClient::ChunkClient(std::string address) : address_(std::move(address)) {
   stub_ = chunk::ChunkService::NewStub(channel_);
 }
 
-Status ChunkClient::writeChunk(const std::string& id, std::string_view data,
-                               CallCanceller* cancel, int64_t deadlineMs) {
+Status ChunkClient::writeChunk(const std::string& id, std::string_view data, CallCanceller* cancel,
+                               int64_t deadlineMs) {
   grpc::ClientContext ctx;
   setDeadline(ctx, static_cast<int>(deadlineMs));
   bool live = true;

@@ -6,8 +6,8 @@
 
 #include <memory>
 #include <mutex>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "chunk.grpc.pb.h"
 #include "common/status.h"
@@ -60,8 +60,8 @@ class ChunkClient {
   const std::string& address() const { return address_; }
   // Stores a chunk; OK once the chunkserver has fsynced it. Gives up after
   // `deadlineMs` or when `cancel` fires.
-  Status writeChunk(const std::string& id, std::string_view data,
-                    CallCanceller* cancel = nullptr, int64_t deadlineMs = 120'000);
+  Status writeChunk(const std::string& id, std::string_view data, CallCanceller* cancel = nullptr,
+                    int64_t deadlineMs = 120'000);
   // Reads a chunk and verifies its SHA-256 (CHECKSUM_MISMATCH on a bad copy).
   Result<std::string> readChunk(const std::string& id, CallCanceller* cancel = nullptr);
   // Tells this chunkserver to copy the chunk from the chunkserver at

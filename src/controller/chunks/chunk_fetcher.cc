@@ -101,8 +101,8 @@ Result<std::string> ChunkFetcher::fetch(const std::string& chunkId) {
         }
       }
       if (data) break;
-      bool hedge = std::chrono::steady_clock::now() >=
-                   lastLaunch + std::chrono::milliseconds(hedgeMs_);
+      bool hedge =
+          std::chrono::steady_clock::now() >= lastLaunch + std::chrono::milliseconds(hedgeMs_);
       for (size_t i = 0; i < failed && next < candidates.size(); ++i) launch();
       if (hedge && next < candidates.size()) {
         metrics_.addReadHedges(1);

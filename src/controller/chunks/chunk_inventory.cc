@@ -57,12 +57,13 @@ std::pair<uint64_t, uint64_t> ChunkInventory::apply(const std::string& node,
   // A copy marked here may be newer than the report: compare only when no
   // mark is recent.
   if (r.seq == v.seq && r.digest.size() == 32 && nowMs - v.markedMs > staleAfterMs_) {
-    bool same = v.chunks.size() == r.count &&
-                std::memcmp(v.digest.data(), r.digest.data(), 32) == 0;
+    bool same =
+        v.chunks.size() == r.count && std::memcmp(v.digest.data(), r.digest.data(), 32) == 0;
     if (!same) {
-      spdlog::warn("inventory of chunkserver {} disagrees with its summary ({} chunks here, {} "
-                   "there): listing it again",
-                   node, v.chunks.size(), r.count);
+      spdlog::warn(
+          "inventory of chunkserver {} disagrees with its summary ({} chunks here, {} "
+          "there): listing it again",
+          node, v.chunks.size(), r.count);
       v.valid = false;
       return {0, 0};
     }
@@ -140,8 +141,7 @@ void ChunkInventory::markHeld(const std::string& node, const ChunkKey& key, int6
   }
 }
 
-void ChunkInventory::markMissing(const std::string& node, const ChunkKey& key,
-                                 int64_t nowMs) {
+void ChunkInventory::markMissing(const std::string& node, const ChunkKey& key, int64_t nowMs) {
   std::lock_guard lock(mu_);
   auto it = views_.find(node);
   if (it != views_.end() && it->second.valid) {

@@ -46,7 +46,7 @@ struct InventoryReport {
   std::string digest;  // 32 bytes; empty when it does not describe `seq`
   uint64_t count = 0;
   bool hasChanges = false;
-  uint64_t afterSeq = 0;       // the changes are numbered (afterSeq, seq]
+  uint64_t afterSeq = 0;          // the changes are numbered (afterSeq, seq]
   std::vector<ChunkKey> added;    // held now
   std::vector<ChunkKey> removed;  // not held now
 };

@@ -107,8 +107,8 @@ void CopyScheduler::work() {
       --running_[task.targetNode];
       pending_.erase({task.targetNode, task.chunkId});
       completions_.push_back(now);
-      while (completions_.size() > 100'000 || (!completions_.empty() &&
-                                               now - completions_.front() > 60'000)) {
+      while (completions_.size() > 100'000 ||
+             (!completions_.empty() && now - completions_.front() > 60'000)) {
         completions_.pop_front();
       }
       if (pending_.empty()) idle_.notify_all();

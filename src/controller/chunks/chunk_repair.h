@@ -69,9 +69,9 @@ class CopyScheduler {
   size_t workers_, perTarget_, maxQueued_;
   mutable std::mutex mu_;
   std::condition_variable cv_, idle_;
-  bool stopping_ = false;                                // GUARDED_BY(mu_)
-  std::map<std::string, std::deque<CopyTask>> byTarget_;  // GUARDED_BY(mu_)
-  std::map<std::string, size_t> running_;                // GUARDED_BY(mu_), per target
+  bool stopping_ = false;                                  // GUARDED_BY(mu_)
+  std::map<std::string, std::deque<CopyTask>> byTarget_;   // GUARDED_BY(mu_)
+  std::map<std::string, size_t> running_;                  // GUARDED_BY(mu_), per target
   std::set<std::pair<std::string, std::string>> pending_;  // GUARDED_BY(mu_), (target, chunk)
   std::string lastTarget_;                                 // GUARDED_BY(mu_), round robin
   std::deque<int64_t> completions_;                        // GUARDED_BY(mu_), recent, ms
@@ -88,7 +88,7 @@ struct RepairStatus {
   int64_t unavailable = 0;      // live chunks no healthy chunkserver holds
   int64_t owned = 0;            // of the under-replicated, those this controller repairs
   int64_t liveChunks = 0;
-  int64_t lastRoundMs = 0;      // wall clock of the last completed scan; 0: none yet
+  int64_t lastRoundMs = 0;  // wall clock of the last completed scan; 0: none yet
 };
 
 class ChunkRepairer {

@@ -11,8 +11,7 @@
 namespace redcloud::controller {
 
 UploadSession::UploadSession(std::vector<UploadTarget> targets, UploadOptions options,
-                             ChunkserverRegistry* registry, CopyScheduler* copies,
-                             Metrics* metrics)
+                             ChunkserverRegistry* registry, CopyScheduler* copies, Metrics* metrics)
     : targets_(std::move(targets)),
       options_(options),
       registry_(registry),

@@ -58,7 +58,7 @@ struct UploadTarget {
 struct UploadOptions {
   size_t quorum = 1;
   int64_t refreshEveryMs = 30'000;
-  int64_t hedgeMs = 1000;           // race a write still running after this
+  int64_t hedgeMs = 1000;            // race a write still running after this
   int64_t writeDeadlineMs = 60'000;  // give one chunk write up after this
 };
 

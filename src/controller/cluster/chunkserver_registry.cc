@@ -64,7 +64,7 @@ void ChunkserverRegistry::probeAll() {
   for (auto& [address, call] : calls) {
     auto stats = call.get();
     if (!stats.isOk() || stats->nodeId.empty()) continue;
-    ChunkserverInfo info{stats->nodeId, address, true, now, stats->capacityBytes,
+    ChunkserverInfo info{stats->nodeId,    address,          true, now, stats->capacityBytes,
                          stats->usedBytes, stats->chunkCount};
     info.quarantined = stats->quarantined;
     info.copiesIn = stats->copiesIn;

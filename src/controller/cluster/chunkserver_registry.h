@@ -94,10 +94,10 @@ class ChunkserverRegistry {
   const Clock& clock_;
   RegistryOptions options_;
   mutable std::mutex mu_;
-  std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_), by node id
+  std::map<std::string, Entry> entries_;      // GUARDED_BY(mu_), by node id
   std::map<std::string, int64_t> slowUntil_;  // GUARDED_BY(mu_), by address
   ChunkInventory inventory_;
-  std::set<std::string> addresses_;       // GUARDED_BY(mu_), static + DNS
+  std::set<std::string> addresses_;  // GUARDED_BY(mu_), static + DNS
   std::map<std::string, std::shared_ptr<ChunkClient>> probeClients_;  // GUARDED_BY(mu_)
   DnsRefresher dns_;                                                  // probe-loop thread only
   PeriodicTask task_;

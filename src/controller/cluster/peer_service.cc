@@ -17,8 +17,9 @@ grpc::Status PeerServiceImpl::Heartbeat(grpc::ServerContext*, const peer::Heartb
   if (request->node_id().empty() || request->address().empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "heartbeat needs node_id and address"};
   }
-  ChunkserverInfo info{request->node_id(), request->address(), true, 0,
-                       request->capacity_bytes(), request->used_bytes(), request->chunk_count()};
+  ChunkserverInfo info{
+      request->node_id(),    request->address(),    true, 0, request->capacity_bytes(),
+      request->used_bytes(), request->chunk_count()};
   info.quarantined = request->quarantined_chunks();
   InventoryReport inv;
   inv.epoch = request->inventory_epoch();

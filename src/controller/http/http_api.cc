@@ -472,7 +472,8 @@ void HttpApi::handleMetrics(RequestContext& c) {
   auto repair = controller_.repairer().status();
   uint64_t corrupt = 0;
   for (const auto& s : cs) corrupt += s.quarantined;
-  metric("redcloud_chunks_under_replicated", "gauge", static_cast<uint64_t>(repair.underReplicated));
+  metric("redcloud_chunks_under_replicated", "gauge",
+         static_cast<uint64_t>(repair.underReplicated));
   metric("redcloud_chunks_unavailable", "gauge", static_cast<uint64_t>(repair.unavailable));
   metric("redcloud_chunks_corrupt_found", "gauge", corrupt);
   metric("redcloud_repair_queue", "gauge", controller_.copies().queued());

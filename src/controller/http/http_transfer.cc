@@ -323,8 +323,7 @@ void HttpApi::handleDownload(RequestContext& c, bool byName) {
     c.res.set_content("", "application/octet-stream");
     return;
   }
-  auto stream = std::make_shared<DownloadStream>(
-      controller_.newFetcher(), file->chunks, *range);
+  auto stream = std::make_shared<DownloadStream>(controller_.newFetcher(), file->chunks, *range);
   if (c.req.method != "HEAD") {
     Status primed = stream->prime();
     if (!primed.isOk()) {
