@@ -16,6 +16,7 @@
 #include "client/cli.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "controller/cluster/node_command.h"
 #include "controller/controller.h"
 
 namespace {
@@ -338,6 +339,7 @@ int main(int argc, char** argv) {
       mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
       return runDaemon(cmd, argc - 1, argv + 1);
     }
+    if (cmd == "node") return redcloud::controller::runNodeCommand(argc - 1, argv + 1);
   }
   return redcloud::client::runCli(argc, argv);
 }

@@ -74,6 +74,11 @@ std::string helpOverview(bool inShell) {
       "  list work\n"
       "  add-tags work -- urgent review\n"
       "  download report.pdf ~/Downloads/\n";
+  if (!inShell) {
+    out +=
+        "\nDaemons and operators: redcloud server | controller | chunkserver --help,\n"
+        "redcloud node forget NODE_ID (remove a node that is gone for good).\n";
+  }
   if (inShell) out += "\nType 'help COMMAND' for details.\n";
   return out;
 }

@@ -78,11 +78,16 @@ std::string chunkserversTable(const json& list) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& c : list) {
     uint64_t used = num(c, "used_bytes"), cap = num(c, "capacity_bytes");
+    bool known = !c.is_object() || c.value("holdings_known", true);
     rows.push_back({str(c, "node_id"), str(c, "address"), str(c, "state"), formatSize(used),
                     formatSize(cap), percentUsed(used, cap),
-                    std::to_string(num(c, "chunk_count"))});
+                    std::to_string(num(c, "chunk_count")) + (known ? "" : " (listing)"),
+                    std::to_string(num(c, "corrupt_chunks")),
+                    std::to_string(num(c, "chunks_copied_in"))});
   }
-  return renderTable({"NODE ID", "ADDRESS", "STATE", "USED", "CAPACITY", "USE%", "CHUNKS"}, rows);
+  return renderTable(
+      {"NODE ID", "ADDRESS", "STATE", "USED", "CAPACITY", "USE%", "CHUNKS", "CORRUPT", "COPIED IN"},
+      rows);
 }
 
 }  // namespace
@@ -182,8 +187,20 @@ std::string formatCluster(const json& answer) {
       fmt::format("Controller: {} at {}\n\n", str(self, "node_id"), str(self, "address"));
   out += "Peer controllers:\n" + controllersTable(arr(answer, "controllers")) + "\n";
   out += "Chunkservers:\n" + chunkserversTable(arr(answer, "chunkservers")) + "\n";
-  out += fmt::format("Chunks: {} total, {} under-replicated\n", num(chunks, "total"),
+  out += fmt::format("Chunks: {} total, {} under-replicated", num(chunks, "total"),
                      num(chunks, "under_replicated"));
+  if (num(chunks, "unavailable")) {
+    out += fmt::format(", {} on no healthy chunkserver", num(chunks, "unavailable"));
+  }
+  if (num(chunks, "corrupt"))
+    out += fmt::format(", {} corrupt copies found", num(chunks, "corrupt"));
+  out += "\n";
+  if (chunks.is_object() && chunks.contains("repair_queue")) {
+    double rate = chunks["repair_rate"].is_number() ? chunks["repair_rate"].get<double>() : 0.0;
+    out += fmt::format("Repair: {} copies queued, {:.1f} copies/s, {} done, {} failed\n",
+                       num(chunks, "repair_queue"), rate, num(chunks, "copies_done"),
+                       num(chunks, "copy_failures"));
+  }
   out += "Metadata digest: " + str(answer, "metadata_digest") + "\n";
   if (answer.is_object() && answer.contains("replication") && answer["replication"].is_object()) {
     const json& r = answer["replication"];

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "common/file_system.h"
 #include "common/ids.h"
@@ -121,7 +122,22 @@ Status Controller::start() {
   writer_ = std::make_unique<RecordWriter>(store_, nodeId_, clock);
   RC_RETURN_IF_ERROR(writer_->restoreClock());
   files_ = std::make_unique<FileService>(store_, *writer_, clock);
+  forgotten_ = std::make_unique<ForgottenNodes>([this](const std::vector<std::string>& ids) {
+    return store_.setMeta("forgotten_nodes", nlohmann::json(ids).dump());
+  });
+  RC_ASSIGN_OR_RETURN(auto forgottenText, store_.getMeta("forgotten_nodes"));
+  if (forgottenText) {
+    auto list = nlohmann::json::parse(*forgottenText, nullptr, false);
+    if (list.is_array()) {
+      std::vector<std::string> ids;
+      for (const auto& id : list) {
+        if (id.is_string()) ids.push_back(id.get<std::string>());
+      }
+      forgotten_->load(ids);
+    }
+  }
   RegistryOptions ro;
+  ro.isForgotten = [this](const std::string& id) { return forgotten_->contains(id); };
   ro.probeIntervalMs = options_.probeIntervalMs;
   ro.heartbeatTimeoutMs = options_.heartbeatTimeoutMs;
   ro.discover = options_.chunkserverDiscover;
@@ -167,6 +183,7 @@ Status Controller::startPeerService() {
   mo.cachePath = options_.dataDir + "/peers.json";
   mo.incarnation = std::stoull(randomHex(8), nullptr, 16) | 1;
   mo.digest = [this] { return store_.digest(); };
+  mo.forgotten = forgotten_.get();
   mo.onAlive = [this](const std::string& id) {
     if (replicator_) replicator_->requestAntiEntropy(id);
   };
@@ -196,7 +213,13 @@ Status Controller::startPeerService() {
     if (local) replicator_->enqueueLocal(records);
   });
 
-  peerService_ = std::make_unique<PeerServiceImpl>(*membership_, *registry_, *replicator_);
+  forgotten_->setListener([this](const std::string& id) {
+    membership_->forget(id);
+    replicator_->forget(id);
+    registry_->forget(id);
+  });
+  peerService_ = std::make_unique<PeerServiceImpl>(*membership_, *registry_, *replicator_,
+                                                   *forgotten_);
   builder.RegisterService(peerService_.get());
   peerServer_ = builder.BuildAndStart();
   if (!peerServer_ || port == 0) {

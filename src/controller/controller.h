@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "controller/cluster/chunkserver_registry.h"
+#include "controller/cluster/forgotten_nodes.h"
 #include "controller/cluster/membership.h"
 #include "controller/file_service.h"
 #include "controller/metadata/local_replica.h"
@@ -127,6 +128,7 @@ class Controller {
   std::unique_ptr<LocalReplica> replica_;
   std::unique_ptr<ReplicationNetwork> network_;
   std::unique_ptr<Replicator> replicator_;
+  std::unique_ptr<ForgottenNodes> forgotten_;
   std::unique_ptr<PeerServiceImpl> peerService_;
   std::unique_ptr<grpc::Server> peerServer_;
   std::string advertiseHost_;

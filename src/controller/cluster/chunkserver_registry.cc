@@ -64,6 +64,7 @@ void ChunkserverRegistry::probeAll() {
   for (auto& [address, call] : calls) {
     auto stats = call.get();
     if (!stats.isOk() || stats->nodeId.empty()) continue;
+    if (options_.isForgotten && options_.isForgotten(stats->nodeId)) continue;
     ChunkserverInfo info{stats->nodeId,    address,          true, now, stats->capacityBytes,
                          stats->usedBytes, stats->chunkCount};
     info.quarantined = stats->quarantined;
@@ -132,6 +133,7 @@ void ChunkserverRegistry::forget(const std::string& nodeId) {
 }
 
 void ChunkserverRegistry::upsertLocked(const ChunkserverInfo& report, int64_t now) {
+  if (options_.isForgotten && options_.isForgotten(report.nodeId)) return;
   auto& e = entries_[report.nodeId];
   if (e.info.nodeId.empty()) {
     spdlog::info("chunkserver {} found at {}", report.nodeId, report.address);

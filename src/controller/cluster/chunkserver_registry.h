@@ -10,6 +10,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,8 @@ struct RegistryOptions {
   std::string discover;  // DNS name of chunkservers; empty disables
   int discoverPort = 50051;
   int64_t dnsIntervalMs = 5000;
+  // Node ids an operator forgot: never registered again.
+  std::function<bool(const std::string&)> isForgotten;
 };
 
 class ChunkserverRegistry {

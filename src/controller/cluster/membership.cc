@@ -97,6 +97,9 @@ void Membership::runRound() {
   refreshDns();
   peer::PingRequest req;
   *req.mutable_from() = self();
+  if (options_.forgotten) {
+    for (const auto& id : options_.forgotten->list()) req.add_forgotten(id);
+  }
   std::vector<std::pair<std::string, std::future<std::optional<peer::PingResponse>>>> calls;
   for (const auto& address : targets()) {
     auto stub = stubFor(address);
@@ -112,6 +115,9 @@ void Membership::runRound() {
   }
   for (auto& [address, call] : calls) {
     auto resp = call.get();
+    if (resp && options_.forgotten && resp->forgotten_size() > 0) {
+      options_.forgotten->add({resp->forgotten().begin(), resp->forgotten().end()});
+    }
     if (resp)
       recordAnswer(address, *resp);
     else
@@ -192,6 +198,8 @@ void Membership::recordAnswer(const std::string& address, const peer::PingRespon
 }
 
 void Membership::upsertLocked(const peer::ControllerInfo& info, int64_t now) {
+  // A node an operator forgot stays forgotten, even if it answers again.
+  if (options_.forgotten && options_.forgotten->contains(info.node_id())) return;
   auto& p = peers_[info.node_id()];
   if (!p.view.nodeId.empty() && info.incarnation() != 0 && p.view.incarnation != 0 &&
       info.incarnation() != p.view.incarnation && p.view.peerAddress != info.peer_address() &&
@@ -229,6 +237,12 @@ void Membership::upsertLocked(const peer::ControllerInfo& info, int64_t now) {
     newlyAlive_.push_back(info.node_id());
   }
   p.view.state = PeerState::kAlive;
+}
+
+void Membership::forget(const std::string& nodeId) {
+  std::lock_guard lock(mu_);
+  if (peers_.erase(nodeId)) dirty_ = true;
+  duplicates_.erase(nodeId);
 }
 
 void Membership::observe(const peer::ControllerInfo& info) {

@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "common/net.h"
 #include "common/periodic_task.h"
+#include "controller/cluster/forgotten_nodes.h"
 #include "peer.grpc.pb.h"
 
 namespace redcloud::controller {
@@ -48,6 +49,8 @@ struct MembershipOptions {
   std::function<std::string()> digest;
   // Called (from the round thread) when a peer turns alive.
   std::function<void(const std::string& nodeId)> onAlive;
+  // Node ids an operator forgot: never listed again, spread with the pings.
+  ForgottenNodes* forgotten = nullptr;
 };
 
 struct PeerView {
@@ -85,6 +88,8 @@ class Membership {
   // Node ids that two live processes answered with (ours included): an
   // operator error, reported, never merged.
   std::vector<std::string> duplicateIds() const;
+  // Drops a peer an operator declared gone for good.
+  void forget(const std::string& nodeId);
 
  private:
   struct Peer {

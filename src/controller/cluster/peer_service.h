@@ -5,6 +5,7 @@
 #pragma once
 
 #include "controller/cluster/chunkserver_registry.h"
+#include "controller/cluster/forgotten_nodes.h"
 #include "controller/cluster/membership.h"
 #include "controller/replication/replicator.h"
 #include "peer.grpc.pb.h"
@@ -13,8 +14,12 @@ namespace redcloud::controller {
 
 class PeerServiceImpl final : public peer::PeerService::Service {
  public:
-  PeerServiceImpl(Membership& membership, ChunkserverRegistry& registry, Replicator& replicator)
-      : membership_(membership), registry_(registry), replicator_(replicator) {}
+  PeerServiceImpl(Membership& membership, ChunkserverRegistry& registry, Replicator& replicator,
+                  ForgottenNodes& forgotten)
+      : membership_(membership),
+        registry_(registry),
+        replicator_(replicator),
+        forgotten_(forgotten) {}
 
   grpc::Status Ping(grpc::ServerContext* ctx, const peer::PingRequest* request,
                     peer::PingResponse* response) override;
@@ -28,11 +33,14 @@ class PeerServiceImpl final : public peer::PeerService::Service {
                            peer::PullResponse* response) override;
   grpc::Status ConfirmTombstones(grpc::ServerContext* ctx, const peer::ConfirmRequest* request,
                                  peer::ConfirmResponse* response) override;
+  grpc::Status ForgetNode(grpc::ServerContext* ctx, const peer::ForgetRequest* request,
+                          peer::ForgetResponse* response) override;
 
  private:
   Membership& membership_;
   ChunkserverRegistry& registry_;
   Replicator& replicator_;
+  ForgottenNodes& forgotten_;
 };
 
 }  // namespace redcloud::controller

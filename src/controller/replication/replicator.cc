@@ -432,7 +432,9 @@ void Replicator::observePeers() {
   std::string list;
   {
     std::lock_guard lock(mu_);
-    for (const auto& p : alive) changed |= known_.insert(p).second;
+    for (const auto& p : alive) {
+      if (!forgotten_.count(p)) changed |= known_.insert(p).second;
+    }
     if (changed) list = nlohmann::json(known_).dump();
     if (!resync_ && !known_.empty() && lastContactMs_ > 0 &&
         now - lastContactMs_ > options_.tombstoneGraceMs) {
@@ -701,6 +703,17 @@ ReplicationStats Replicator::stats() {
 bool Replicator::resyncRequired() {
   std::lock_guard lock(mu_);
   return resync_;
+}
+
+void Replicator::forget(const std::string& nodeId) {
+  std::string list;
+  {
+    std::lock_guard lock(mu_);
+    forgotten_.insert(nodeId);
+    if (!known_.erase(nodeId)) return;
+    list = nlohmann::json(known_).dump();
+  }
+  (void)store_.setMeta("known_controllers", list);
 }
 
 std::vector<std::string> Replicator::knownPeers() {

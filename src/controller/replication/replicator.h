@@ -133,6 +133,9 @@ class Replicator {
   ReplicationStats stats();
   bool resyncRequired();
   std::vector<std::string> knownPeers();
+  // An operator forgot this controller: tombstone purge and the
+  // every-controller checks stop waiting for it.
+  void forget(const std::string& nodeId);
   std::vector<std::string> alivePeers() { return network_.alivePeers(); }
   const std::string& nodeId() const { return options_.nodeId; }
 
@@ -182,6 +185,7 @@ class Replicator {
       deferred_;                      // GUARDED_BY(mu_)
   size_t deferredBytes_ = 0;          // GUARDED_BY(mu_)
   std::set<std::string> known_;       // GUARDED_BY(mu_)
+  std::set<std::string> forgotten_;   // GUARDED_BY(mu_), ids an operator forgot
   std::set<std::string> aeRequests_;  // GUARDED_BY(mu_)
   int64_t lastContactMs_ = 0;         // GUARDED_BY(mu_)
   int64_t lastContactSavedMs_ = 0;    // GUARDED_BY(mu_)
