@@ -135,7 +135,7 @@ Result<ChunkserverStats> ChunkClient::stats(int timeoutMs) {
 
 Result<bool> ChunkClient::replicateChunk(const std::string& id, const std::string& sourceAddress) {
   grpc::ClientContext ctx;
-  setDeadline(ctx, 90'000);
+  setDeadline(ctx, 30'000);  // a 4 MiB copy takes well under a second
   chunk::ReplicateChunkRequest req;
   req.set_chunk_id(id);
   req.set_source_address(sourceAddress);
@@ -203,10 +203,10 @@ Result<std::vector<std::string>> ChunkClient::listAllChunks() {
   }
 }
 
-Result<std::vector<bool>> ChunkClient::hasChunks(const std::vector<std::string>& ids,
-                                                 bool refresh) {
+Result<std::vector<bool>> ChunkClient::hasChunks(const std::vector<std::string>& ids, bool refresh,
+                                                 int64_t deadlineMs) {
   grpc::ClientContext ctx;
-  setDeadline(ctx, 10'000);
+  setDeadline(ctx, static_cast<int>(deadlineMs));
   chunk::HasChunksRequest req;
   req.set_refresh(refresh);
   for (const auto& id : ids) req.add_chunk_ids(id);

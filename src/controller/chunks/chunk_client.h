@@ -81,7 +81,8 @@ class ChunkClient {
   Result<std::vector<std::string>> listAllChunks();
   // For each id, whether the chunkserver holds it; with `refresh`, the present
   // ones also count as referenced now (keeps an upload's chunks from GC).
-  Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids, bool refresh = false);
+  Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids, bool refresh = false,
+                                      int64_t deadlineMs = 10'000);
 
  private:
   std::string address_;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <future>
 
 #include "controller/chunks/chunk_repair.h"
@@ -36,16 +37,39 @@ void UploadSession::maybeRefresh() {
 }
 
 std::vector<size_t> UploadSession::refreshChunks(const std::vector<ChunkRef>& chunks) {
-  std::vector<std::string> ids;
-  for (const auto& c : chunks) ids.push_back(c.id);
-  std::vector<size_t> holders(ids.size(), 0);
+  // Ask every chunkserver at once and stop waiting as soon as every chunk has
+  // its quorum of holders: one stopped chunkserver must not stall the upload
+  // (its call ends at its deadline on a thread of its own).
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<size_t> holders;
+    size_t answered = 0;
+  };
+  auto shared = std::make_shared<Shared>();
+  auto ids = std::make_shared<std::vector<std::string>>();
+  for (const auto& c : chunks) ids->push_back(c.id);
+  shared->holders.assign(ids->size(), 0);
   for (const auto& t : targets_) {
-    auto present = t.client->hasChunks(ids, /*refresh=*/true);
-    if (!present.isOk()) continue;  // an unreachable target holds nothing we can count on
-    for (size_t i = 0; i < ids.size(); ++i) holders[i] += (*present)[i] ? 1 : 0;
+    std::thread([shared, ids, client = t.client] {
+      auto present = client->hasChunks(*ids, /*refresh=*/true, /*deadlineMs=*/5000);
+      std::lock_guard lock(shared->mu);
+      // An unreachable chunkserver holds nothing we can count on.
+      if (present.isOk()) {
+        for (size_t i = 0; i < ids->size(); ++i) shared->holders[i] += (*present)[i] ? 1 : 0;
+      }
+      ++shared->answered;
+      shared->cv.notify_all();
+    }).detach();
   }
+  std::unique_lock lock(shared->mu);
+  shared->cv.wait_for(lock, std::chrono::seconds(6), [&] {
+    if (shared->answered == targets_.size()) return true;
+    return std::all_of(shared->holders.begin(), shared->holders.end(),
+                       [&](size_t h) { return h >= options_.quorum; });
+  });
   lastRefresh_ = std::chrono::steady_clock::now();
-  return holders;
+  return shared->holders;
 }
 
 UploadSession::~UploadSession() { waitForAll(); }
@@ -238,7 +262,9 @@ Status UploadSession::storeChunk(size_t index, const std::string& id, const std:
     for (size_t t : ackers) acked[t] = true;
     size_t k = 0;
     for (size_t i = 0; i < n; ++i) {
-      if (acked[i]) continue;
+      // A chunkserver marked slow is left to the repair loop: copies to a
+      // stopped one would only tie up the copy workers.
+      if (acked[i] || (registry_ && registry_->isSlow(targets_[i].client->address()))) continue;
       const auto& source = targets_[ackers[k++ % ackers.size()]].client->address();
       copies_->enqueue({targets_[i].nodeId, targets_[i].client, id, source});
     }
