@@ -7,7 +7,7 @@ WERROR  ?= OFF
 DATA    ?= ./redcloud-data
 CMAKE_FLAGS ?=
 
-.PHONY: setup configure build run test unit sim soak e2e cluster cluster-cleanup bench bench-replication format check-format clean
+.PHONY: setup configure build run test unit sim soak e2e cluster cluster-cleanup bench bench-chunks bench-replication format check-format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -46,11 +46,20 @@ cluster: build
 cluster-cleanup:
 	bash scripts/cluster-cleanup.sh --force
 
-# Single-node figures, then replication (bench/replication.py); both write
-# docs/PERFORMANCE.md. The replication cluster figures need root (netns).
+# Single-node figures, then chunk placement (bench/chunks.py), then replication
+# (bench/replication.py); all write docs/PERFORMANCE.md. The replication
+# cluster figures need root (netns).
 bench: build
 	@ninja -C $(BUILD) -j$(JOBS) replication_bench
 	@bash bench/run.sh $(BUILD)/redcloud
+
+# Only the "## Chunks" section of docs/PERFORMANCE.md: 1 GiB uploads to 1 and
+# 3 chunkservers and the fill of a 4th, real daemons on 127.0.0.1, ratios to
+# dd in the same run; raw figures in $(BUILD)/chunks-figures.json.
+bench-chunks: configure
+	@ninja -C $(BUILD) -j$(JOBS) redcloud
+	@/usr/bin/python3 bench/chunks.py --bin $(BUILD)/redcloud --out docs/PERFORMANCE.md \
+		--json $(BUILD)/chunks-figures.json
 
 # Only the "## Replication" section of docs/PERFORMANCE.md (real daemons in
 # network namespaces as root, and the build/replication_bench simulation).

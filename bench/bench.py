@@ -250,11 +250,15 @@ def report(r, args):
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
     if os.path.exists(notes):
         md += [open(notes).read().rstrip(), ""]
-    # The "## Replication" section is bench/replication.py's: keep it.
+    # "## Chunks" (bench/chunks.py) and "## Replication" (bench/replication.py)
+    # are written by their own scripts: keep them.
     kept = ""
     if os.path.exists(args.out):
-        m = re.search(r"^## Replication\n.*?(?=^## |\Z)", open(args.out).read(), re.M | re.S)
-        kept = m.group(0).rstrip() + "\n" if m else ""
+        text = open(args.out).read()
+        for title in ("Chunks", "Replication"):
+            m = re.search(rf"^## {title}\n.*?(?=^## |\Z)", text, re.M | re.S)
+            if m:
+                kept += ("\n" if kept else "") + m.group(0).rstrip() + "\n"
     with open(args.out, "w") as f:
         f.write("\n".join(md) + ("\n" + kept if kept else ""))
     print(f"\nwritten to {args.out}")

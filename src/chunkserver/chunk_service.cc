@@ -93,8 +93,9 @@ grpc::Status ChunkServiceImpl::Stats(grpc::ServerContext*, const chunk::StatsReq
   response->set_node_id(nodeId_);
   response->set_capacity_bytes(s.capacityBytes);
   response->set_used_bytes(s.usedBytes);
-  response->set_chunk_count(s.chunkCount);
   auto inv = store_.inventory();
+  // The count that goes with the digest (the same moment), not stats()'s.
+  response->set_chunk_count(inv.count);
   response->set_inventory_epoch(inv.epoch);
   response->set_inventory_seq(inv.seq);
   response->set_inventory_digest(inv.digest);

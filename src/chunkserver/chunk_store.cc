@@ -81,7 +81,7 @@ Status ChunkStore::scanChunks() {
             f.name.compare(2, 2, b.name) != 0) {
           continue;
         }
-        index[f.name] = {f.size, f.modifiedMs};
+        index[f.name] = {f.size, f.modifiedMs, ++nextGen_};
         used += f.size;
       }
     }
@@ -155,23 +155,32 @@ std::optional<InventoryChanges> ChunkStore::changesSince(uint64_t afterSeq, size
 
 Result<bool> ChunkStore::quarantineIfCorrupt(const std::string& id) {
   if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
-  if (!has(id)) return false;
+  uint64_t gen;
+  {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(id);
+    if (it == index_.end()) return false;
+    gen = it->second.gen;
+  }
   auto data = fs_.readFile(pathOf(id));
   if (data.isOk() && sha256Hex(*data) == id) return false;
+  // Only bad bytes or a missing file make a copy bad; any other read error
+  // (out of descriptors, an I/O error) is reported, not taken for corruption.
+  if (!data.isOk() && data.status().code() != StatusCode::kFileNotFound) return data.status();
   std::string dest =
       root_ + "/quarantine/" + id + "." + std::to_string(nowMillis()) + "." + randomHex(4);
   {
-    // Under the lock, so a fresh copy installed right after cannot be the
-    // file moved away.
+    // Under the lock, and only if the entry is still the copy that was read:
+    // a copy removed and written afresh meanwhile is not touched.
     std::lock_guard lock(mu_);
     auto it = index_.find(id);
-    if (it == index_.end()) return false;  // removed or quarantined meanwhile
+    if (it == index_.end() || it->second.gen != gen) return false;
     usedBytes_ -= it->second.size;
     index_.erase(it);
     ++inventory_.quarantined;
     logChangeLocked(Change::kCorrupt, id);
     logChangeLocked(Change::kRemoved, id);
-    if (!fs_.rename(pathOf(id), dest).isOk()) (void)fs_.remove(pathOf(id));
+    if (data.isOk() && !fs_.rename(pathOf(id), dest).isOk()) (void)fs_.remove(pathOf(id));
   }
   (void)fs_.syncDir(parentDir(pathOf(id)));
   return true;
@@ -224,7 +233,7 @@ Status ChunkStore::install(const std::string& id, uint64_t size, const std::stri
   RC_RETURN_IF_ERROR(fs_.rename(tmpPath, path));
   RC_RETURN_IF_ERROR(fs_.syncDir(dir));
   std::lock_guard lock(mu_);
-  if (index_.emplace(id, Entry{size, nowMillis()}).second) {
+  if (index_.emplace(id, Entry{size, nowMillis(), ++nextGen_}).second) {
     usedBytes_ += size;
     logChangeLocked(Change::kAdded, id);
   }

@@ -122,9 +122,10 @@ class ChunkStore {
   // `state` (optional) is the inventory at the same moment.
   std::optional<InventoryChanges> changesSince(uint64_t afterSeq, size_t maxChanges,
                                                InventoryState* state = nullptr) const;
-  // Reads the stored copy and checks its SHA-256. A bad copy is moved to
-  // <root>/quarantine/ (never served, never counted as held) and true is
-  // returned; a good or absent one gives false.
+  // Reads the stored copy and checks its SHA-256. A bad copy (wrong bytes, or
+  // its file gone) is moved to <root>/quarantine/ (never served, never
+  // counted as held) and true is returned; a good or absent one gives false;
+  // a read error is returned as such and changes nothing.
   Result<bool> quarantineIfCorrupt(const std::string& id);
 
   std::string pathOf(const std::string& id) const;
@@ -144,10 +145,12 @@ class ChunkStore {
   struct Entry {
     uint64_t size = 0;
     int64_t lastRefMs = 0;  // written or referenced (wall clock, ms)
+    uint64_t gen = 0;       // which copy: a new one for every install
   };
   std::map<std::string, Entry> index_;  // GUARDED_BY(mu_)
   uint64_t usedBytes_ = 0;              // GUARDED_BY(mu_)
   uint64_t tmpCounter_ = 0;             // GUARDED_BY(mu_)
+  uint64_t nextGen_ = 0;                // GUARDED_BY(mu_)
   // The inventory's change log (bounded: the oldest entries fall off).
   struct LoggedChange {
     uint64_t seq;

@@ -24,6 +24,16 @@ class PeriodicTask {
     thread_ = std::thread([this] { loop(); });
   }
 
+  // Runs the function once more as soon as the thread is free (coalesced:
+  // several calls before it runs give one run).
+  void runSoon() {
+    {
+      std::lock_guard lock(mu_);
+      soon_ = true;
+    }
+    cv_.notify_all();
+  }
+
   void stop() {
     {
       std::lock_guard lock(mu_);
@@ -43,7 +53,9 @@ class PeriodicTask {
         fn_();
         lock.lock();
       }
-      cv_.wait_for(lock, std::chrono::milliseconds(intervalMs_), [this] { return stopping_; });
+      cv_.wait_for(lock, std::chrono::milliseconds(intervalMs_),
+                   [this] { return stopping_ || soon_; });
+      soon_ = false;
       due = true;
     }
   }
@@ -53,6 +65,7 @@ class PeriodicTask {
   bool runAtStart_;
   std::mutex mu_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
+  bool soon_ = false;      // GUARDED_BY(mu_)
   std::condition_variable cv_;
   std::thread thread_;
 };

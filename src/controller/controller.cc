@@ -138,16 +138,16 @@ Status Controller::start() {
   }
   RegistryOptions ro;
   ro.isForgotten = [this](const std::string& id) { return forgotten_->contains(id); };
+  ro.onHealthy = [this](const std::string&) {
+    if (repairer_) repairer_->requestRound();
+  };
   ro.probeIntervalMs = options_.probeIntervalMs;
   ro.heartbeatTimeoutMs = options_.heartbeatTimeoutMs;
   ro.discover = options_.chunkserverDiscover;
   registry_ = std::make_unique<ChunkserverRegistry>(clock, ro);
   for (const auto& a : options_.chunkservers) registry_->addAddress(a);
-  registry_->start();
-  // Chunks are collected only from replicated metadata that every controller
-  // agrees on: a partitioned or lagging controller collects nothing.
-  gc_ = std::make_unique<ChunkGarbageCollector>(store_, *registry_, clock, options_.gcGraceMs,
-                                                [this] { return !inSync(); });
+  // Before the registry's first probe: a chunkserver turning healthy asks
+  // the repairer for a round.
   copies_ = std::make_unique<CopyScheduler>(*registry_, metrics_, clock);
   copies_->start();
   RepairOptions rep;
@@ -155,6 +155,11 @@ Status Controller::start() {
   rep.intervalMs = options_.repairIntervalMs;
   repairer_ = std::make_unique<ChunkRepairer>(rep, store_, *registry_, *copies_, clock,
                                               [this] { return aliveControllers(); });
+  registry_->start();
+  // Chunks are collected only from replicated metadata that every controller
+  // agrees on: a partitioned or lagging controller collects nothing.
+  gc_ = std::make_unique<ChunkGarbageCollector>(store_, *registry_, clock, options_.gcGraceMs,
+                                                [this] { return !inSync(); });
   http_ = std::make_unique<HttpApi>(*this);
   RC_RETURN_IF_ERROR(http_->start(options_.listen));
   RC_RETURN_IF_ERROR(startPeerService());
@@ -213,13 +218,24 @@ Status Controller::startPeerService() {
     if (local) replicator_->enqueueLocal(records);
   });
 
+  for (const auto& id : forgotten_->list()) replicator_->forget(id);
   forgotten_->setListener([this](const std::string& id) {
     membership_->forget(id);
     replicator_->forget(id);
     registry_->forget(id);
   });
-  peerService_ = std::make_unique<PeerServiceImpl>(*membership_, *registry_, *replicator_,
-                                                   *forgotten_);
+  forgotten_->setPeerFilter([this](const std::string& id) {
+    if (id == nodeId_) return false;
+    for (const auto& p : membership_->peers()) {
+      if (p.nodeId == id && p.state != PeerState::kDead) return false;
+    }
+    for (const auto& cs : registry_->snapshot()) {
+      if (cs.nodeId == id && cs.healthy) return false;
+    }
+    return true;
+  });
+  peerService_ =
+      std::make_unique<PeerServiceImpl>(*membership_, *registry_, *replicator_, *forgotten_);
   builder.RegisterService(peerService_.get());
   peerServer_ = builder.BuildAndStart();
   if (!peerServer_ || port == 0) {

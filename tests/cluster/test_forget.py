@@ -45,7 +45,7 @@ def in_sync(cluster, observer):
 def test_forget_dead_controller_and_chunkserver(cluster):
     start_cluster(cluster)
     controllers, chunkservers = ids_of(cluster, "c1")
-    c3, s3 = controllers["c3"], chunkservers["s3"]
+    c3, s3, c2_id = controllers["c3"], chunkservers["s3"], controllers["c2"]
     cluster.wait_until(lambda: (in_sync(cluster, "c1"), None), WAIT, "c1 in sync at start")
 
     # Live nodes, the callee itself and unknown ids are refused; nothing changes.
@@ -62,25 +62,46 @@ def test_forget_dead_controller_and_chunkserver(cluster):
     assert code == 1, out
     assert listed(cluster, "c1", c3) and listed(cluster, "c2", s3)
 
+    def state_of(observer, node_id, kind):
+        for e in cluster.cluster_view(observer)[kind]:
+            if e["node_id"] == node_id:
+                return e["state"]
+        return None
+
+    # c3 is cut off from c1 only: dead for c1, alive for c2. Forgetting it on
+    # c1 must ask c2 first, and c2 refuses.
+    cluster.cut_one_way("c1", "c3")
+    cluster.cut_one_way("c3", "c1")
+    cluster.wait_until(lambda: (state_of("c1", c3, "controllers") == "dead", None), WAIT,
+                       "c1 sees the cut-off c3 dead")
+    code, out = forget(cluster, "c1", c3)
+    assert code == 1 and "alive" in out and "nothing forgotten" in out, out
+    cluster.heal()
+    cluster.wait_until(lambda: (state_of("c1", c3, "controllers") == "alive", None), WAIT,
+                       "c1 sees c3 alive again")
+    assert listed(cluster, "c1", c3) and listed(cluster, "c2", c3)
+
     # c3 and s3 go away for good: c1 and c2 stop being in sync (c3 is known).
     cluster.kill9("c3")
     cluster.kill9("s3")
     cluster.wait_until(lambda: (not in_sync(cluster, "c1") and not in_sync(cluster, "c2"), None),
                        WAIT, "c1 and c2 wait for the dead c3")
 
-    def state_of(observer, node_id, kind):
-        for e in cluster.cluster_view(observer)[kind]:
-            if e["node_id"] == node_id:
-                return e["state"]
-        return None
     # A node is forgotten only once it is down (dead / failed), not merely suspect.
     cluster.wait_until(lambda: (state_of("c1", c3, "controllers") == "dead"
                                 and state_of("c2", s3, "chunkservers") == "failed", None),
                        WAIT, "c1 sees c3 dead, c2 sees s3 failed")
 
-    # c2 is cut off while the operator forgets c3 on c1: it learns it from
-    # c1's pings after the heal.
+    # c2 is cut off while the operator forgets c3 on c1. While c1 still
+    # counts c2 as not dead it cannot confirm with it, and refuses; once c2 is
+    # dead for c1, c1 forgets c3 and c2 learns it from c1's pings after the
+    # heal.
     cluster.partition([["c1", "s1", "s2"], ["c2"]])
+    code, out = forget(cluster, "c1", c3)
+    assert code == 1 and "cannot confirm with controller" in out and "nothing forgotten" in out, out
+    assert listed(cluster, "c1", c3)
+    cluster.wait_until(lambda: (state_of("c1", c2_id, "controllers") == "dead", None),
+                       WAIT, "c1 sees the partitioned c2 dead")
     code, out = forget(cluster, "c1", c3)
     assert code == 0, out
     assert f"forgot controller {c3} on {self_id}" in out, out

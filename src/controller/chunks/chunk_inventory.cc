@@ -54,9 +54,8 @@ std::pair<uint64_t, uint64_t> ChunkInventory::apply(const std::string& node,
     if (r.seq != v.seq) v.advancedMs = nowMs;
     v.seq = r.seq;
   }
-  // A copy marked here may be newer than the report: compare only when no
-  // mark is recent.
-  if (r.seq == v.seq && r.digest.size() == 32 && nowMs - v.markedMs > staleAfterMs_) {
+  expireMarks(v, nowMs);
+  if (r.seq == v.seq && r.digest.size() == 32) {
     bool same =
         v.chunks.size() == r.count && std::memcmp(v.digest.data(), r.digest.data(), 32) == 0;
     if (!same) {
@@ -94,6 +93,8 @@ void ChunkInventory::replace(const std::string& node, uint64_t epoch, uint64_t s
   std::lock_guard lock(mu_);
   View& v = views_[node];
   v.chunks.clear();
+  v.heldMarks.clear();
+  v.missingMarks.clear();
   v.chunks.reserve(ids.size());
   v.digest = ChunkKey{};
   for (const auto& k : ids) add(v, k);
@@ -114,10 +115,30 @@ bool ChunkInventory::hasView(const std::string& node) const {
   return it != views_.end() && it->second.valid;
 }
 
+void ChunkInventory::expireMarks(View& v, int64_t nowMs) const {
+  for (auto* marks : {&v.heldMarks, &v.missingMarks}) {
+    for (auto it = marks->begin(); it != marks->end();) {
+      it = nowMs - it->second > staleAfterMs_ ? marks->erase(it) : std::next(it);
+    }
+  }
+}
+
+bool ChunkInventory::holdsLocked(const View& v, const ChunkKey& key) const {
+  if (!v.valid) return false;
+  auto held = v.heldMarks.find(key);
+  auto missing = v.missingMarks.find(key);
+  if (held != v.heldMarks.end() &&
+      (missing == v.missingMarks.end() || held->second >= missing->second)) {
+    return true;
+  }
+  if (missing != v.missingMarks.end()) return false;
+  return v.chunks.count(key) > 0;
+}
+
 bool ChunkInventory::holds(const std::string& node, const ChunkKey& key) const {
   std::lock_guard lock(mu_);
   auto it = views_.find(node);
-  return it != views_.end() && it->second.valid && it->second.chunks.count(key) > 0;
+  return it != views_.end() && holdsLocked(it->second, key);
 }
 
 std::vector<std::string> ChunkInventory::holders(const ChunkKey& key,
@@ -126,7 +147,7 @@ std::vector<std::string> ChunkInventory::holders(const ChunkKey& key,
   std::vector<std::string> out;
   for (const auto& n : nodes) {
     auto it = views_.find(n);
-    if (it != views_.end() && it->second.valid && it->second.chunks.count(key)) out.push_back(n);
+    if (it != views_.end() && holdsLocked(it->second, key)) out.push_back(n);
   }
   return out;
 }
@@ -134,20 +155,13 @@ std::vector<std::string> ChunkInventory::holders(const ChunkKey& key,
 void ChunkInventory::markHeld(const std::string& node, const ChunkKey& key, int64_t nowMs) {
   std::lock_guard lock(mu_);
   auto it = views_.find(node);
-  // Later reports carry the change too; the summary check settles any difference.
-  if (it != views_.end() && it->second.valid) {
-    add(it->second, key);
-    it->second.markedMs = nowMs;
-  }
+  if (it != views_.end() && it->second.valid) it->second.heldMarks[key] = nowMs;
 }
 
 void ChunkInventory::markMissing(const std::string& node, const ChunkKey& key, int64_t nowMs) {
   std::lock_guard lock(mu_);
   auto it = views_.find(node);
-  if (it != views_.end() && it->second.valid) {
-    remove(it->second, key);
-    it->second.markedMs = nowMs;
-  }
+  if (it != views_.end() && it->second.valid) it->second.missingMarks[key] = nowMs;
 }
 
 std::optional<uint64_t> ChunkInventory::count(const std::string& node) const {

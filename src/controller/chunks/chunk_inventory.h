@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -70,7 +71,10 @@ class ChunkInventory {
   // Of `nodes`, those with a valid view that hold `key`.
   std::vector<std::string> holders(const ChunkKey& key,
                                    const std::vector<std::string>& nodes) const;
-  // A copy was made or found missing before the next report says so.
+  // A copy was made or found missing before the next report says so. Marks
+  // answer holds()/holders() for `staleAfterMs`, by which time the reports
+  // carry the change; they never enter the view the summary is checked
+  // against.
   void markHeld(const std::string& node, const ChunkKey& key, int64_t nowMs);
   void markMissing(const std::string& node, const ChunkKey& key, int64_t nowMs);
   // Chunks held according to the view; nullopt without a valid view.
@@ -88,8 +92,11 @@ class ChunkInventory {
     uint64_t reportedEpoch = 0;
     uint64_t reportedSeq = 0;
     int64_t lastListingMs = 0;
-    int64_t markedMs = 0;  // last markHeld/markMissing
+    // Marks (key -> when): held or missing here before a report said so.
+    std::unordered_map<ChunkKey, int64_t, ChunkKeyHash> heldMarks, missingMarks;
   };
+  bool holdsLocked(const View& v, const ChunkKey& key) const;
+  void expireMarks(View& v, int64_t nowMs) const;
   static void toggle(View& v, const ChunkKey& k);
   static void add(View& v, const ChunkKey& k);
   static void remove(View& v, const ChunkKey& k);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "controller/chunks/placement.h"
 
@@ -29,6 +30,7 @@ void CopyScheduler::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  idle_.notify_all();
   for (auto& t : threads_) t.join();
   threads_.clear();
 }
@@ -180,6 +182,11 @@ void ChunkRepairer::runRound() {
   RepairStatus st;
   std::string after;
   uint64_t spread = 0;
+  // Chunks under-replicated for several rounds in a row are repaired by
+  // every controller that sees them so, owner or not: an owner that cannot
+  // reach the chunkserver lacking it (a partial partition) must not leave it
+  // missing. The chunkserver makes one copy however many ask.
+  std::unordered_map<std::string, int> stillUnder;
   while (true) {
     auto ids = store_.liveChunkIds(after, 10'000);
     if (!ids.isOk()) return;  // try again next round
@@ -192,12 +199,16 @@ void ChunkRepairer::runRound() {
       auto holders = inv.holders(*key, knownIds);
       if (holders.size() == known.size()) continue;
       ++st.underReplicated;
+      int rounds = 1;
+      if (auto it = underRounds_.find(id); it != underRounds_.end()) rounds = it->second + 1;
+      stillUnder.emplace(id, rounds);
       if (holders.empty()) {
         ++st.unavailable;
         continue;
       }
-      if (repairOwner(id, controllers) != options_.selfId) continue;
-      ++st.owned;
+      bool owner = repairOwner(id, controllers) == options_.selfId;
+      if (!owner && rounds < kTakeOverAfterRounds) continue;
+      if (owner) ++st.owned;
       for (const auto& h : known) {
         if (std::find(holders.begin(), holders.end(), h.nodeId) != holders.end()) continue;
         // Spread the reads over the holders.
@@ -208,6 +219,7 @@ void ChunkRepairer::runRound() {
       }
     }
   }
+  underRounds_ = std::move(stillUnder);
   st.lastRoundMs = clock_.nowMillis();
   std::lock_guard lock(mu_);
   status_ = st;

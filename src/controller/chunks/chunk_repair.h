@@ -13,7 +13,10 @@
 // it counts it under-replicated and — only if this controller is the chunk's
 // repair owner among the alive controllers (placement.h) — queues a copy
 // from a holder. Chunks no healthy chunkserver holds are counted
-// unavailable. Both classes are thread-safe; loops stop in stop().
+// unavailable. A chunk still under-replicated after a few rounds is repaired
+// by every controller that sees it so (its owner may not reach the
+// chunkserver that lacks it). Both classes are thread-safe; loops stop in
+// stop().
 #pragma once
 
 #include <atomic>
@@ -26,6 +29,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -101,6 +105,9 @@ class ChunkRepairer {
   void stop();
   // One round now (rebuild views, scan, queue copies); does not wait for them.
   void runRound();
+  // A round as soon as the loop is free (a chunkserver turned healthy: list
+  // its inventory and fill it without waiting for the interval).
+  void requestRound() { task_.runSoon(); }
   RepairStatus status() const;
 
  private:
@@ -112,8 +119,10 @@ class ChunkRepairer {
   CopyScheduler& copies_;
   const Clock& clock_;
   std::function<std::vector<std::string>()> aliveControllers_;
+  static constexpr int kTakeOverAfterRounds = 3;
   mutable std::mutex mu_;
-  RepairStatus status_;  // GUARDED_BY(mu_)
+  RepairStatus status_;                               // GUARDED_BY(mu_)
+  std::unordered_map<std::string, int> underRounds_;  // round thread only: chunk -> rounds
   PeriodicTask task_;
 };
 

@@ -59,10 +59,18 @@ void ChunkserverRegistry::probeAll() {
     calls.emplace_back(address, std::async(std::launch::async,
                                            [c = client, timeout] { return c->stats(timeout); }));
   }
+  // Wait for the answers without the lock: heartbeats and uploads use it.
+  std::vector<std::pair<std::string, Result<ChunkserverStats>>> answers;
+  for (auto& [address, call] : calls) answers.emplace_back(address, call.get());
   int64_t now = clock_.nowMillis();
+  probeAnswers(answers, now);
+  notifyHealthy();
+}
+
+void ChunkserverRegistry::probeAnswers(
+    std::vector<std::pair<std::string, Result<ChunkserverStats>>>& answers, int64_t now) {
   std::lock_guard lock(mu_);
-  for (auto& [address, call] : calls) {
-    auto stats = call.get();
+  for (auto& [address, stats] : answers) {
     if (!stats.isOk() || stats->nodeId.empty()) continue;
     if (options_.isForgotten && options_.isForgotten(stats->nodeId)) continue;
     ChunkserverInfo info{stats->nodeId,    address,          true, now, stats->capacityBytes,
@@ -81,11 +89,13 @@ void ChunkserverRegistry::probeAll() {
     r.count = stats->chunkCount;
     inventory_.apply(stats->nodeId, r, now);
   }
-  for (auto& [id, e] : entries_) {
-    bool h = healthyAt(e.info, now);
-    if (h != e.info.healthy) {
-      spdlog::info("chunkserver {} ({}) is {}", id, e.info.address, h ? "healthy" : "failed");
-      e.info.healthy = h;
+  {
+    for (auto& [id, e] : entries_) {
+      bool h = healthyAt(e.info, now);
+      if (h != e.info.healthy) {
+        spdlog::info("chunkserver {} ({}) is {}", id, e.info.address, h ? "healthy" : "failed");
+        e.info.healthy = h;
+      }
     }
   }
 }
@@ -97,7 +107,9 @@ std::pair<uint64_t, uint64_t> ChunkserverRegistry::recordHeartbeat(
     std::lock_guard lock(mu_);
     upsertLocked(report, now);
   }
-  return inventory_.apply(report.nodeId, inventory, now);
+  auto at = inventory_.apply(report.nodeId, inventory, now);
+  notifyHealthy();
+  return at;
 }
 
 std::vector<HealthyChunkserver> ChunkserverRegistry::healthyNodes() const {
@@ -158,7 +170,18 @@ void ChunkserverRegistry::upsertLocked(const ChunkserverInfo& report, int64_t no
   e.info.healthy = true;
   if (!was && !e.info.nodeId.empty() && e.client) {
     spdlog::info("chunkserver {} ({}) is healthy", report.nodeId, report.address);
+    newlyHealthy_.push_back(report.nodeId);
   }
+}
+
+void ChunkserverRegistry::notifyHealthy() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mu_);
+    ids.swap(newlyHealthy_);
+  }
+  if (!options_.onHealthy) return;
+  for (const auto& id : ids) options_.onHealthy(id);
 }
 
 std::vector<std::shared_ptr<ChunkClient>> ChunkserverRegistry::healthy() const {

@@ -56,6 +56,8 @@ struct RegistryOptions {
   int64_t dnsIntervalMs = 5000;
   // Node ids an operator forgot: never registered again.
   std::function<bool(const std::string&)> isForgotten;
+  // Called (without the registry's lock) when a chunkserver turns healthy.
+  std::function<void(const std::string&)> onHealthy;
 };
 
 class ChunkserverRegistry {
@@ -91,6 +93,9 @@ class ChunkserverRegistry {
     std::shared_ptr<ChunkClient> client;
   };
   void refreshDns();
+  void probeAnswers(std::vector<std::pair<std::string, Result<ChunkserverStats>>>& answers,
+                    int64_t now);
+  void notifyHealthy();
   void upsertLocked(const ChunkserverInfo& report, int64_t now);
   bool healthyAt(const ChunkserverInfo& info, int64_t now) const;
 
@@ -99,6 +104,7 @@ class ChunkserverRegistry {
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;      // GUARDED_BY(mu_), by node id
   std::map<std::string, int64_t> slowUntil_;  // GUARDED_BY(mu_), by address
+  std::vector<std::string> newlyHealthy_;     // GUARDED_BY(mu_)
   ChunkInventory inventory_;
   std::set<std::string> addresses_;  // GUARDED_BY(mu_), static + DNS
   std::map<std::string, std::shared_ptr<ChunkClient>> probeClients_;  // GUARDED_BY(mu_)

@@ -26,6 +26,38 @@ std::vector<std::string> ForgottenNodes::list() const {
   return {ids_.begin(), ids_.end()};
 }
 
+void ForgottenNodes::setPeerFilter(std::function<bool(const std::string&)> acceptFromPeer) {
+  std::lock_guard lock(mu_);
+  filter_ = std::move(acceptFromPeer);
+}
+
+std::vector<std::string> ForgottenNodes::addFromPeer(const std::vector<std::string>& ids) {
+  std::function<bool(const std::string&)> filter;
+  std::vector<std::string> fresh;
+  {
+    std::lock_guard lock(mu_);
+    filter = filter_;
+    for (const auto& id : ids) {
+      if (!ids_.count(id)) fresh.push_back(id);
+    }
+  }
+  std::vector<std::string> accepted;
+  for (const auto& id : fresh) {
+    if (!filter || filter(id)) {
+      accepted.push_back(id);
+      continue;
+    }
+    std::lock_guard lock(mu_);
+    if (declined_.insert(id).second) {
+      spdlog::error(
+          "a peer says node {} was forgotten, but it is this controller or alive here: not "
+          "forgotten here",
+          id);
+    }
+  }
+  return add(accepted);
+}
+
 std::vector<std::string> ForgottenNodes::add(const std::vector<std::string>& ids) {
   std::vector<std::string> added;
   Listener listener;

@@ -28,13 +28,19 @@ class ForgottenNodes {
   bool contains(const std::string& id) const;
   // Adds ids; returns those that were new. Persists before notifying.
   std::vector<std::string> add(const std::vector<std::string>& ids);
+  // Ids a peer's ping says are forgotten: added only if `acceptFromPeer`
+  // (set by the owner: not ourselves, not alive or healthy here) agrees.
+  std::vector<std::string> addFromPeer(const std::vector<std::string>& ids);
+  void setPeerFilter(std::function<bool(const std::string&)> acceptFromPeer);
   std::vector<std::string> list() const;
 
  private:
   Persist persist_;
   mutable std::mutex mu_;
-  std::set<std::string> ids_;  // GUARDED_BY(mu_)
-  Listener listener_;          // GUARDED_BY(mu_)
+  std::set<std::string> ids_;                       // GUARDED_BY(mu_)
+  Listener listener_;                               // GUARDED_BY(mu_)
+  std::function<bool(const std::string&)> filter_;  // GUARDED_BY(mu_)
+  std::set<std::string> declined_;                  // GUARDED_BY(mu_), logged once each
 };
 
 }  // namespace redcloud::controller

@@ -116,7 +116,7 @@ void Membership::runRound() {
   for (auto& [address, call] : calls) {
     auto resp = call.get();
     if (resp && options_.forgotten && resp->forgotten_size() > 0) {
-      options_.forgotten->add({resp->forgotten().begin(), resp->forgotten().end()});
+      options_.forgotten->addFromPeer({resp->forgotten().begin(), resp->forgotten().end()});
     }
     if (resp)
       recordAnswer(address, *resp);

@@ -11,7 +11,7 @@ namespace redcloud::controller {
 grpc::Status PeerServiceImpl::Ping(grpc::ServerContext*, const peer::PingRequest* request,
                                    peer::PingResponse* response) {
   if (request->forgotten_size() > 0) {
-    forgotten_.add({request->forgotten().begin(), request->forgotten().end()});
+    forgotten_.addFromPeer({request->forgotten().begin(), request->forgotten().end()});
   }
   membership_.observe(request->from());
   *response->mutable_self() = membership_.self();
@@ -20,52 +20,91 @@ grpc::Status PeerServiceImpl::Ping(grpc::ServerContext*, const peer::PingRequest
   return grpc::Status::OK;
 }
 
-grpc::Status PeerServiceImpl::ForgetNode(grpc::ServerContext*, const peer::ForgetRequest* request,
-                                         peer::ForgetResponse* response) {
-  const std::string& id = request->node_id();
-  if (Status s = validateNodeId(id); !s.isOk()) return toGrpc(s);
+// Why `id` must not be forgotten here (it is this controller, or alive or
+// healthy as seen from here); empty when it may be. Sets *kind.
+std::string PeerServiceImpl::refusalFor(const std::string& id, std::string* kind) {
+  *kind = "unknown";
   if (id == membership_.self().node_id()) {
-    return {grpc::StatusCode::FAILED_PRECONDITION,
-            "node " + id + " is this controller; ask another controller to forget it"};
+    return "node " + id + " is this controller; ask another controller to forget it";
   }
-  std::string kind = "unknown";
+  auto known = replicator_.knownPeers();
+  if (std::find(known.begin(), known.end(), id) != known.end()) *kind = "controller";
   for (const auto& p : membership_.peers()) {
     if (p.nodeId != id) continue;
-    kind = "controller";
+    *kind = "controller";
     if (p.state != PeerState::kDead) {
-      return {grpc::StatusCode::FAILED_PRECONDITION,
-              "controller " + id + " is " + peerStateName(p.state) +
-                  "; only a node that is down can be forgotten (stop it first)"};
+      return "controller " + id + " is " + peerStateName(p.state) + " as seen from " +
+             membership_.self().node_id() +
+             "; only a node that is down can be forgotten (stop it first)";
     }
   }
   for (const auto& cs : registry_.snapshot()) {
     if (cs.nodeId != id) continue;
-    kind = "chunkserver";
+    *kind = "chunkserver";
     if (cs.healthy) {
-      return {grpc::StatusCode::FAILED_PRECONDITION,
-              "chunkserver " + id +
-                  " is healthy; only a node that is down can be forgotten (stop it first)"};
+      return "chunkserver " + id + " is healthy as seen from " + membership_.self().node_id() +
+             "; only a node that is down can be forgotten (stop it first)";
     }
   }
-  if (request->propagate() && kind == "unknown" && !forgotten_.contains(id)) {
+  return "";
+}
+
+grpc::Status PeerServiceImpl::ForgetNode(grpc::ServerContext*, const peer::ForgetRequest* request,
+                                         peer::ForgetResponse* response) {
+  const std::string& id = request->node_id();
+  if (Status s = validateNodeId(id); !s.isOk()) return toGrpc(s);
+  std::string kind;
+  std::string refusal = refusalFor(id, &kind);
+  if (!refusal.empty()) return {grpc::StatusCode::FAILED_PRECONDITION, refusal};
+  response->set_kind(kind);
+  if (request->check_only()) return grpc::Status::OK;
+  if (!request->propagate()) {
+    // Told by the controller the operator asked, after every alive controller
+    // agreed the node is down.
+    forgotten_.add({id});
+    response->add_applied_on(membership_.self().node_id());
+    return grpc::Status::OK;
+  }
+  if (kind == "unknown" && !forgotten_.contains(id)) {
     return {grpc::StatusCode::NOT_FOUND,
             "no controller or chunkserver with node id " + id + " is known here"};
   }
-  response->set_kind(kind);
-  forgotten_.add({id});
-  response->add_applied_on(membership_.self().node_id());
-  if (!request->propagate()) return grpc::Status::OK;
-  // Tell every alive controller now; the others learn it from pings.
-  peer::ForgetRequest fwd;
-  fwd.set_node_id(id);
-  fwd.set_propagate(false);
+  // Phase 1: every controller that is not dead must agree the node is down
+  // (a node cut off from us by a partition may be alive for the others).
+  std::vector<PeerView> others;
   for (const auto& p : membership_.peers()) {
-    if (p.state != PeerState::kAlive) continue;
+    if (p.state != PeerState::kDead && p.nodeId != id) others.push_back(p);
+  }
+  auto ask = [&](const PeerView& p, bool checkOnly, peer::ForgetResponse* r) {
+    peer::ForgetRequest fwd;
+    fwd.set_node_id(id);
+    fwd.set_check_only(checkOnly);
     auto stub = newPeerStub(p.peerAddress);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    return stub->ForgetNode(&ctx, fwd, r);
+  };
+  for (const auto& p : others) {
     peer::ForgetResponse r;
-    if (stub->ForgetNode(&ctx, fwd, &r).ok())
+    grpc::Status s = ask(p, true, &r);
+    if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      return {grpc::StatusCode::FAILED_PRECONDITION, s.error_message() + "; nothing forgotten"};
+    }
+    if (!s.ok()) {
+      return {grpc::StatusCode::UNAVAILABLE,
+              "cannot confirm with controller " + p.nodeId + " (" + peerStateName(p.state) +
+                  ") that " + id +
+                  " is down; nothing forgotten. Retry once every controller is reachable, or "
+                  "once that one is dead"};
+    }
+  }
+  // Phase 2: apply here and on every controller that agreed; the dead ones
+  // learn it from pings.
+  forgotten_.add({id});
+  response->add_applied_on(membership_.self().node_id());
+  for (const auto& p : others) {
+    peer::ForgetResponse r;
+    if (ask(p, false, &r).ok())
       response->add_applied_on(p.nodeId);
     else
       response->add_unreachable(p.nodeId);
@@ -130,11 +169,19 @@ grpc::Status refused(const peer::ControllerInfo& from) {
           "two live controllers answer with node id " + from.node_id() + "; not merged"};
 }
 
+grpc::Status refusedForgotten(const peer::ControllerInfo& from) {
+  return {grpc::StatusCode::FAILED_PRECONDITION,
+          "controller " + from.node_id() +
+              " was forgotten by an operator; its records are not merged (give it a fresh data "
+              "dir to rejoin)"};
+}
+
 }  // namespace
 
 grpc::Status PeerServiceImpl::PushRecords(grpc::ServerContext*, const peer::PushRequest* request,
                                           peer::PushResponse* response) {
   if (duplicated(membership_, request->from())) return refused(request->from());
+  if (forgotten_.contains(request->from().node_id())) return refusedForgotten(request->from());
   *response = replicator_.handlePush(*request);
   return grpc::Status::OK;
 }
@@ -142,6 +189,7 @@ grpc::Status PeerServiceImpl::PushRecords(grpc::ServerContext*, const peer::Push
 grpc::Status PeerServiceImpl::GetTree(grpc::ServerContext*, const peer::TreeRequest* request,
                                       peer::TreeResponse* response) {
   if (duplicated(membership_, request->from())) return refused(request->from());
+  if (forgotten_.contains(request->from().node_id())) return refusedForgotten(request->from());
   *response = replicator_.handleGetTree(*request);
   return grpc::Status::OK;
 }
@@ -149,6 +197,7 @@ grpc::Status PeerServiceImpl::GetTree(grpc::ServerContext*, const peer::TreeRequ
 grpc::Status PeerServiceImpl::PullRecords(grpc::ServerContext*, const peer::PullRequest* request,
                                           peer::PullResponse* response) {
   if (duplicated(membership_, request->from())) return refused(request->from());
+  if (forgotten_.contains(request->from().node_id())) return refusedForgotten(request->from());
   *response = replicator_.handlePull(*request);
   return grpc::Status::OK;
 }
@@ -156,6 +205,7 @@ grpc::Status PeerServiceImpl::PullRecords(grpc::ServerContext*, const peer::Pull
 grpc::Status PeerServiceImpl::ConfirmTombstones(grpc::ServerContext*,
                                                 const peer::ConfirmRequest* request,
                                                 peer::ConfirmResponse* response) {
+  if (forgotten_.contains(request->from().node_id())) return refusedForgotten(request->from());
   *response = replicator_.handleConfirm(*request);
   return grpc::Status::OK;
 }

@@ -37,6 +37,8 @@ class PeerServiceImpl final : public peer::PeerService::Service {
                           peer::ForgetResponse* response) override;
 
  private:
+  std::string refusalFor(const std::string& id, std::string* kind);
+
   Membership& membership_;
   ChunkserverRegistry& registry_;
   Replicator& replicator_;
