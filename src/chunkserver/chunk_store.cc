@@ -56,9 +56,16 @@ std::string ChunkStore::pathOf(const std::string& id) const {
 }
 
 Status ChunkStore::open() {
-  RC_RETURN_IF_ERROR(fs_.createDirs(root_ + "/chunks").status());
-  RC_RETURN_IF_ERROR(fs_.createDirs(root_ + "/tmp").status());
-  RC_RETURN_IF_ERROR(fs_.createDirs(root_ + "/quarantine").status());
+  RC_ASSIGN_OR_RETURN(bool newChunks, fs_.createDirs(root_ + "/chunks"));
+  RC_ASSIGN_OR_RETURN(bool newTmp, fs_.createDirs(root_ + "/tmp"));
+  RC_ASSIGN_OR_RETURN(bool newQuarantine, fs_.createDirs(root_ + "/quarantine"));
+  if (newChunks || newTmp || newQuarantine) {
+    // Folders just created must be durable before a chunk is acknowledged in
+    // them: their entries in <root>, and <root>'s own in its parent.
+    RC_RETURN_IF_ERROR(fs_.syncDir(root_));
+    std::string parent = parentDir(root_);
+    RC_RETURN_IF_ERROR(fs_.syncDir(parent.empty() ? "." : parent));
+  }
   // Temp files are chunks whose write was never acknowledged: drop them.
   RC_ASSIGN_OR_RETURN(auto tmps, fs_.listDir(root_ + "/tmp"));
   for (const auto& e : tmps) RC_RETURN_IF_ERROR(fs_.remove(root_ + "/tmp/" + e.name));

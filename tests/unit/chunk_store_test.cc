@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <random>
 
+#include "chunk_test_util.h"
 #include "common/sha256.h"
 #include "fault_injection_file_system.h"
 
@@ -129,6 +131,7 @@ TEST_F(ChunkStoreTest, IndexIsRebuiltByScanningAndListPages) {
 TEST_F(ChunkStoreTest, FaultInjectionDropsUnsyncedWrites) {
   FaultInjectionFileSystem fs(posixFileSystem());
   ASSERT_TRUE(fs.createDirs(root_).isOk());
+  ASSERT_TRUE(fs.syncDir(root_.parent_path()).isOk());  // the folder itself is durable
   std::string p = (root_ / "f").string();
   auto f = fs.newWritableFile(p);
   ASSERT_TRUE(f.isOk());
@@ -234,6 +237,429 @@ TEST_F(ChunkStoreTest, RemoveKeepsChunksReferencedWithinTheGrace) {
     EXPECT_FALSE(std::filesystem::exists(file));
     EXPECT_FALSE(*store.touch(id));
   }
+}
+
+// The XOR of the raw ids of `chunks`, computed independently of the store.
+std::string digestOf(const std::vector<std::string>& chunks) {
+  std::string d(32, '\0');
+  for (const auto& data : chunks) {
+    std::string raw = sha256Binary(data);
+    for (size_t i = 0; i < 32; ++i) d[i] = static_cast<char>(d[i] ^ raw[i]);
+  }
+  return d;
+}
+
+std::vector<std::string> sortedIds(std::vector<std::string> chunks) {
+  std::vector<std::string> ids;
+  for (const auto& data : chunks) ids.push_back(sha256Hex(data));
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+using test::fileBytes;
+using test::filesIn;
+using test::flipByte;
+
+TEST_F(ChunkStoreTest, InventoryNumbersEveryChangeAndSummarisesTheIds) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  InventoryState s = store.inventory();
+  const uint64_t epoch = s.epoch;
+  EXPECT_NE(epoch, 0u);
+  EXPECT_EQ(s.seq, 0u);
+  EXPECT_EQ(s.count, 0u);
+  EXPECT_EQ(s.digest, std::string(32, '\0'));
+  EXPECT_EQ(s.quarantined, 0u);
+
+  std::string a = randomBytes(1000, 1), b = randomBytes(2000, 2), c = randomBytes(3000, 3);
+  auto expectState = [&](uint64_t seq, const std::vector<std::string>& held) {
+    InventoryState now = store.inventory();
+    EXPECT_EQ(now.epoch, epoch);
+    EXPECT_EQ(now.seq, seq);
+    EXPECT_EQ(now.count, held.size());
+    EXPECT_EQ(now.digest, digestOf(held));
+  };
+  ASSERT_TRUE(store.put(sha256Hex(a), a).isOk());
+  expectState(1, {a});
+  ASSERT_TRUE(store.put(sha256Hex(b), b).isOk());
+  expectState(2, {a, b});
+  ASSERT_TRUE(store.put(sha256Hex(a), a).isOk());  // dedup hit: no change
+  expectState(2, {a, b});
+  EXPECT_EQ(*store.remove(sha256Hex(b), 60'000), ChunkStore::RemoveResult::kRecentlyReferenced);
+  expectState(2, {a, b});
+  EXPECT_EQ(*store.remove(sha256Hex(b)), ChunkStore::RemoveResult::kRemoved);
+  expectState(3, {a});
+  EXPECT_EQ(*store.remove(sha256Hex(b)), ChunkStore::RemoveResult::kAbsent);
+  expectState(3, {a});
+  ASSERT_TRUE(store.put(sha256Hex(c), c).isOk());
+  expectState(4, {a, c});
+  // The listing comes with the state it was read at.
+  InventoryState listed;
+  EXPECT_EQ(store.list("", 10, &listed), sortedIds({a, c}));
+  EXPECT_EQ(listed.seq, 4u);
+  EXPECT_EQ(listed.digest, digestOf({a, c}));
+}
+
+TEST_F(ChunkStoreTest, ChangesSinceCollapsesEachChunkToItsFinalState) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string a = randomBytes(100, 11), b = randomBytes(200, 12), c = randomBytes(300, 13);
+  const std::string A = sha256Hex(a), B = sha256Hex(b), C = sha256Hex(c);
+  ASSERT_TRUE(store.put(A, a).isOk());  // 1
+  ASSERT_TRUE(store.put(B, b).isOk());  // 2
+  ASSERT_TRUE(store.remove(A).isOk());  // 3
+  ASSERT_TRUE(store.put(A, a).isOk());  // 4
+  ASSERT_TRUE(store.put(C, c).isOk());  // 5
+  ASSERT_TRUE(store.remove(C).isOk());  // 6
+  ASSERT_EQ(store.inventory().seq, 6u);
+
+  InventoryState state;
+  auto all = store.changesSince(0, 100, &state);
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->afterSeq, 0u);
+  EXPECT_EQ(all->toSeq, 6u);
+  EXPECT_EQ(all->added, sortedIds({a, b}));  // A: added, removed, added
+  EXPECT_EQ(all->removed, std::vector<std::string>{C});
+  EXPECT_TRUE(all->corrupt.empty());
+  EXPECT_EQ(state.seq, 6u);
+  EXPECT_EQ(state.epoch, store.inventory().epoch);
+  EXPECT_EQ(state.digest, digestOf({a, b}));
+
+  // Remove then add: added.
+  auto fromTwo = store.changesSince(2, 100);
+  ASSERT_TRUE(fromTwo.has_value());
+  EXPECT_EQ(fromTwo->toSeq, 6u);
+  EXPECT_EQ(fromTwo->added, std::vector<std::string>{A});
+  EXPECT_EQ(fromTwo->removed, std::vector<std::string>{C});
+  // Add then remove: removed.
+  auto fromFour = store.changesSince(4, 100);
+  ASSERT_TRUE(fromFour.has_value());
+  EXPECT_TRUE(fromFour->added.empty());
+  EXPECT_EQ(fromFour->removed, std::vector<std::string>{C});
+
+  // Up to date: no changes.
+  auto none = store.changesSince(6, 100);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(none->afterSeq, 6u);
+  EXPECT_EQ(none->toSeq, 6u);
+  EXPECT_TRUE(none->added.empty() && none->removed.empty() && none->corrupt.empty());
+  // Ahead of this process's numbering.
+  InventoryState st;
+  EXPECT_FALSE(store.changesSince(7, 100, &st).has_value());
+  EXPECT_EQ(st.seq, 6u);
+}
+
+TEST_F(ChunkStoreTest, ChangesSinceStopsAtMaxChanges) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string a = randomBytes(100, 21), b = randomBytes(200, 22), c = randomBytes(300, 23);
+  ASSERT_TRUE(store.put(sha256Hex(a), a).isOk());  // 1
+  ASSERT_TRUE(store.put(sha256Hex(b), b).isOk());  // 2
+  ASSERT_TRUE(store.remove(sha256Hex(a)).isOk());  // 3
+  ASSERT_TRUE(store.put(sha256Hex(c), c).isOk());  // 4
+  auto first = store.changesSince(0, 2);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->toSeq, 2u);
+  EXPECT_EQ(first->added, sortedIds({a, b}));
+  EXPECT_TRUE(first->removed.empty());
+  auto second = store.changesSince(first->toSeq, 1);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->afterSeq, 2u);
+  EXPECT_EQ(second->toSeq, 3u);
+  EXPECT_TRUE(second->added.empty());
+  EXPECT_EQ(second->removed, std::vector<std::string>{sha256Hex(a)});
+  auto third = store.changesSince(second->toSeq, 5);
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->toSeq, 4u);
+  EXPECT_EQ(third->added, std::vector<std::string>{sha256Hex(c)});
+}
+
+TEST_F(ChunkStoreTest, RestartStartsANewEpochWithTheSameDigest) {
+  std::string a = randomBytes(100, 31), b = randomBytes(200, 32);
+  InventoryState before;
+  {
+    ChunkStore store(posixFileSystem(), root_);
+    ASSERT_TRUE(store.open().isOk());
+    ASSERT_TRUE(store.put(sha256Hex(a), a).isOk());
+    ASSERT_TRUE(store.put(sha256Hex(b), b).isOk());
+    before = store.inventory();
+  }
+  ChunkStore reopened(posixFileSystem(), root_);
+  ASSERT_TRUE(reopened.open().isOk());
+  InventoryState after = reopened.inventory();
+  EXPECT_NE(after.epoch, 0u);
+  EXPECT_NE(after.epoch, before.epoch);
+  EXPECT_EQ(after.seq, 0u);
+  EXPECT_EQ(after.count, 2u);
+  EXPECT_EQ(after.digest, before.digest);
+  EXPECT_EQ(after.digest, digestOf({a, b}));
+  // The old numbering means nothing here.
+  EXPECT_FALSE(reopened.changesSince(before.seq, 100).has_value());
+}
+
+TEST_F(ChunkStoreTest, QuarantineMovesACorruptCopyAside) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string good = randomBytes(4000, 41), bad = randomBytes(5000, 42);
+  const std::string G = sha256Hex(good), B = sha256Hex(bad);
+  ASSERT_TRUE(store.put(G, good).isOk());
+  ASSERT_TRUE(store.put(B, bad).isOk());
+  flipByte(store.pathOf(B), 4999);
+  const std::string damaged = fileBytes(store.pathOf(B));
+  const InventoryState before = store.inventory();
+
+  auto q = store.quarantineIfCorrupt(B);
+  ASSERT_TRUE(q.isOk());
+  EXPECT_TRUE(*q);
+  EXPECT_FALSE(store.has(B));
+  EXPECT_EQ(store.sizeOf(B), std::nullopt);
+  EXPECT_FALSE(std::filesystem::exists(store.pathOf(B)));
+  EXPECT_EQ(store.read(B).status().code(), StatusCode::kFileNotFound);
+  auto moved = filesIn(root_ / "quarantine");
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].rfind(B + ".", 0), 0u) << moved[0];
+  EXPECT_EQ(fileBytes(root_ / "quarantine" / moved[0]), damaged);
+  EXPECT_EQ(store.stats().chunkCount, 1u);
+  EXPECT_EQ(store.stats().usedBytes, good.size());
+  EXPECT_EQ(store.list("", 10), std::vector<std::string>{G});
+  InventoryState now = store.inventory();
+  EXPECT_EQ(now.quarantined, before.quarantined + 1);
+  EXPECT_EQ(now.count, 1u);
+  EXPECT_EQ(now.digest, digestOf({good}));
+  EXPECT_GT(now.seq, before.seq);
+  auto changes = store.changesSince(before.seq, 100);
+  ASSERT_TRUE(changes.has_value());
+  EXPECT_TRUE(changes->added.empty());
+  EXPECT_EQ(changes->removed, std::vector<std::string>{B});
+  EXPECT_EQ(changes->corrupt, std::vector<std::string>{B});
+
+  // Once only.
+  EXPECT_FALSE(*store.quarantineIfCorrupt(B));
+  EXPECT_EQ(store.inventory().quarantined, before.quarantined + 1);
+  EXPECT_EQ(store.inventory().seq, now.seq);
+  // An intact copy stays.
+  EXPECT_FALSE(*store.quarantineIfCorrupt(G));
+  EXPECT_TRUE(store.has(G));
+  EXPECT_EQ(*store.read(G), good);
+  EXPECT_EQ(store.inventory().seq, now.seq);
+  // Absent or malformed ids.
+  EXPECT_FALSE(*store.quarantineIfCorrupt(sha256Hex("never stored")));
+  EXPECT_EQ(store.quarantineIfCorrupt("zz").status().code(), StatusCode::kInvalidRequest);
+
+  // A restart does not bring it back.
+  ChunkStore reopened(posixFileSystem(), root_);
+  ASSERT_TRUE(reopened.open().isOk());
+  EXPECT_FALSE(reopened.has(B));
+  EXPECT_TRUE(reopened.has(G));
+}
+
+TEST_F(ChunkStoreTest, QuarantineTakesOutATruncatedOrMissingCopy) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string a = randomBytes(4000, 51), b = randomBytes(6000, 52);
+  ASSERT_TRUE(store.put(sha256Hex(a), a).isOk());
+  ASSERT_TRUE(store.put(sha256Hex(b), b).isOk());
+  std::filesystem::resize_file(store.pathOf(sha256Hex(a)), 10);
+  std::filesystem::remove(store.pathOf(sha256Hex(b)));
+  EXPECT_TRUE(*store.quarantineIfCorrupt(sha256Hex(a)));
+  EXPECT_TRUE(*store.quarantineIfCorrupt(sha256Hex(b)));
+  EXPECT_EQ(store.stats().chunkCount, 0u);
+  EXPECT_EQ(store.stats().usedBytes, 0u);  // the sizes indexed, not the sizes on disk
+  EXPECT_EQ(store.inventory().count, 0u);
+  EXPECT_EQ(store.inventory().digest, std::string(32, '\0'));
+  EXPECT_EQ(store.inventory().quarantined, 2u);
+}
+
+// Only bad bytes or a missing file make a copy bad: a read error is
+// reported and changes nothing.
+TEST_F(ChunkStoreTest, QuarantineReportsAReadErrorAndChangesNothing) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string data = randomBytes(3000, 56);
+  const std::string id = sha256Hex(data);
+  ASSERT_TRUE(store.put(id, data).isOk());
+  // Unreadable: a folder where the file was (read() fails with EISDIR).
+  std::filesystem::remove(store.pathOf(id));
+  std::filesystem::create_directory(store.pathOf(id));
+  const InventoryState before = store.inventory();
+  auto q = store.quarantineIfCorrupt(id);
+  EXPECT_FALSE(q.isOk());
+  EXPECT_TRUE(store.has(id));
+  EXPECT_EQ(store.stats().chunkCount, 1u);
+  EXPECT_EQ(store.inventory().seq, before.seq);
+  EXPECT_EQ(store.inventory().quarantined, 0u);
+  EXPECT_TRUE(filesIn(root_ / "quarantine").empty());
+  EXPECT_TRUE(std::filesystem::is_directory(store.pathOf(id)));
+}
+
+// A dedup hit is acknowledged only for an intact copy: a corrupt one is
+// quarantined and the chunk written afresh from the caller's bytes.
+TEST_F(ChunkStoreTest, DedupHitOnACorruptCopyWritesTheChunkAfresh) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string data = randomBytes(100'000, 61);
+  const std::string id = sha256Hex(data);
+  ASSERT_TRUE(store.put(id, data).isOk());
+  flipByte(store.pathOf(id), 50'000);
+  const InventoryState before = store.inventory();
+
+  auto w = store.beginWrite(id, data.size());
+  ASSERT_TRUE(w.isOk());
+  ASSERT_NE(*w, nullptr);
+  EXPECT_FALSE(store.has(id));  // the bad copy is out of service already
+  EXPECT_EQ(filesIn(root_ / "quarantine").size(), 1u);
+  ASSERT_TRUE((*w)->append(data).isOk());
+  ASSERT_TRUE((*w)->commit().isOk());
+  auto r = store.read(id);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(*r, data);
+  EXPECT_EQ(fileBytes(store.pathOf(id)), data);
+  EXPECT_EQ(store.stats().chunkCount, 1u);
+  EXPECT_EQ(store.stats().usedBytes, data.size());
+  InventoryState now = store.inventory();
+  EXPECT_EQ(now.quarantined, before.quarantined + 1);
+  EXPECT_EQ(now.count, 1u);
+  EXPECT_EQ(now.digest, digestOf({data}));
+  auto changes = store.changesSince(before.seq, 100);
+  ASSERT_TRUE(changes.has_value());
+  EXPECT_EQ(changes->added, std::vector<std::string>{id});
+  EXPECT_TRUE(changes->removed.empty());
+  EXPECT_EQ(changes->corrupt, std::vector<std::string>{id});
+}
+
+TEST_F(ChunkStoreTest, DedupHitOnAMissingCopyWritesTheChunkAfresh) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string data = randomBytes(3000, 62);
+  const std::string id = sha256Hex(data);
+  ASSERT_TRUE(store.put(id, data).isOk());
+  std::filesystem::remove(store.pathOf(id));
+  ASSERT_TRUE(store.put(id, data).isOk());  // through beginWrite
+  auto r = store.read(id);
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  EXPECT_EQ(*r, data);
+  EXPECT_EQ(store.inventory().quarantined, 1u);
+}
+
+TEST_F(ChunkStoreTest, DedupHitOnAnIntactCopyTouchesItAndWritesNothing) {
+  std::string data = randomBytes(20'000, 63);
+  const std::string id = sha256Hex(data);
+  const std::filesystem::path file = root_ / "chunks" / id.substr(0, 2) / id.substr(2, 2) / id;
+  {
+    ChunkStore store(posixFileSystem(), root_);
+    ASSERT_TRUE(store.open().isOk());
+    ASSERT_TRUE(store.put(id, data).isOk());
+  }
+  ageChunk(file, std::chrono::seconds(600));
+  const auto aged = std::filesystem::last_write_time(file);
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  const InventoryState before = store.inventory();
+  auto w = store.beginWrite(id, data.size());
+  ASSERT_TRUE(w.isOk());
+  EXPECT_EQ(*w, nullptr);
+  // Referenced now, in memory and on disk.
+  EXPECT_GT(std::filesystem::last_write_time(file), aged + std::chrono::seconds(300));
+  EXPECT_EQ(*store.remove(id, 60'000), ChunkStore::RemoveResult::kRecentlyReferenced);
+  EXPECT_TRUE(store.has(id));
+  EXPECT_EQ(*store.read(id), data);
+  EXPECT_EQ(store.inventory().seq, before.seq);
+  EXPECT_EQ(store.inventory().quarantined, 0u);
+  EXPECT_TRUE(filesIn(root_ / "quarantine").empty());
+  EXPECT_TRUE(filesIn(root_ / "tmp").empty());
+}
+
+// Passes everything to `base`; runs `onRead` once, right after a readFile(),
+// before the caller sees the bytes: another thread's work slotted in there.
+class ReadHookFileSystem : public FileSystem {
+ public:
+  explicit ReadHookFileSystem(FileSystem& base) : base_(base) {}
+  std::function<void()> onRead;
+
+  Result<std::unique_ptr<WritableFile>> newWritableFile(const std::string& path,
+                                                        bool direct = false) override {
+    return base_.newWritableFile(path, direct);
+  }
+  Result<std::string> readFile(const std::string& path) override {
+    auto r = base_.readFile(path);
+    if (onRead) {
+      auto hook = std::move(onRead);
+      onRead = nullptr;
+      hook();
+    }
+    return r;
+  }
+  Status rename(const std::string& from, const std::string& to) override {
+    return base_.rename(from, to);
+  }
+  Status remove(const std::string& path) override { return base_.remove(path); }
+  Status syncDir(const std::string& dir) override { return base_.syncDir(dir); }
+  Result<bool> createDirs(const std::string& path) override { return base_.createDirs(path); }
+  Result<std::vector<DirEntry>> listDir(const std::string& dir) override {
+    return base_.listDir(dir);
+  }
+  bool exists(const std::string& path) override { return base_.exists(path); }
+  Status touch(const std::string& path) override { return base_.touch(path); }
+
+ private:
+  FileSystem& base_;
+};
+
+// quarantineIfCorrupt() reads and hashes the copy outside the lock: a dedup
+// hit that quarantines the same bad copy and installs a fresh one meanwhile
+// (the window is the read plus the SHA-256 of up to 4 MiB) must not make it
+// move the fresh, acknowledged copy away. (It did, before copies had
+// generations.)
+TEST_F(ChunkStoreTest, QuarantineNeverMovesAFreshCopyInstalledWhileItVerified) {
+  ReadHookFileSystem fs(posixFileSystem());
+  ChunkStore store(fs, root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string data = randomBytes(10'000, 71);
+  const std::string id = sha256Hex(data);
+  ASSERT_TRUE(store.put(id, data).isOk());
+  flipByte(store.pathOf(id), 10);
+  // While the scrubber hashes the bad bytes it read, an upload of the same
+  // chunk finds the copy bad too, quarantines it and writes the chunk afresh.
+  fs.onRead = [&] {
+    ASSERT_TRUE(store.put(id, data).isOk());
+    ASSERT_TRUE(store.read(id).isOk());
+  };
+  auto q = store.quarantineIfCorrupt(id);
+  ASSERT_TRUE(q.isOk());
+  EXPECT_TRUE(store.has(id)) << "the fresh copy was taken out of service";
+  EXPECT_EQ(fileBytes(store.pathOf(id)), data);
+  EXPECT_TRUE(store.read(id).isOk());
+}
+
+// A dedup hit counts as a reference before its copy is verified: a collector
+// deciding meanwhile (the read of up to 4 MiB) must not delete the chunk the
+// upload is about to be told is stored.
+TEST_F(ChunkStoreTest, DedupHitIsReferencedBeforeItsCopyIsVerified) {
+  std::string data = randomBytes(10'000, 72);
+  const std::string id = sha256Hex(data);
+  const std::filesystem::path file = root_ / "chunks" / id.substr(0, 2) / id.substr(2, 2) / id;
+  {
+    ChunkStore store(posixFileSystem(), root_);
+    ASSERT_TRUE(store.open().isOk());
+    ASSERT_TRUE(store.put(id, data).isOk());
+  }
+  ageChunk(file, std::chrono::seconds(600));  // unreferenced for longer than the grace
+  ReadHookFileSystem fs(posixFileSystem());
+  ChunkStore store(fs, root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::optional<ChunkStore::RemoveResult> collected;
+  fs.onRead = [&] {
+    auto r = store.remove(id, 60'000);
+    ASSERT_TRUE(r.isOk());
+    collected = *r;
+  };
+  auto w = store.beginWrite(id, data.size());
+  ASSERT_TRUE(w.isOk());
+  ASSERT_TRUE(collected.has_value());  // the hook ran during the verifying read
+  EXPECT_EQ(*collected, ChunkStore::RemoveResult::kRecentlyReferenced);
+  EXPECT_EQ(*w, nullptr);  // a dedup hit: nothing to write
+  EXPECT_TRUE(store.has(id));
+  EXPECT_EQ(fileBytes(file), data);
 }
 
 }  // namespace

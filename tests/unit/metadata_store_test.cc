@@ -820,5 +820,37 @@ TEST_F(MetadataStoreTest, KeyStateFollowsTheWinningRegistration) {
   EXPECT_EQ(*s->keyState(k2), std::make_pair(KeyState::kUserLost, u2));
 }
 
+TEST_F(MetadataStoreTest, FilesOfALostRegistrationKeepTheirChunksLive) {
+  // Two concurrent registrations of "bob"; n2's loses. Its user's file is
+  // kept (orphaned): not visible, but its chunks must never be collected.
+  const std::string winner = uuidOf(0xb1), loser = uuidOf(0xb2);
+  const std::string keptFile = uuidOf(0xf1), otherFile = uuidOf(0xf2);
+  auto s = openStore("orphans.db");
+  ASSERT_TRUE(
+      s->apply(
+           {rec(RecordKind::kUser, "bob", userVal(winner), "n1=1", kT0 + 10, "n1"),
+            rec(RecordKind::kUser, "bob", userVal(loser), "n2=1", kT0 + 20, "n2"),
+            rec(RecordKind::kFile, keptFile, fileVal(loser, "lost.txt"), "n2=2", kT0 + 21, "n2"),
+            rec(RecordKind::kFile, otherFile, fileVal(winner, "won.txt"), "n1=2", kT0 + 22, "n1")},
+           true)
+          .isOk());
+  EXPECT_EQ(*s->orphanedFiles(), 1);
+  auto live = s->liveChunkIds("", 100);
+  ASSERT_TRUE(live.isOk());
+  std::set<std::string> ids(live->begin(), live->end());
+  EXPECT_TRUE(ids.count(sha256Hex("lost.txt-chunk"))) << "an orphaned file's chunk is not live";
+  EXPECT_TRUE(ids.count(sha256Hex("won.txt-chunk")));
+  EXPECT_EQ(ids.size(), 2u);
+  // Deleting the orphaned file (a tombstone) is what releases its chunk.
+  ASSERT_TRUE(s->apply({tomb(rec(RecordKind::kFile, keptFile, fileVal(loser, "lost.txt"), "n2=2",
+                                 kT0 + 21, "n2"),
+                             "n2=3", kT0 + 30, "n2")},
+                       true)
+                  .isOk());
+  live = s->liveChunkIds("", 100);
+  ASSERT_TRUE(live.isOk());
+  EXPECT_EQ(*live, std::vector<std::string>{sha256Hex("won.txt-chunk")});
+}
+
 }  // namespace
 }  // namespace redcloud::controller
