@@ -859,21 +859,12 @@ def limits(r):
         f"{c['bytes_sent_per_byte']:.2f} bytes per byte uploaded: the third copy does not go "
         "through it.")
     wait = f.get("seconds_to_first_copy") or 0
-    since = f.get("seen_seconds_after_repair_scan")
-    aligned = ""
-    if since is not None:
-        aligned = (f" This bench starts the newcomer right after the repair scan that confirmed "
-                   f"the 1 + 3 figures; it was seen {since:.1f} s after that scan"
-                   + (", so it waited nearly a whole interval: the worst case (a chunkserver "
-                      "joining at a random moment waits half an interval on average)."
-                      if since < 1.0 else "."))
     text.append(
         f"- **Fill start.** The 4th chunkserver got its first chunk {wait:.1f} s after it was "
-        f"seen healthy: nothing starts copies when a chunkserver joins; the repair loop (every "
-        f"{r['repair_interval_seconds']:g} s) lists the newcomer's inventory and queues its "
-        f"copies at its next round, so up to one repair interval passes before the copying "
-        f"starts. That wait is {wait / f['seconds'] * 100:.0f} % of the fill time here."
-        + aligned)
+        f"seen healthy: a chunkserver turning healthy starts a repair round at once, which "
+        f"lists the newcomer's inventory and queues its copies (otherwise the loop runs every "
+        f"{r['repair_interval_seconds']:g} s). That wait is "
+        f"{wait / f['seconds'] * 100:.0f} % of the fill time here.")
     if busy is not None and cpu is not None:
         other = uf.get("other_cpu_cores", 0)
         ours = sum(uf.get("process_cpu_cores", {}).values())
