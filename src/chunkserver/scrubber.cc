@@ -34,7 +34,13 @@ bool Scrubber::sleepFor(int64_t ms) {
 
 void Scrubber::loop() {
   // The first pass waits one interval: a restart does not re-read the disk.
-  while (sleepFor(intervalMs_)) runPass();
+  while (sleepFor(intervalMs_)) {
+    try {
+      runPass();
+    } catch (const std::exception& e) {
+      spdlog::error("scrub pass failed: {}; the next pass starts over", e.what());
+    }
+  }
 }
 
 void Scrubber::runPass() {

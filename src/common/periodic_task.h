@@ -1,8 +1,11 @@
 // PeriodicTask: runs a function on its own thread every interval until
 // stopped. The first run happens at start() when `runAtStart`, else after one
-// interval. stop() wakes the thread and joins it; the destructor stops.
-// Thread-safe.
+// interval. stop() wakes the thread and joins it; the destructor stops. A run
+// that throws is logged and the task goes on (a background failure never ends
+// the process). Thread-safe.
 #pragma once
+
+#include <spdlog/spdlog.h>
 
 #include <condition_variable>
 #include <cstdint>
@@ -50,7 +53,13 @@ class PeriodicTask {
     while (!stopping_) {
       if (due) {
         lock.unlock();
-        fn_();
+        try {
+          fn_();
+        } catch (const std::exception& e) {
+          spdlog::error("background task failed: {}; it runs again next interval", e.what());
+        } catch (...) {
+          spdlog::error("background task failed; it runs again next interval");
+        }
         lock.lock();
       }
       cv_.wait_for(lock, std::chrono::milliseconds(intervalMs_),

@@ -60,7 +60,12 @@ Result<std::string> ChunkFetcher::fetch(const std::string& chunkId) {
     ++running;
     auto client = candidates[raw->candidate].client;
     threads.emplace_back([&, raw, client] {
-      auto r = client->readChunk(chunkId, &raw->cancel);
+      Result<std::string> r = Status(StatusCode::kInternal, "read not run");
+      try {
+        r = client->readChunk(chunkId, &raw->cancel);
+      } catch (const std::exception& e) {
+        r = internalError(std::string("chunk read failed: ") + e.what());
+      }
       std::lock_guard lock(mu);
       raw->result = std::move(r);
       raw->done = true;

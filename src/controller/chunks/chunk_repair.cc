@@ -92,7 +92,12 @@ void CopyScheduler::work() {
       cv_.wait(lock, [&] { return stopping_ || nextLocked(&task); });
       if (stopping_) return;
     }
-    auto result = task.target->replicateChunk(task.chunkId, task.sourceAddress);
+    Result<bool> result = Status(StatusCode::kInternal, "copy not run");
+    try {
+      result = task.target->replicateChunk(task.chunkId, task.sourceAddress);
+    } catch (const std::exception& e) {
+      result = internalError(std::string("copy failed: ") + e.what());
+    }
     int64_t now = clock_.nowMillis();
     if (result.isOk()) {
       metrics_.addCopiesDone(1);

@@ -126,7 +126,12 @@ void UploadSession::flushChunk() {
 }
 
 void UploadSession::storeTask(size_t index, std::string id, std::string data) {
-  Status s = storeChunk(index, id, data);
+  Status s;
+  try {
+    s = storeChunk(index, id, data);
+  } catch (const std::exception& e) {
+    s = internalError(std::string("storing chunk ") + id + " failed: " + e.what());
+  }
   std::lock_guard lock(mu_);
   if (!s.isOk() && error_.isOk()) error_ = s;
   --inFlight_;
@@ -199,8 +204,13 @@ Status UploadSession::storeChunk(size_t index, const std::string& id, const std:
     attempts.push_back(std::move(a));
     ++running;
     threads.emplace_back([&, raw] {
-      Status st = targets_[raw->target].client->writeChunk(id, data, &raw->cancel,
-                                                           options_.writeDeadlineMs);
+      Status st;
+      try {
+        st = targets_[raw->target].client->writeChunk(id, data, &raw->cancel,
+                                                      options_.writeDeadlineMs);
+      } catch (const std::exception& e) {
+        st = internalError(std::string("chunk write failed: ") + e.what());
+      }
       std::lock_guard lock(mu);
       raw->done = true;
       raw->status = st;
