@@ -265,6 +265,15 @@ Status UploadSession::storeChunk(size_t index, const std::string& id, const std:
                                    std::to_string(options_.quorum) +
                                    " chunkservers its write quorum needs: " + last.message());
   }
+  // The chunkservers that acknowledged hold it now; the inventory learns it
+  // from them a heartbeat later, and must not count the chunk missing (or
+  // unavailable) meanwhile.
+  if (registry_) {
+    if (auto key = chunkKeyOfHex(id)) {
+      int64_t now = SystemClock::instance().nowMillis();
+      for (size_t t : ackers) registry_->inventory().markHeld(targets_[t].nodeId, *key, now);
+    }
+  }
   // Everyone else copies it from a holder, now (a failed or cancelled write
   // included): the controller's link carries `quorum` copies, not n.
   if (copies_) {
