@@ -11,12 +11,34 @@ namespace {
 
 using nlohmann::json;
 
+// Strings in answers come from servers (and, through them, from peers and
+// chunkservers): control characters are shown as \xNN, never sent to the
+// terminal, so an escape sequence in a node id cannot rewrite the screen.
+std::string printable(const std::string& in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    auto c = static_cast<unsigned char>(in[i]);
+    // C1 controls (U+0080..U+009F) are 0xC2 0x80..0x9F in UTF-8.
+    bool c1 = c == 0xc2 && i + 1 < in.size() && static_cast<unsigned char>(in[i + 1]) >= 0x80 &&
+              static_cast<unsigned char>(in[i + 1]) <= 0x9f;
+    if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (c1) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(in[++i]));
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 std::string str(const json& j, const char* key) {
   if (!j.is_object() || !j.contains(key)) return "";
   const json& v = j[key];
-  if (v.is_string()) return v.get<std::string>();
+  if (v.is_string()) return printable(v.get<std::string>());
   if (v.is_null()) return "";
-  return v.dump();
+  return printable(v.dump());
 }
 
 uint64_t num(const json& j, const char* key) {
@@ -32,7 +54,8 @@ const json& arr(const json& j, const char* key) {
 
 std::vector<std::string> strings(const json& list) {
   std::vector<std::string> out;
-  for (const auto& v : list) out.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+  for (const auto& v : list)
+    out.push_back(printable(v.is_string() ? v.get<std::string>() : v.dump()));
   return out;
 }
 

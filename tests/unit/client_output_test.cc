@@ -147,6 +147,59 @@ TEST(ClientOutput, ClusterTables) {
   EXPECT_NE(out.find("Metadata digest: abc"), std::string::npos);
 }
 
+TEST(ClientOutput, ClusterShowsChunkHealthAndRepair) {
+  json c = {{"self", {{"node_id", "ctl-1"}, {"address", "127.0.0.1:8000"}}},
+            {"controllers", json::array()},
+            {"chunkservers",
+             {{{"node_id", "cs-1"},
+               {"address", "10.0.0.8:50051"},
+               {"state", "healthy"},
+               {"chunk_count", 9},
+               {"holdings_known", false},
+               {"corrupt_chunks", 2},
+               {"chunks_copied_in", 5}}}},
+            {"chunks",
+             {{"total", 9},
+              {"under_replicated", 3},
+              {"unavailable", 1},
+              {"corrupt", 2},
+              {"repair_queue", 4},
+              {"repair_rate", 2.5},
+              {"copies_done", 11},
+              {"copy_failures", 1}}},
+            {"metadata_digest", "abc"}};
+  std::string out = formatCluster(c);
+  EXPECT_NE(out.find("CORRUPT  COPIED IN"), std::string::npos) << out;
+  EXPECT_NE(out.find("9 (listing)  2        5"), std::string::npos) << out;
+  EXPECT_NE(out.find("Chunks: 9 total, 3 under-replicated, 1 on no healthy chunkserver, 2 corrupt "
+                     "copies found"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("Repair: 4 copies queued, 2.5 copies/s, 11 done, 1 failed"), std::string::npos)
+      << out;
+}
+
+TEST(ClientOutput, PeerSuppliedStringsNeverReachTheTerminalRaw) {
+  // A node id or address with an escape sequence, a newline or a C1 control
+  // (as a hostile chunkserver could report through a controller).
+  json c = {{"self", {{"node_id", "ctl\x1b[2J"}, {"address", "a\nb"}}},
+            {"controllers", {{{"node_id", "peer\u009b31m"}, {"address", "x"}, {"state", "alive"}}}},
+            {"chunkservers",
+             {{{"node_id", "cs\x07"}, {"address", "\x1b]0;pwned\x07"}, {"state", "healthy"}}}},
+            {"chunks", {{"total", 0}}},
+            {"metadata_digest", "d\r"}};
+  std::string out = formatCluster(c);
+  for (char ch : out) {
+    auto u = static_cast<unsigned char>(ch);
+    EXPECT_TRUE(u >= 0x20 || u == '\n') << "raw control byte " << int(u) << " in:\n" << out;
+  }
+  EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos) << "raw C1 control in output";
+  EXPECT_NE(out.find("ctl\\x1b[2J"), std::string::npos) << out;
+  EXPECT_NE(out.find("a\\x0ab"), std::string::npos) << out;
+  EXPECT_NE(out.find("peer\\u009b31m"), std::string::npos) << out;
+  EXPECT_NE(out.find("cs\\x07"), std::string::npos) << out;
+}
+
 TEST(ClientApi, PercentEncoding) {
   EXPECT_EQ(percentEncode("a b/c%d"), "a%20b%2Fc%25d");
   EXPECT_EQ(percentEncode("naïve.txt"), "na%C3%AFve.txt");
