@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "common/ids.h"
 #include "common/sha256.h"
@@ -218,14 +219,14 @@ Result<TagEditResult> FileService::removeTags(const std::string& ownerId,
                                               const std::vector<std::string>& query,
                                               const std::vector<std::string>& toRemove) {
   TagEditResult result;
+  const std::unordered_set<std::string> removing(toRemove.begin(), toRemove.end());
   RC_RETURN_IF_ERROR(writer_
                          .transact([&](std::vector<Mutation>& m) -> Status {
                            RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, query, "", 0));
                            for (const auto& f : files) {
                              std::vector<std::string> removed;
                              for (const auto& t : f.tags) {
-                               if (std::find(toRemove.begin(), toRemove.end(), t) !=
-                                   toRemove.end()) {
+                               if (removing.count(t)) {
                                  removed.push_back(t);
                                }
                              }

@@ -41,6 +41,24 @@ TEST(Validate, NormalizeTagsTrimsDeduplicatesAndRejectsEmpty) {
   EXPECT_EQ(empty.status().message(), "Query tags cannot be empty");
 }
 
+TEST(Validate, NormalizeTagsKeepsFirstOccurrenceOrderOnALargeList) {
+  // 100,000 tags, each of 1,000 distinct ones repeated 100 times (trimmed
+  // variants included): a one-pass dedup, order of first appearance.
+  std::vector<std::string> raw;
+  for (int round = 0; round < 100; ++round) {
+    for (int i = 999; i >= 0; --i) {
+      raw.push_back((round % 2 ? " t" : "t") + std::to_string(i) + (round % 3 ? "" : "  "));
+    }
+  }
+  auto tags = normalizeTags(raw, "Tags");
+  ASSERT_TRUE(tags.isOk());
+  ASSERT_EQ(tags->size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ((*tags)[i], "t" + std::to_string(999 - i));
+  // One bad tag anywhere still fails the whole list.
+  raw.push_back("bad,tag");
+  EXPECT_EQ(normalizeTags(raw, "Tags").status().code(), StatusCode::kInvalidTagQuery);
+}
+
 TEST(Validate, SplitCommaList) {
   EXPECT_EQ(splitCommaList(" a, b,,c ,"), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_TRUE(splitCommaList("").empty());
