@@ -3,23 +3,16 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <thread>
+#include <optional>
 
 #include "controller/chunks/chunk_repair.h"
+#include "controller/chunks/hedged_race.h"
 #include "controller/chunks/placement.h"
 
 namespace redcloud::controller {
 namespace {
 
 std::atomic<uint64_t> readCounter{0};
-
-struct ReadAttempt {
-  size_t candidate = 0;
-  CallCanceller cancel;
-  bool done = false;
-  Result<std::string> result = Status(StatusCode::kUnavailable, "not read");
-};
 
 }  // namespace
 
@@ -47,80 +40,33 @@ Result<std::string> ChunkFetcher::fetch(const std::string& chunkId) {
   for (size_t i : readOrder(unknown.size(), spread)) candidates.push_back(unknown[i]);
   for (auto& o : others) candidates.push_back(o);
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::unique_ptr<ReadAttempt>> attempts;
-  std::vector<std::thread> threads;
-  size_t next = 0, running = 0;
-  auto launch = [&] {  // REQUIRES: mu held, next < candidates.size()
-    auto a = std::make_unique<ReadAttempt>();
-    a->candidate = next++;
-    ReadAttempt* raw = a.get();
-    attempts.push_back(std::move(a));
-    ++running;
-    auto client = candidates[raw->candidate].client;
-    threads.emplace_back([&, raw, client] {
-      Result<std::string> r = Status(StatusCode::kInternal, "read not run");
-      try {
-        r = client->readChunk(chunkId, &raw->cancel);
-      } catch (const std::exception& e) {
-        r = internalError(std::string("chunk read failed: ") + e.what());
-      }
-      std::lock_guard lock(mu);
-      raw->result = std::move(r);
-      raw->done = true;
-      --running;
-      cv.notify_all();
-    });
-  };
+  // Each attempt keeps its bytes in its own slot; the first verified copy wins.
+  std::vector<std::string> bytes(candidates.size());
+  auto race = runHedged(candidates.size(), 1, hedgeMs_, [&](size_t c, CallCanceller* cancel) {
+    auto r = candidates[c].client->readChunk(chunkId, cancel);
+    if (!r.isOk()) return r.status();
+    bytes[c] = std::move(*r);
+    return Status::ok();
+  });
+  metrics_.addReadHedges(race.hedges);
   std::optional<std::string> data;
   size_t winner = 0;
+  if (!race.succeeded.empty()) {
+    winner = race.succeeded.front();
+    data = std::move(bytes[winner]);
+  }
   std::vector<size_t> corrupt;
   Status last(StatusCode::kUnavailable, "no healthy chunkserver holds chunk " + chunkId);
-  {
-    std::unique_lock lock(mu);
-    launch();
-    std::vector<bool> seen(candidates.size(), false);
-    auto lastLaunch = std::chrono::steady_clock::now();
-    while (!data) {
-      cv.wait_until(lock, lastLaunch + std::chrono::milliseconds(hedgeMs_));
-      size_t failed = 0;
-      for (auto& a : attempts) {
-        if (!a->done || seen[a->candidate]) continue;
-        seen[a->candidate] = true;
-        if (a->result.isOk()) {
-          if (!data) {
-            data = std::move(*a->result);
-            winner = a->candidate;
-          }
-          continue;
-        }
-        ++failed;
-        if (a->result.status().code() == StatusCode::kChecksumMismatch) {
-          corrupt.push_back(a->candidate);
-          metrics_.addChecksumFailures(1);
-          spdlog::error("bad copy of chunk {} on {}: {}", chunkId,
-                        candidates[a->candidate].client->address(), a->result.status().message());
-        } else {
-          last = a->result.status();
-        }
-      }
-      if (data) break;
-      bool hedge =
-          std::chrono::steady_clock::now() >= lastLaunch + std::chrono::milliseconds(hedgeMs_);
-      for (size_t i = 0; i < failed && next < candidates.size(); ++i) launch();
-      if (hedge && next < candidates.size()) {
-        metrics_.addReadHedges(1);
-        launch();
-      }
-      if (failed > 0 || hedge) lastLaunch = std::chrono::steady_clock::now();
-      if (running == 0 && next >= candidates.size()) break;
-    }
-    for (auto& a : attempts) {
-      if (!a->done) a->cancel.cancel();
+  for (const auto& f : race.failed) {
+    if (f.status.code() == StatusCode::kChecksumMismatch) {
+      corrupt.push_back(f.candidate);
+      metrics_.addChecksumFailures(1);
+      spdlog::error("bad copy of chunk {} on {}: {}", chunkId,
+                    candidates[f.candidate].client->address(), f.status.message());
+    } else {
+      last = f.status;
     }
   }
-  for (auto& t : threads) t.join();
   int64_t now = SystemClock::instance().nowMillis();
   for (size_t c : corrupt) {
     // Read-repair: the holder re-checks and quarantines its copy, then gets a

@@ -6,6 +6,7 @@
 #include <future>
 
 #include "controller/chunks/chunk_repair.h"
+#include "controller/chunks/hedged_race.h"
 #include "controller/chunks/placement.h"
 #include "controller/cluster/chunkserver_registry.h"
 
@@ -167,19 +168,6 @@ Result<UploadedContent> UploadSession::finish() {
   return out;
 }
 
-namespace {
-
-// One write of one chunk to one chunkserver, run on its own thread.
-struct WriteAttempt {
-  size_t target = 0;
-  CallCanceller cancel;
-  std::chrono::steady_clock::time_point started;
-  bool done = false;  // GUARDED_BY the session's per-chunk mutex
-  Status status;
-};
-
-}  // namespace
-
 // Writes one chunk to `quorum` chunkservers, racing slow or failed ones with
 // the next, then queues the copies for the rest.
 Status UploadSession::storeChunk(size_t index, const std::string& id, const std::string& data) {
@@ -189,80 +177,25 @@ Status UploadSession::storeChunk(size_t index, const std::string& id, const std:
     for (size_t i = 0; i < n; ++i) slow[i] = registry_->isSlow(targets_[i].client->address());
   }
   auto order = writeOrder(n, index, slow);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::unique_ptr<WriteAttempt>> attempts;
-  std::vector<std::thread> threads;
-  size_t next = 0, acks = 0, running = 0;
+  auto race = runHedged(
+      n, options_.quorum, options_.hedgeMs,
+      [&](size_t c, CallCanceller* cancel) {
+        if (metrics_) metrics_->addChunkBytesSent(data.size());
+        return targets_[order[c]].client->writeChunk(id, data, cancel, options_.writeDeadlineMs);
+      },
+      [&](size_t c) {
+        // Failed, or slower than the hedge delay: tried last for a while.
+        if (registry_) registry_->markSlow(targets_[order[c]].client->address());
+      });
+  if (metrics_) metrics_->addWriteHedges(race.hedges);
   std::vector<size_t> ackers;
-  Status last(StatusCode::kUnavailable, "no chunkserver took chunk " + id);
-  auto launch = [&] {  // REQUIRES: mu held, next < n
-    auto a = std::make_unique<WriteAttempt>();
-    a->target = order[next++];
-    a->started = std::chrono::steady_clock::now();
-    WriteAttempt* raw = a.get();
-    attempts.push_back(std::move(a));
-    ++running;
-    threads.emplace_back([&, raw] {
-      Status st;
-      try {
-        st = targets_[raw->target].client->writeChunk(id, data, &raw->cancel,
-                                                      options_.writeDeadlineMs);
-      } catch (const std::exception& e) {
-        st = internalError(std::string("chunk write failed: ") + e.what());
-      }
-      std::lock_guard lock(mu);
-      raw->done = true;
-      raw->status = st;
-      --running;
-      cv.notify_all();
-    });
-    if (metrics_) metrics_->addChunkBytesSent(data.size());
-  };
-  {
-    std::unique_lock lock(mu);
-    while (next < std::min(options_.quorum, n)) launch();
-    std::vector<bool> counted(n, false);
-    auto lastLaunch = std::chrono::steady_clock::now();
-    while (acks < options_.quorum) {
-      cv.wait_until(lock, lastLaunch + std::chrono::milliseconds(options_.hedgeMs));
-      size_t failed = 0;
-      for (const auto& a : attempts) {
-        if (!a->done || counted[a->target]) continue;
-        counted[a->target] = true;
-        if (a->status.isOk()) {
-          ++acks;
-          ackers.push_back(a->target);
-        } else {
-          ++failed;
-          last = a->status;
-          if (registry_) registry_->markSlow(targets_[a->target].client->address());
-        }
-      }
-      if (acks >= options_.quorum) break;
-      bool hedge = std::chrono::steady_clock::now() >=
-                   lastLaunch + std::chrono::milliseconds(options_.hedgeMs);
-      // Replace each failure; race a write that outlasts the hedge delay.
-      for (size_t i = 0; i < failed && next < n; ++i) launch();
-      if (hedge && next < n) {
-        for (const auto& a : attempts) {
-          if (!a->done && registry_) registry_->markSlow(targets_[a->target].client->address());
-        }
-        if (metrics_) metrics_->addWriteHedges(1);
-        launch();
-      }
-      if (failed > 0 || hedge) lastLaunch = std::chrono::steady_clock::now();
-      if (running == 0 && next >= n) break;  // every chunkserver tried
-    }
-    // The quorum has it (or cannot): writes still running are not needed.
-    for (const auto& a : attempts) {
-      if (!a->done) a->cancel.cancel();
-    }
-  }
-  for (auto& t : threads) t.join();
-  if (acks < options_.quorum) {
-    return Status(last.code(), "chunk " + id + " reached " + std::to_string(acks) + " of the " +
-                                   std::to_string(options_.quorum) +
+  for (size_t c : race.succeeded) ackers.push_back(order[c]);
+  if (ackers.size() < options_.quorum) {
+    Status last = race.failed.empty()
+                      ? Status(StatusCode::kUnavailable, "no chunkserver took chunk " + id)
+                      : race.failed.back().status;
+    return Status(last.code(), "chunk " + id + " reached " + std::to_string(ackers.size()) +
+                                   " of the " + std::to_string(options_.quorum) +
                                    " chunkservers its write quorum needs: " + last.message());
   }
   // The chunkservers that acknowledged hold it now; the inventory learns it
