@@ -12,7 +12,7 @@ PACKAGES=(
   libcli11-dev libsodium-dev libssl-dev libedit-dev libgtest-dev libgmock-dev
   libbenchmark-dev
   # tests and benchmarks
-  python3 python3-pytest python3-requests curl procps
+  python3 python3-pytest python3-requests python3-grpcio curl procps openssl
   iproute2 dnsmasq-base nftables iptables
 )
 

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "controller/cluster/node_command.h"
 #include "controller/controller.h"
+#include "rpc/node_security.h"
 
 namespace {
 
@@ -36,6 +37,8 @@ struct DaemonFlags {
   size_t gossipFanout = 3;
   uint64_t maxUploadSize = 0;
   bool allowShortGcGrace = false;
+  std::string secretFile, tlsCert, tlsKey, tlsCa;
+  bool insecure = false;
 };
 
 // The seed's environment names, honoured when the REDCLOUD_ name is unset.
@@ -78,7 +81,52 @@ void addCommonFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--log-format", f.logFormat, "text|json")
       ->envname("REDCLOUD_LOG_FORMAT")
       ->capture_default_str();
+  app.add_option("--cluster-secret-file", f.secretFile,
+                 "file holding the cluster secret that every internal call carries "
+                 "(make one with `redcloud secret`)")
+      ->envname("REDCLOUD_CLUSTER_SECRET_FILE");
+  app.add_flag("--insecure", f.insecure,
+               "accept internal calls without a cluster secret on a non-loopback address")
+      ->envname("REDCLOUD_INSECURE");
+  app.add_option("--tls-cert", f.tlsCert, "this node's certificate (PEM) for internal gRPC TLS")
+      ->envname("REDCLOUD_TLS_CERT");
+  app.add_option("--tls-key", f.tlsKey, "this node's private key (PEM)")
+      ->envname("REDCLOUD_TLS_KEY");
+  app.add_option("--tls-ca", f.tlsCa,
+                 "the cluster CA certificate (PEM): peers must hold one of its")
+      ->envname("REDCLOUD_TLS_CA");
   app.set_config("--config", "", "TOML file with flag values");
+}
+
+// Loads the cluster secret and TLS files, and refuses an open internal port
+// beyond loopback unless --insecure says that is meant.
+redcloud::Result<std::shared_ptr<const redcloud::NodeSecurity>> nodeSecurity(
+    const std::string& role, const DaemonFlags& f) {
+  RC_ASSIGN_OR_RETURN(auto security,
+                      redcloud::NodeSecurity::load({f.secretFile, f.tlsCert, f.tlsKey, f.tlsCa}));
+  if (security->closed()) return security;
+  std::vector<std::pair<std::string, std::string>> internal;  // flag, address
+  if (role == "chunkserver") internal.emplace_back("--listen", f.listen);
+  if (role != "chunkserver") internal.emplace_back("--peer-listen", f.peerListen);
+  if (role == "server") internal.emplace_back("--chunk-listen", f.chunkListen);
+  for (const auto& [flag, address] : internal) {
+    if (redcloud::isLoopbackListen(address)) continue;
+    if (f.insecure) {
+      spdlog::warn(
+          "INSECURE: {} {} accepts internal calls from anyone who can reach it (no "
+          "cluster secret); anyone on this network can read, write and delete every "
+          "chunk and join the cluster",
+          flag, address);
+      continue;
+    }
+    return redcloud::invalidRequest(
+        flag + " " + address +
+        " accepts connections from other machines, so internal calls need the cluster "
+        "secret: give --cluster-secret-file FILE (or REDCLOUD_CLUSTER_SECRET_FILE; make FILE "
+        "with `redcloud secret > FILE`, the same on every node), or --insecure for an open "
+        "cluster on a network you trust");
+  }
+  return security;
 }
 
 void addChunkserverFlags(CLI::App& app, DaemonFlags& f) {
@@ -282,6 +330,9 @@ int runDaemon(const std::string& role, int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (Status s = redcloud::setupLogging(f.logLevel, f.logFormat); !s.isOk()) return fail(s);
+  auto security = nodeSecurity(role, f);
+  if (!security.isOk()) return fail(security.status());
+  const bool insecure = !(*security)->closed() && f.insecure;
   sigset_t stopSignals = blockStopSignals();
 
   std::unique_ptr<redcloud::chunkserver::ChunkServer> chunkServer;
@@ -295,6 +346,7 @@ int runDaemon(const std::string& role, int argc, char** argv) {
       return fail(redcloud::invalidRequest("bad --scrub-interval '" + f.scrubInterval + "'"));
     co.scrubIntervalMs = *scrub;
     co.scrubBytesPerSecond = f.scrubRate * 1024 * 1024;
+    co.security = *security;
     if (server) {
       // The embedded chunkserver reports its inventory to its own controller.
       co.controllers = {f.peerListen};
@@ -315,6 +367,8 @@ int runDaemon(const std::string& role, int argc, char** argv) {
   if (role != "chunkserver") {
     redcloud::controller::ControllerOptions o;
     if (Status s = buildControllerOptions(f, &o); !s.isOk()) return fail(s);
+    o.security = *security;
+    o.insecure = insecure;
     if (server) o.chunkservers.insert(o.chunkservers.begin(), chunkServer->boundAddress());
     controller = std::make_unique<redcloud::controller::Controller>(o);
     if (Status s = controller->start(); !s.isOk()) return fail(s);
@@ -340,6 +394,14 @@ int main(int argc, char** argv) {
       return runDaemon(cmd, argc - 1, argv + 1);
     }
     if (cmd == "node") return redcloud::controller::runNodeCommand(argc - 1, argv + 1);
+    if (cmd == "secret") {
+      if (argc > 2) {
+        std::cerr << "usage: redcloud secret   (prints a new random cluster secret)\n";
+        return std::string(argv[2]) == "-h" || std::string(argv[2]) == "--help" ? 0 : 2;
+      }
+      std::cout << redcloud::newClusterSecret() << "\n";
+      return 0;
+    }
   }
   return redcloud::client::runCli(argc, argv);
 }

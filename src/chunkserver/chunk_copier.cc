@@ -70,13 +70,14 @@ class GrpcPieceSource : public PieceSource {
 
 }  // namespace
 
-ChunkReplicator::ChunkReplicator(ChunkStore& store, size_t maxConcurrent)
-    : store_(store), maxConcurrent_(maxConcurrent) {}
+ChunkReplicator::ChunkReplicator(ChunkStore& store, size_t maxConcurrent,
+                                 std::shared_ptr<const NodeSecurity> security)
+    : store_(store), maxConcurrent_(maxConcurrent), security_(std::move(security)) {}
 
 std::shared_ptr<chunk::ChunkService::Stub> ChunkReplicator::stubFor(const std::string& address) {
   std::lock_guard lock(mu_);
   auto& stub = stubs_[address];
-  if (!stub) stub = chunk::ChunkService::NewStub(newChunkChannel(address));
+  if (!stub) stub = chunk::ChunkService::NewStub(newChunkChannel(address, *security_));
   return stub;
 }
 

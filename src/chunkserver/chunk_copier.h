@@ -23,6 +23,7 @@
 
 #include "chunk.grpc.pb.h"
 #include "chunkserver/chunk_store.h"
+#include "rpc/node_security.h"
 
 namespace redcloud::chunkserver {
 
@@ -50,7 +51,9 @@ struct ReplicatorStats {
 
 class ChunkReplicator {
  public:
-  explicit ChunkReplicator(ChunkStore& store, size_t maxConcurrent = 4);
+  // Copies are pulled with `security` (the cluster token, TLS).
+  ChunkReplicator(ChunkStore& store, size_t maxConcurrent,
+                  std::shared_ptr<const NodeSecurity> security);
 
   // Makes this chunkserver hold `id`, pulling it from `sourceAddress`.
   Result<CopyResult> replicate(const std::string& id, const std::string& sourceAddress);
@@ -62,6 +65,7 @@ class ChunkReplicator {
 
   ChunkStore& store_;
   size_t maxConcurrent_;
+  std::shared_ptr<const NodeSecurity> security_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   size_t running_ = 0;                                                       // GUARDED_BY(mu_)

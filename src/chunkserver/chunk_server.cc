@@ -18,17 +18,19 @@ Status ChunkServer::start() {
                       loadOrCreateNodeId(options_.dataDir, "chunkserver.id", options_.nodeId));
   store_ = std::make_unique<ChunkStore>(posixFileSystem(), options_.dataDir);
   RC_RETURN_IF_ERROR(store_->open());
-  replicator_ = std::make_unique<ChunkReplicator>(*store_, options_.maxConcurrentCopies);
+  replicator_ =
+      std::make_unique<ChunkReplicator>(*store_, options_.maxConcurrentCopies, options_.security);
   if (options_.scrubIntervalMs > 0) {
     scrubber_ =
         std::make_unique<Scrubber>(*store_, options_.scrubIntervalMs, options_.scrubBytesPerSecond);
   }
-  service_ = std::make_unique<ChunkServiceImpl>(*store_, nodeId_, *replicator_, scrubber_.get());
+  service_ = std::make_unique<ChunkServiceImpl>(*store_, nodeId_, *replicator_, scrubber_.get(),
+                                                options_.security);
 
   grpc::ServerBuilder builder;
   acceptNodeKeepalives(builder);
   int port = 0;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options_.listen, options_.security->serverCredentials(), &port);
   builder.RegisterService(service_.get());
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a taken port must fail
   builder.SetMaxReceiveMessageSize(16 * 1024 * 1024);
@@ -51,7 +53,8 @@ Status ChunkServer::start() {
                        options_.discover,
                        options_.controllerPeerPort,
                        options_.heartbeatIntervalMs,
-                       options_.dataDir + "/controllers.json"};
+                       options_.dataDir + "/controllers.json",
+                       options_.security};
     heartbeats_ = std::make_unique<HeartbeatSender>(h, *store_);
     heartbeats_->start();
   }

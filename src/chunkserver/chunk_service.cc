@@ -4,9 +4,10 @@
 
 namespace redcloud::chunkserver {
 
-grpc::Status ChunkServiceImpl::WriteChunk(grpc::ServerContext*,
+grpc::Status ChunkServiceImpl::WriteChunk(grpc::ServerContext* ctx,
                                           grpc::ServerReader<chunk::WriteChunkRequest>* reader,
                                           chunk::WriteChunkResponse* response) {
+  if (auto denied = auth_.check(*ctx, "WriteChunk"); !denied.ok()) return denied;
   chunk::WriteChunkRequest req;
   if (!reader->Read(&req)) return {grpc::StatusCode::INVALID_ARGUMENT, "empty write stream"};
   auto writer = store_.beginWrite(req.chunk_id(), req.size());
@@ -27,9 +28,10 @@ grpc::Status ChunkServiceImpl::WriteChunk(grpc::ServerContext*,
   return toGrpc(s);
 }
 
-grpc::Status ChunkServiceImpl::ReadChunk(grpc::ServerContext*,
+grpc::Status ChunkServiceImpl::ReadChunk(grpc::ServerContext* ctx,
                                          const chunk::ReadChunkRequest* request,
                                          grpc::ServerWriter<chunk::ReadChunkResponse>* writer) {
+  if (auto denied = auth_.check(*ctx, "ReadChunk"); !denied.ok()) return denied;
   // The reader verifies the SHA-256 (it must not trust the wire anyway), so
   // the chunk is not hashed twice on the hot download path.
   auto data = store_.readUnverified(request->chunk_id());
@@ -47,9 +49,10 @@ grpc::Status ChunkServiceImpl::ReadChunk(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ChunkServiceImpl::HasChunks(grpc::ServerContext*,
+grpc::Status ChunkServiceImpl::HasChunks(grpc::ServerContext* ctx,
                                          const chunk::HasChunksRequest* request,
                                          chunk::HasChunksResponse* response) {
+  if (auto denied = auth_.check(*ctx, "HasChunks"); !denied.ok()) return denied;
   for (const auto& id : request->chunk_ids()) {
     if (!request->refresh()) {
       response->add_present(store_.has(id));
@@ -61,9 +64,10 @@ grpc::Status ChunkServiceImpl::HasChunks(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ChunkServiceImpl::ListChunks(grpc::ServerContext*,
+grpc::Status ChunkServiceImpl::ListChunks(grpc::ServerContext* ctx,
                                           const chunk::ListChunksRequest* request,
                                           chunk::ListChunksResponse* response) {
+  if (auto denied = auth_.check(*ctx, "ListChunks"); !denied.ok()) return denied;
   size_t limit = request->limit() == 0 ? 10000 : std::min<size_t>(request->limit(), 10000);
   InventoryState state;
   auto ids = store_.list(request->after(), limit + 1, &state);
@@ -75,9 +79,10 @@ grpc::Status ChunkServiceImpl::ListChunks(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ChunkServiceImpl::DeleteChunk(grpc::ServerContext*,
+grpc::Status ChunkServiceImpl::DeleteChunk(grpc::ServerContext* ctx,
                                            const chunk::DeleteChunkRequest* request,
                                            chunk::DeleteChunkResponse* response) {
+  if (auto denied = auth_.check(*ctx, "DeleteChunk"); !denied.ok()) return denied;
   auto graceMs = static_cast<int64_t>(
       std::min<uint64_t>(request->unless_referenced_within_ms(), uint64_t{1} << 62));
   auto result = store_.remove(request->chunk_id(), graceMs);
@@ -87,8 +92,9 @@ grpc::Status ChunkServiceImpl::DeleteChunk(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ChunkServiceImpl::Stats(grpc::ServerContext*, const chunk::StatsRequest*,
+grpc::Status ChunkServiceImpl::Stats(grpc::ServerContext* ctx, const chunk::StatsRequest*,
                                      chunk::StatsResponse* response) {
+  if (auto denied = auth_.check(*ctx, "Stats"); !denied.ok()) return denied;
   auto s = store_.stats();
   response->set_node_id(nodeId_);
   response->set_capacity_bytes(s.capacityBytes);
@@ -105,12 +111,16 @@ grpc::Status ChunkServiceImpl::Stats(grpc::ServerContext*, const chunk::StatsReq
   response->set_bytes_copied_in(r.bytes);
   response->set_copy_failures(r.failures);
   if (scrubber_) response->set_chunks_scrubbed(scrubber_->stats().chunksVerified);
+  response->set_refused_calls(auth_.refusedCalls());
+  response->set_cluster_secret(auth_.security().closed());
+  response->set_tls(auth_.security().tls());
   return grpc::Status::OK;
 }
 
-grpc::Status ChunkServiceImpl::ReplicateChunk(grpc::ServerContext*,
+grpc::Status ChunkServiceImpl::ReplicateChunk(grpc::ServerContext* ctx,
                                               const chunk::ReplicateChunkRequest* request,
                                               chunk::ReplicateChunkResponse* response) {
+  if (auto denied = auth_.check(*ctx, "ReplicateChunk"); !denied.ok()) return denied;
   auto result = replicator_.replicate(request->chunk_id(), request->source_address());
   if (!result.isOk()) return toGrpc(result.status());
   response->set_already_present(result->alreadyPresent);
@@ -118,9 +128,10 @@ grpc::Status ChunkServiceImpl::ReplicateChunk(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status ChunkServiceImpl::ReportCorrupt(grpc::ServerContext*,
+grpc::Status ChunkServiceImpl::ReportCorrupt(grpc::ServerContext* ctx,
                                              const chunk::ReportCorruptRequest* request,
                                              chunk::ReportCorruptResponse* response) {
+  if (auto denied = auth_.check(*ctx, "ReportCorrupt"); !denied.ok()) return denied;
   // Not taken on trust: the copy is re-read and checked here.
   auto corrupt = store_.quarantineIfCorrupt(request->chunk_id());
   if (!corrupt.isOk()) return toGrpc(corrupt.status());

@@ -9,15 +9,24 @@
 #include "chunkserver/chunk_copier.h"
 #include "chunkserver/chunk_store.h"
 #include "chunkserver/scrubber.h"
+#include "rpc/node_security.h"
 #include "rpc/status_convert.h"
 
 namespace redcloud::chunkserver {
 
 class ChunkServiceImpl final : public redcloud::chunk::ChunkService::Service {
  public:
+  // Every call is checked against `security` (the cluster token) first.
   ChunkServiceImpl(ChunkStore& store, std::string nodeId, ChunkReplicator& replicator,
-                   const Scrubber* scrubber)
-      : store_(store), nodeId_(std::move(nodeId)), replicator_(replicator), scrubber_(scrubber) {}
+                   const Scrubber* scrubber, std::shared_ptr<const NodeSecurity> security)
+      : store_(store),
+        nodeId_(std::move(nodeId)),
+        replicator_(replicator),
+        scrubber_(scrubber),
+        auth_(std::move(security), "chunk") {}
+
+  // Calls refused for a missing or wrong cluster token.
+  uint64_t refusedCalls() const { return auth_.refusedCalls(); }
 
   grpc::Status WriteChunk(grpc::ServerContext* ctx,
                           grpc::ServerReader<chunk::WriteChunkRequest>* reader,
@@ -42,6 +51,7 @@ class ChunkServiceImpl final : public redcloud::chunk::ChunkService::Service {
   std::string nodeId_;
   ChunkReplicator& replicator_;
   const Scrubber* scrubber_;  // null when scrub is off
+  CallAuthenticator auth_;
 };
 
 }  // namespace redcloud::chunkserver

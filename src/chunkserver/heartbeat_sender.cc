@@ -46,7 +46,7 @@ std::vector<std::string> HeartbeatSender::targets() {
 std::shared_ptr<peer::PeerService::Stub> HeartbeatSender::stubFor(const std::string& address) {
   std::lock_guard lock(mu_);
   auto& stub = stubs_[address];
-  if (!stub) stub = newPeerStub(address);
+  if (!stub) stub = newPeerStub(address, *options_.security);
   return stub;
 }
 

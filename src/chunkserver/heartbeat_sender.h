@@ -17,6 +17,7 @@
 #include "chunkserver/chunk_store.h"
 #include "common/periodic_task.h"
 #include "peer.grpc.pb.h"
+#include "rpc/node_security.h"
 
 namespace redcloud::chunkserver {
 
@@ -28,6 +29,8 @@ struct HeartbeatOptions {
   int controllerPeerPort = 8001;
   int64_t intervalMs = 2000;
   std::string cachePath;
+  // How heartbeats prove they come from the cluster.
+  std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
 };
 
 class HeartbeatSender {

@@ -144,6 +144,7 @@ Status Controller::start() {
   ro.probeIntervalMs = options_.probeIntervalMs;
   ro.heartbeatTimeoutMs = options_.heartbeatTimeoutMs;
   ro.discover = options_.chunkserverDiscover;
+  ro.security = options_.security;
   registry_ = std::make_unique<ChunkserverRegistry>(clock, ro);
   for (const auto& a : options_.chunkservers) registry_->addAddress(a);
   // Before the registry's first probe: a chunkserver turning healthy asks
@@ -171,6 +172,10 @@ Status Controller::start() {
   return Status::ok();
 }
 
+uint64_t Controller::refusedInternalCalls() const {
+  return peerService_ ? peerService_->refusedCalls() : 0;
+}
+
 Status Controller::startPeerService() {
   std::string peerHost;
   int wanted = 0;
@@ -189,6 +194,7 @@ Status Controller::startPeerService() {
   mo.incarnation = std::stoull(randomHex(8), nullptr, 16) | 1;
   mo.digest = [this] { return store_.digest(); };
   mo.forgotten = forgotten_.get();
+  mo.security = options_.security;
   mo.onAlive = [this](const std::string& id) {
     if (replicator_) replicator_->requestAntiEntropy(id);
   };
@@ -196,7 +202,7 @@ Status Controller::startPeerService() {
   grpc::ServerBuilder builder;
   acceptNodeKeepalives(builder);
   int port = 0;
-  builder.AddListeningPort(options_.peerListen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options_.peerListen, options_.security->serverCredentials(), &port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(kMaxRpcMessageBytes);
   builder.SetMaxSendMessageSize(kMaxRpcMessageBytes);
@@ -205,7 +211,7 @@ Status Controller::startPeerService() {
   membership_ = std::make_unique<Membership>(mo, SystemClock::instance());
 
   replica_ = std::make_unique<LocalReplica>(store_, *writer_);
-  network_ = std::make_unique<GrpcReplicationNetwork>(*membership_);
+  network_ = std::make_unique<GrpcReplicationNetwork>(*membership_, options_.security);
   ReplicatorOptions ro;
   ro.nodeId = nodeId_;
   ro.fanout = options_.gossipFanout;
@@ -234,8 +240,8 @@ Status Controller::startPeerService() {
     }
     return true;
   });
-  peerService_ =
-      std::make_unique<PeerServiceImpl>(*membership_, *registry_, *replicator_, *forgotten_);
+  peerService_ = std::make_unique<PeerServiceImpl>(*membership_, *registry_, *replicator_,
+                                                   *forgotten_, options_.security);
   builder.RegisterService(peerService_.get());
   peerServer_ = builder.BuildAndStart();
   if (!peerServer_ || port == 0) {

@@ -54,6 +54,9 @@ struct ControllerOptions {
   int64_t tombstoneGraceMs = 7LL * 24 * 3600 * 1000;
   int64_t repairIntervalMs = 5000;
   int64_t hedgeDelayMs = 1000;  // a chunk read or write slower than this is raced
+  // The cluster secret / TLS of internal calls (open: loopback-only or tests).
+  std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
+  bool insecure = false;  // --insecure: listening beyond loopback without a secret
 };
 
 struct QuorumRule {
@@ -71,6 +74,11 @@ class Controller {
 
   Status start();
   void stop();
+  // Internal calls the peer service refused (no or a wrong cluster token).
+  uint64_t refusedInternalCalls() const;
+  const NodeSecurity& security() const { return *options_.security; }
+  // Listening beyond loopback without a cluster secret (--insecure).
+  bool insecure() const { return options_.insecure; }
   // The host this controller advertises (configured, or detected).
   const std::string& advertiseHost() const { return advertiseHost_; }
 

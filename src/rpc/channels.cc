@@ -1,5 +1,7 @@
 #include "rpc/channels.h"
 
+#include <grpcpp/support/client_interceptor.h>
+
 namespace redcloud {
 namespace {
 
@@ -21,6 +23,47 @@ grpc::ChannelArguments nodeChannelArgs(int initialBackoffMs) {
   return args;
 }
 
+// Adds the cluster token to every call's initial metadata.
+class ClusterTokenInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit ClusterTokenInterceptor(std::string token) : token_(std::move(token)) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace(kClusterTokenHeader, token_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string token_;
+};
+
+class ClusterTokenFactory : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit ClusterTokenFactory(std::string token) : token_(std::move(token)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new ClusterTokenInterceptor(token_);
+  }
+
+ private:
+  std::string token_;
+};
+
+std::shared_ptr<grpc::Channel> nodeChannel(const std::string& address, const NodeSecurity& security,
+                                           int initialBackoffMs) {
+  grpc::ChannelArguments args = nodeChannelArgs(initialBackoffMs);
+  security.addChannelArguments(args);
+  if (!security.closed()) {
+    return grpc::CreateCustomChannel(address, security.channelCredentials(), args);
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
+  factories.push_back(std::make_unique<ClusterTokenFactory>(security.token()));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      address, security.channelCredentials(), args, std::move(factories));
+}
+
 }  // namespace
 
 void acceptNodeKeepalives(grpc::ServerBuilder& builder) {
@@ -30,14 +73,14 @@ void acceptNodeKeepalives(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
 }
 
-std::shared_ptr<peer::PeerService::Stub> newPeerStub(const std::string& address) {
-  return peer::PeerService::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), nodeChannelArgs(200)));
+std::shared_ptr<peer::PeerService::Stub> newPeerStub(const std::string& address,
+                                                     const NodeSecurity& security) {
+  return peer::PeerService::NewStub(nodeChannel(address, security, 200));
 }
 
-std::shared_ptr<grpc::Channel> newChunkChannel(const std::string& address) {
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   nodeChannelArgs(100));
+std::shared_ptr<grpc::Channel> newChunkChannel(const std::string& address,
+                                               const NodeSecurity& security) {
+  return nodeChannel(address, security, 100);
 }
 
 }  // namespace redcloud

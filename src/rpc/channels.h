@@ -10,6 +10,7 @@
 #include <string>
 
 #include "peer.grpc.pb.h"
+#include "rpc/node_security.h"
 
 namespace redcloud {
 
@@ -18,11 +19,15 @@ namespace redcloud {
 constexpr int kMaxRpcMessageBytes = 16 * 1024 * 1024;
 constexpr size_t kReplicationPageBytes = 4 * 1024 * 1024 - 64 * 1024;
 
-std::shared_ptr<peer::PeerService::Stub> newPeerStub(const std::string& address);
+// Channels carry the cluster token on every call and use TLS when the
+// security has certificates.
+std::shared_ptr<peer::PeerService::Stub> newPeerStub(const std::string& address,
+                                                     const NodeSecurity& security);
 // Servers of node-to-node services accept the clients' keepalive pings (sent
 // every second, so a connection black-holed by a partition is replaced soon
 // after the heal).
 void acceptNodeKeepalives(grpc::ServerBuilder& builder);
-std::shared_ptr<grpc::Channel> newChunkChannel(const std::string& address);
+std::shared_ptr<grpc::Channel> newChunkChannel(const std::string& address,
+                                               const NodeSecurity& security);
 
 }  // namespace redcloud

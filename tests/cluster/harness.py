@@ -120,11 +120,16 @@ def _proc_start_time(pid):
         return f.read().rsplit(")", 1)[1].split()[19]
 
 
-def daemon_env():
-    """A clean environment: nothing inherited can configure a daemon."""
+def daemon_env(cluster=None):
+    """A clean environment: nothing inherited can configure a daemon. With a
+    cluster, its secret file (every node of a cluster shares one secret, as
+    a deployment does; daemons on non-loopback addresses refuse to start
+    without one)."""
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TZ") if k in os.environ}
     env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     env.update(Timing.KNOBS)
+    if cluster is not None:
+        env["REDCLOUD_CLUSTER_SECRET_FILE"] = cluster.secret_file
     return env
 
 
@@ -289,7 +294,7 @@ class Node:
                       f"{time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=daemon_env(),
+                                         stdin=subprocess.DEVNULL, env=daemon_env(self.cluster),
                                          preexec_fn=_die_with_parent)
         self.paused = False
 
@@ -333,6 +338,7 @@ class Cluster:
         self.prefix = self._fresh_prefix()
         self.subnet = random.randrange(1, 255)
         self.dir = os.path.join(base_dir, self.prefix)
+        self.secret_file = os.path.join(self.dir, "cluster.secret")
         self.hub, self.probe, self.dns_ns = (f"{self.prefix}-{n}" for n in ("hub", "probe", "dns"))
         self.nodes = {}
         self.namespaces = []
@@ -364,6 +370,9 @@ class Cluster:
         os.chmod(self.dir, 0o755)
         with open(os.path.join(self.dir, "owner"), "w") as f:
             f.write(f"{os.getpid()} {_proc_start_time(os.getpid())}\n")
+        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(run([BIN, "secret"]).stdout)
         self._add_ns(self.hub)
         run(["ip", "-n", self.hub, "link", "add", "br0", "type", "bridge"])
         run(["ip", "-n", self.hub, "link", "set", "br0", "up"])

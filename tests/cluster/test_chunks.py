@@ -56,7 +56,7 @@ class TunedNode(harness.Node):
     def spawn(self):
         # As harness.Node.spawn, with the extra environment.
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
-        env = harness.daemon_env()
+        env = harness.daemon_env(self.cluster)
         env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             log.write(f"=== harness: start {self.role} {self.name} at {self.address} "
@@ -82,10 +82,14 @@ def add_node(cluster, name, role, env=None, args=None, start=True):
 
 
 def start_cluster(cluster, controllers=CONTROLLERS, chunkservers=CHUNKSERVERS,
-                  controller_env=None, controller_args=None, chunkserver_env=None):
-    """3 + 3 nodes (chunkserver_env: {name: env}); waits until all see all."""
+                  controller_env=None, controller_args=None, chunkserver_env=None,
+                  controller_env_of=None):
+    """3 + 3 nodes (chunkserver_env, controller_env_of: {name: env}); waits
+    until all see all."""
     for name in controllers:
-        add_node(cluster, name, "controller", controller_env, controller_args)
+        env = dict(controller_env or {})
+        env.update((controller_env_of or {}).get(name, {}))
+        add_node(cluster, name, "controller", env, controller_args)
     for name in chunkservers:
         add_node(cluster, name, "chunkserver", (chunkserver_env or {}).get(name))
     cluster.wait_until(lambda: everyone_sees_everyone(cluster), Timing.CONVERGE,

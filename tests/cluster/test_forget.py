@@ -22,7 +22,8 @@ def forget(cluster, via, node_id):
     own peer port; returns (exit code, stdout + stderr)."""
     node = cluster.nodes[via]
     p = subprocess.run(in_ns(node.ns, [BIN, "node", "forget", node_id,
-                                       "--peer", f"{node.ip}:{PEER_PORT}"]),
+                                       "--peer", f"{node.ip}:{PEER_PORT}",
+                                       "--cluster-secret-file", cluster.secret_file]),
                        capture_output=True, text=True, timeout=60)
     return p.returncode, p.stdout + p.stderr
 

@@ -56,8 +56,9 @@ class CancelScope {
 
 }  // namespace
 
-ChunkClient::ChunkClient(std::string address) : address_(std::move(address)) {
-  channel_ = newChunkChannel(address_);
+ChunkClient::ChunkClient(std::string address, const NodeSecurity& security)
+    : address_(std::move(address)) {
+  channel_ = newChunkChannel(address_, security);
   stub_ = chunk::ChunkService::NewStub(channel_);
 }
 
@@ -130,6 +131,9 @@ Result<ChunkserverStats> ChunkClient::stats(int timeoutMs) {
   out.bytesCopiedIn = resp.bytes_copied_in();
   out.copyFailures = resp.copy_failures();
   out.scrubbed = resp.chunks_scrubbed();
+  out.refusedCalls = resp.refused_calls();
+  out.closed = resp.cluster_secret();
+  out.tls = resp.tls();
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "chunk.grpc.pb.h"
 #include "common/status.h"
+#include "rpc/node_security.h"
 
 namespace redcloud::controller {
 
@@ -27,6 +28,9 @@ struct ChunkserverStats {
   uint64_t bytesCopiedIn = 0;
   uint64_t copyFailures = 0;
   uint64_t scrubbed = 0;
+  uint64_t refusedCalls = 0;  // internal calls it refused (no or a wrong cluster token)
+  bool closed = false;        // it requires the cluster token
+  bool tls = false;           // its gRPC port is TLS
 };
 
 // A whole inventory listing: the ids and the inventory sequence it starts at.
@@ -55,7 +59,7 @@ class CallCanceller {
 
 class ChunkClient {
  public:
-  explicit ChunkClient(std::string address);
+  ChunkClient(std::string address, const NodeSecurity& security);
 
   const std::string& address() const { return address_; }
   // Stores a chunk; OK once the chunkserver has fsynced it. Gives up after

@@ -49,7 +49,7 @@ void ChunkserverRegistry::probeAll() {
     for (const auto& [id, e] : entries_) all.insert(e.info.address);
     for (const auto& a : all) {
       auto& c = probeClients_[a];
-      if (!c) c = std::make_shared<ChunkClient>(a);
+      if (!c) c = std::make_shared<ChunkClient>(a, *options_.security);
       targets.emplace_back(a, c);
     }
   }
@@ -80,6 +80,9 @@ void ChunkserverRegistry::probeAnswers(
     info.bytesCopiedIn = stats->bytesCopiedIn;
     info.copyFailures = stats->copyFailures;
     info.scrubbed = stats->scrubbed;
+    info.refusedCalls = stats->refusedCalls;
+    info.closed = stats->closed;
+    info.tls = stats->tls;
     info.statsKnown = true;
     upsertLocked(info, now);
     InventoryReport r;
@@ -154,7 +157,7 @@ void ChunkserverRegistry::upsertLocked(const ChunkserverInfo& report, int64_t no
                  report.address);
   }
   if (!e.client || e.info.address != report.address) {
-    e.client = std::make_shared<ChunkClient>(report.address);
+    e.client = std::make_shared<ChunkClient>(report.address, *options_.security);
   }
   bool was = e.info.healthy;
   ChunkserverInfo previous = e.info;
@@ -164,6 +167,9 @@ void ChunkserverRegistry::upsertLocked(const ChunkserverInfo& report, int64_t no
     e.info.bytesCopiedIn = previous.bytesCopiedIn;
     e.info.copyFailures = previous.copyFailures;
     e.info.scrubbed = previous.scrubbed;
+    e.info.refusedCalls = previous.refusedCalls;
+    e.info.closed = previous.closed;
+    e.info.tls = previous.tls;
     e.info.statsKnown = true;
   }
   e.info.lastSeenMs = now;

@@ -40,6 +40,9 @@ struct ChunkserverInfo {
   uint64_t bytesCopiedIn = 0;
   uint64_t copyFailures = 0;
   uint64_t scrubbed = 0;
+  uint64_t refusedCalls = 0;  // internal calls it refused for a missing or wrong token
+  bool closed = false;        // it requires the cluster token
+  bool tls = false;
   bool statsKnown = false;  // the counters above come from a Stats answer
 };
 
@@ -58,6 +61,8 @@ struct RegistryOptions {
   std::function<bool(const std::string&)> isForgotten;
   // Called (without the registry's lock) when a chunkserver turns healthy.
   std::function<void(const std::string&)> onHealthy;
+  // How calls to chunkservers prove they come from the cluster.
+  std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
 };
 
 class ChunkserverRegistry {

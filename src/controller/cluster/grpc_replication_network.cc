@@ -52,7 +52,7 @@ Result<std::shared_ptr<peer::PeerService::Stub>> GrpcReplicationNetwork::stubFor
   if (address.empty()) return Status(StatusCode::kUnavailable, "unknown controller " + peer);
   std::lock_guard lock(mu_);
   auto& stub = stubs_[address];
-  if (!stub) stub = newPeerStub(address);
+  if (!stub) stub = newPeerStub(address, *security_);
   return stub;
 }
 

@@ -15,7 +15,8 @@ namespace redcloud::controller {
 
 class GrpcReplicationNetwork final : public ReplicationNetwork {
  public:
-  explicit GrpcReplicationNetwork(Membership& membership) : membership_(membership) {}
+  GrpcReplicationNetwork(Membership& membership, std::shared_ptr<const NodeSecurity> security)
+      : membership_(membership), security_(std::move(security)) {}
 
   std::vector<std::string> alivePeers() override;
   std::vector<std::string> knownPeers() override;
@@ -29,6 +30,7 @@ class GrpcReplicationNetwork final : public ReplicationNetwork {
   Result<std::shared_ptr<peer::PeerService::Stub>> stubFor(const std::string& peer);
 
   Membership& membership_;
+  std::shared_ptr<const NodeSecurity> security_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<peer::PeerService::Stub>> stubs_;  // by address
 };

@@ -89,7 +89,7 @@ std::vector<std::string> Membership::targets() {
 std::shared_ptr<peer::PeerService::Stub> Membership::stubFor(const std::string& address) {
   std::lock_guard lock(mu_);
   auto& stub = stubs_[address];
-  if (!stub) stub = newPeerStub(address);
+  if (!stub) stub = newPeerStub(address, *options_.security);
   return stub;
 }
 

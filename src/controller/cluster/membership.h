@@ -26,6 +26,7 @@
 #include "common/periodic_task.h"
 #include "controller/cluster/forgotten_nodes.h"
 #include "peer.grpc.pb.h"
+#include "rpc/node_security.h"
 
 namespace redcloud::controller {
 
@@ -51,6 +52,8 @@ struct MembershipOptions {
   std::function<void(const std::string& nodeId)> onAlive;
   // Node ids an operator forgot: never listed again, spread with the pings.
   ForgottenNodes* forgotten = nullptr;
+  // How calls to peers prove they come from the cluster.
+  std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
 };
 
 struct PeerView {

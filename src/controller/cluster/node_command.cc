@@ -20,8 +20,17 @@ constexpr const char* kUsage =
     "must be down; it is never forgotten automatically, and a forgotten node id\n"
     "is ignored if it reports again (give it a fresh data dir to rejoin).\n"
     "\n"
-    "  --peer HOST:PORT  a controller's peer address (default 127.0.0.1:8001,\n"
-    "                    or REDCLOUD_PEER)\n";
+    "  --peer HOST:PORT            a controller's peer address (default 127.0.0.1:8001,\n"
+    "                              or REDCLOUD_PEER)\n"
+    "  --cluster-secret-file FILE  the cluster secret (or REDCLOUD_CLUSTER_SECRET_FILE)\n"
+    "  --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+    "                              a node certificate of the cluster CA, when the\n"
+    "                              cluster uses TLS (or REDCLOUD_TLS_CERT, ...)\n";
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
 
 std::string join(const google::protobuf::RepeatedPtrField<std::string>& items) {
   std::string out;
@@ -33,18 +42,34 @@ std::string join(const google::protobuf::RepeatedPtrField<std::string>& items) {
 
 int runNodeCommand(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  std::string peer = std::getenv("REDCLOUD_PEER") ? std::getenv("REDCLOUD_PEER") : "127.0.0.1:8001";
+  std::string peer = env("REDCLOUD_PEER").empty() ? "127.0.0.1:8001" : env("REDCLOUD_PEER");
+  NodeSecurityConfig sc{env("REDCLOUD_CLUSTER_SECRET_FILE"), env("REDCLOUD_TLS_CERT"),
+                        env("REDCLOUD_TLS_KEY"), env("REDCLOUD_TLS_CA")};
+  const std::pair<const char*, std::string*> valued[] = {{"--peer", &peer},
+                                                         {"--cluster-secret-file", &sc.secretFile},
+                                                         {"--tls-cert", &sc.tlsCert},
+                                                         {"--tls-key", &sc.tlsKey},
+                                                         {"--tls-ca", &sc.tlsCa}};
   std::vector<std::string> positional;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "-h" || args[i] == "--help") {
       std::cout << kUsage;
       return 0;
     }
-    if (args[i] == "--peer" && i + 1 < args.size()) {
-      peer = args[++i];
-    } else if (args[i].rfind("--peer=", 0) == 0) {
-      peer = args[i].substr(7);
-    } else if (!args[i].empty() && args[i][0] == '-') {
+    bool matched = false;
+    for (const auto& [flag, out] : valued) {
+      std::string f = flag;
+      if (args[i] == f && i + 1 < args.size()) {
+        *out = args[++i];
+        matched = true;
+      } else if (args[i].rfind(f + "=", 0) == 0) {
+        *out = args[i].substr(f.size() + 1);
+        matched = true;
+      }
+      if (matched) break;
+    }
+    if (matched) continue;
+    if (!args[i].empty() && args[i][0] == '-') {
       std::cerr << "redcloud node: unknown option " << args[i] << "\n" << kUsage;
       return 2;
     } else {
@@ -56,7 +81,12 @@ int runNodeCommand(int argc, char** argv) {
     return 2;
   }
   const std::string& id = positional[1];
-  auto stub = newPeerStub(peer);
+  auto security = NodeSecurity::load(sc);
+  if (!security.isOk()) {
+    std::cerr << "redcloud node: " << security.status().message() << "\n";
+    return 2;
+  }
+  auto stub = newPeerStub(peer, **security);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   peer::ForgetRequest req;
@@ -69,6 +99,9 @@ int runNodeCommand(int argc, char** argv) {
         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
       std::cerr << "redcloud node: cannot reach a controller at " << peer << " ("
                 << s.error_message() << ")\n";
+    } else if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      std::cerr << "redcloud node: " << s.error_message()
+                << " (give --cluster-secret-file, and the --tls-* files if the cluster uses TLS)\n";
     } else {
       std::cerr << "redcloud node: " << s.error_message() << "\n";
     }

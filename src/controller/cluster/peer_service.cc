@@ -8,8 +8,9 @@
 
 namespace redcloud::controller {
 
-grpc::Status PeerServiceImpl::Ping(grpc::ServerContext*, const peer::PingRequest* request,
+grpc::Status PeerServiceImpl::Ping(grpc::ServerContext* ctx, const peer::PingRequest* request,
                                    peer::PingResponse* response) {
+  if (auto denied = auth_.check(*ctx, "Ping"); !denied.ok()) return denied;
   if (request->forgotten_size() > 0) {
     forgotten_.addFromPeer({request->forgotten().begin(), request->forgotten().end()});
   }
@@ -49,8 +50,10 @@ std::string PeerServiceImpl::refusalFor(const std::string& id, std::string* kind
   return "";
 }
 
-grpc::Status PeerServiceImpl::ForgetNode(grpc::ServerContext*, const peer::ForgetRequest* request,
+grpc::Status PeerServiceImpl::ForgetNode(grpc::ServerContext* ctx,
+                                         const peer::ForgetRequest* request,
                                          peer::ForgetResponse* response) {
+  if (auto denied = auth_.check(*ctx, "ForgetNode"); !denied.ok()) return denied;
   const std::string& id = request->node_id();
   if (Status s = validateNodeId(id); !s.isOk()) return toGrpc(s);
   std::string kind;
@@ -79,10 +82,10 @@ grpc::Status PeerServiceImpl::ForgetNode(grpc::ServerContext*, const peer::Forge
     peer::ForgetRequest fwd;
     fwd.set_node_id(id);
     fwd.set_check_only(checkOnly);
-    auto stub = newPeerStub(p.peerAddress);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    return stub->ForgetNode(&ctx, fwd, r);
+    auto stub = newPeerStub(p.peerAddress, auth_.security());
+    grpc::ClientContext call;
+    call.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    return stub->ForgetNode(&call, fwd, r);
   };
   for (const auto& p : others) {
     peer::ForgetResponse r;
@@ -112,8 +115,10 @@ grpc::Status PeerServiceImpl::ForgetNode(grpc::ServerContext*, const peer::Forge
   return grpc::Status::OK;
 }
 
-grpc::Status PeerServiceImpl::Heartbeat(grpc::ServerContext*, const peer::HeartbeatRequest* request,
+grpc::Status PeerServiceImpl::Heartbeat(grpc::ServerContext* ctx,
+                                        const peer::HeartbeatRequest* request,
                                         peer::HeartbeatResponse* response) {
+  if (auto denied = auth_.check(*ctx, "Heartbeat"); !denied.ok()) return denied;
   if (request->node_id().empty() || request->address().empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "heartbeat needs node_id and address"};
   }
@@ -178,33 +183,39 @@ grpc::Status refusedForgotten(const peer::ControllerInfo& from) {
 
 }  // namespace
 
-grpc::Status PeerServiceImpl::PushRecords(grpc::ServerContext*, const peer::PushRequest* request,
+grpc::Status PeerServiceImpl::PushRecords(grpc::ServerContext* ctx,
+                                          const peer::PushRequest* request,
                                           peer::PushResponse* response) {
+  if (auto denied = auth_.check(*ctx, "PushRecords"); !denied.ok()) return denied;
   if (duplicated(membership_, request->from())) return refused(request->from());
   if (forgotten_.contains(request->from().node_id())) return refusedForgotten(request->from());
   *response = replicator_.handlePush(*request);
   return grpc::Status::OK;
 }
 
-grpc::Status PeerServiceImpl::GetTree(grpc::ServerContext*, const peer::TreeRequest* request,
+grpc::Status PeerServiceImpl::GetTree(grpc::ServerContext* ctx, const peer::TreeRequest* request,
                                       peer::TreeResponse* response) {
+  if (auto denied = auth_.check(*ctx, "GetTree"); !denied.ok()) return denied;
   if (duplicated(membership_, request->from())) return refused(request->from());
   if (forgotten_.contains(request->from().node_id())) return refusedForgotten(request->from());
   *response = replicator_.handleGetTree(*request);
   return grpc::Status::OK;
 }
 
-grpc::Status PeerServiceImpl::PullRecords(grpc::ServerContext*, const peer::PullRequest* request,
+grpc::Status PeerServiceImpl::PullRecords(grpc::ServerContext* ctx,
+                                          const peer::PullRequest* request,
                                           peer::PullResponse* response) {
+  if (auto denied = auth_.check(*ctx, "PullRecords"); !denied.ok()) return denied;
   if (duplicated(membership_, request->from())) return refused(request->from());
   if (forgotten_.contains(request->from().node_id())) return refusedForgotten(request->from());
   *response = replicator_.handlePull(*request);
   return grpc::Status::OK;
 }
 
-grpc::Status PeerServiceImpl::ConfirmTombstones(grpc::ServerContext*,
+grpc::Status PeerServiceImpl::ConfirmTombstones(grpc::ServerContext* ctx,
                                                 const peer::ConfirmRequest* request,
                                                 peer::ConfirmResponse* response) {
+  if (auto denied = auth_.check(*ctx, "ConfirmTombstones"); !denied.ok()) return denied;
   if (forgotten_.contains(request->from().node_id())) return refusedForgotten(request->from());
   *response = replicator_.handleConfirm(*request);
   return grpc::Status::OK;

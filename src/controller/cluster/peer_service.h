@@ -9,17 +9,23 @@
 #include "controller/cluster/membership.h"
 #include "controller/replication/replicator.h"
 #include "peer.grpc.pb.h"
+#include "rpc/node_security.h"
 
 namespace redcloud::controller {
 
 class PeerServiceImpl final : public peer::PeerService::Service {
  public:
+  // Every call is checked against `security` (the cluster token) first.
   PeerServiceImpl(Membership& membership, ChunkserverRegistry& registry, Replicator& replicator,
-                  ForgottenNodes& forgotten)
+                  ForgottenNodes& forgotten, std::shared_ptr<const NodeSecurity> security)
       : membership_(membership),
         registry_(registry),
         replicator_(replicator),
-        forgotten_(forgotten) {}
+        forgotten_(forgotten),
+        auth_(std::move(security), "peer") {}
+
+  // Calls refused for a missing or wrong cluster token.
+  uint64_t refusedCalls() const { return auth_.refusedCalls(); }
 
   grpc::Status Ping(grpc::ServerContext* ctx, const peer::PingRequest* request,
                     peer::PingResponse* response) override;
@@ -43,6 +49,7 @@ class PeerServiceImpl final : public peer::PeerService::Service {
   ChunkserverRegistry& registry_;
   Replicator& replicator_;
   ForgottenNodes& forgotten_;
+  CallAuthenticator auth_;
 };
 
 }  // namespace redcloud::controller

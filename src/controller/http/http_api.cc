@@ -348,7 +348,10 @@ void HttpApi::handleCluster(RequestContext& c) {
          {"chunks_copied_in", cs.copiesIn},
          {"bytes_copied_in", cs.bytesCopiedIn},
          {"copy_failures", cs.copyFailures},
-         {"chunks_scrubbed", cs.scrubbed}});
+         {"chunks_scrubbed", cs.scrubbed},
+         {"cluster_secret", cs.closed},
+         {"tls", cs.tls},
+         {"refused_calls", cs.refusedCalls}});
   }
   json controllers = json::array();
   for (const auto& p : controller_.membership().peers()) {
@@ -403,6 +406,11 @@ void HttpApi::handleCluster(RequestContext& c) {
       {"metadata_digest", digest},
       {"replication", replication},
       {"duplicate_node_ids", controller_.membership().duplicateIds()},
+      {"security",
+       {{"cluster_secret", controller_.security().closed()},
+        {"tls", controller_.security().tls()},
+        {"insecure", controller_.insecure()},
+        {"refused_calls", controller_.refusedInternalCalls()}}},
       {"orphaned_files", controller_.orphanedFiles()}};
   c.res.set_content(out.dump(), "application/json");
 }
@@ -477,6 +485,11 @@ void HttpApi::handleMetrics(RequestContext& c) {
   metric("redcloud_chunks_unavailable", "gauge", static_cast<uint64_t>(repair.unavailable));
   metric("redcloud_chunks_corrupt_found", "gauge", corrupt);
   metric("redcloud_repair_queue", "gauge", controller_.copies().queued());
+  metric("redcloud_internal_calls_refused_total", "counter", controller_.refusedInternalCalls());
+  uint64_t refusedByChunkservers = 0;
+  for (const auto& s : cs) refusedByChunkservers += s.refusedCalls;
+  metric("redcloud_chunkserver_calls_refused", "gauge", refusedByChunkservers);
+  metric("redcloud_insecure", "gauge", controller_.insecure() ? 1 : 0);
   gauges += "# TYPE redcloud_repair_rate gauge\nredcloud_repair_rate " +
             std::to_string(controller_.copies().rate()) + "\n";
   c.res.set_content(controller_.metrics().render(gauges), "text/plain; version=0.0.4");
