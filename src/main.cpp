@@ -37,7 +37,9 @@ struct DaemonFlags {
   size_t gossipFanout = 3;
   uint64_t maxUploadSize = 0;
   bool allowShortGcGrace = false;
-  std::string secretFile, tlsCert, tlsKey, tlsCa;
+  std::string secretFile, tlsCert, tlsKey, tlsCa, keyTtl = "0";
+  double authRate = 5, authBurst = 50, loginFailures = 10;
+  size_t hashConcurrency = 2;
   bool insecure = false;
 };
 
@@ -185,6 +187,29 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
       ->capture_default_str();
   app.add_flag("--allow-short-gc-grace", f.allowShortGcGrace,
                "tests only: accept a --gc-grace below 1 minute");
+  app.add_option("--auth-rate", f.authRate,
+                 "login and register attempts per second per source address (0 = no limit)")
+      ->envname("REDCLOUD_AUTH_RATE")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--auth-burst", f.authBurst, "attempts a source address may make at once")
+      ->envname("REDCLOUD_AUTH_BURST")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--login-failures", f.loginFailures,
+                 "failed logins per username before 429; one more every 6 s (0 = no limit)")
+      ->envname("REDCLOUD_LOGIN_FAILURES")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--hash-concurrency", f.hashConcurrency,
+                 "password hashes (64 MiB each) computed at once")
+      ->envname("REDCLOUD_HASH_CONCURRENCY")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--key-ttl", f.keyTtl,
+                 "API keys issued from now on expire this long after login (0 = never)")
+      ->envname("REDCLOUD_KEY_TTL")
+      ->capture_default_str();
   app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")
       ->envname("REDCLOUD_MAX_UPLOAD_SIZE");
   app.add_option("--gossip-fanout", f.gossipFanout, "peers each new record is pushed to at once")
@@ -256,6 +281,17 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   o->nodeId = f.nodeId;
   o->writeQuorum = f.writeQuorum;
   o->maxUploadSize = f.maxUploadSize;
+  o->auth.addressPerSecond = f.authRate;
+  o->auth.addressBurst = f.authBurst;
+  o->auth.userFailureBurst = f.loginFailures;
+  o->auth.hashConcurrency = f.hashConcurrency;
+  auto ttl = redcloud::parseDurationMillis(f.keyTtl);
+  if (!ttl || *ttl < 0) {
+    return redcloud::invalidRequest(
+        "bad --key-ttl '" + f.keyTtl +
+        "' (0 for keys that never expire, or a duration like 12h, 30d)");
+  }
+  o->keyTtlMs = *ttl;
   auto hb = redcloud::parseDurationMillis(f.heartbeatTimeout);
   if (!hb) return redcloud::invalidRequest("bad --heartbeat-timeout '" + f.heartbeatTimeout + "'");
   o->heartbeatTimeoutMs = *hb;
@@ -335,6 +371,13 @@ int runDaemon(const std::string& role, int argc, char** argv) {
   const bool insecure = !(*security)->closed() && f.insecure;
   sigset_t stopSignals = blockStopSignals();
 
+  // Every flag is checked before anything starts or touches the data dir.
+  redcloud::controller::ControllerOptions o;
+  if (role != "chunkserver") {
+    if (Status s = buildControllerOptions(f, &o); !s.isOk()) return fail(s);
+    o.security = *security;
+    o.insecure = insecure;
+  }
   std::unique_ptr<redcloud::chunkserver::ChunkServer> chunkServer;
   if (server || role == "chunkserver") {
     redcloud::chunkserver::ChunkServerOptions co;
@@ -365,10 +408,6 @@ int runDaemon(const std::string& role, int argc, char** argv) {
   }
   std::unique_ptr<redcloud::controller::Controller> controller;
   if (role != "chunkserver") {
-    redcloud::controller::ControllerOptions o;
-    if (Status s = buildControllerOptions(f, &o); !s.isOk()) return fail(s);
-    o.security = *security;
-    o.insecure = insecure;
     if (server) o.chunkservers.insert(o.chunkservers.begin(), chunkServer->boundAddress());
     controller = std::make_unique<redcloud::controller::Controller>(o);
     if (Status s = controller->start(); !s.isOk()) return fail(s);

@@ -73,6 +73,8 @@ bool applyFlag(std::string_view word, CommandLine& cl) {
     cl.yes = true;
   else if (word == "--password-stdin")
     cl.passwordStdin = true;
+  else if (word == "--all")
+    cl.all = true;
   else if (word == "-h" || word == "--help")
     cl.help = true;
   else if (word == "--version")
@@ -143,6 +145,7 @@ Status rejectOptions(const CommandLine& cl, bool allowTags, bool allowYes, bool 
   if (cl.passwordStdin && !allowPassword) {
     return usageError(cl.command + " takes no --password-stdin");
   }
+  if (cl.all && cl.command != "logout") return usageError(cl.command + " takes no --all");
   return Status::ok();
 }
 

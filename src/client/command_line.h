@@ -41,6 +41,7 @@ struct CommandLine {
   std::optional<size_t> separator;      // index into args where `--` split them
   bool yes = false;                     // -y / --yes
   bool passwordStdin = false;           // --password-stdin
+  bool all = false;                     // --all (logout: every key of the user)
   bool help = false;                    // -h / --help
   bool version = false;                 // --version
   GlobalOptions global;

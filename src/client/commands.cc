@@ -177,7 +177,8 @@ Status CommandRunner::runLogout() {
   RC_RETURN_IF_ERROR(expectArgCount(line_, 0));
   RC_RETURN_IF_ERROR(requireLogin());
   ApiClient api = makeApi(true);
-  auto answer = api.call("POST", "/api/v1/auth/logout");
+  auto answer =
+      api.call("POST", line_.all ? "/api/v1/auth/logout?all=true" : "/api/v1/auth/logout");
   // The key is dropped locally whatever the server said: a key it rejects is dead already.
   config_.apiKey.clear();
   RC_RETURN_IF_ERROR(saveConfig(configPath_, config_));
@@ -186,8 +187,18 @@ Status CommandRunner::runLogout() {
         answer.status().code(),
         "logged out locally, but the controller did not confirm: " + answer.status().message());
   }
+  uint64_t revoked = 0;
+  if (answer.isOk() && answer->is_object() && answer->contains("revoked_keys") &&
+      (*answer)["revoked_keys"].is_number_unsigned()) {
+    revoked = (*answer)["revoked_keys"].get<uint64_t>();
+  }
   if (options_.json) {
-    printJson({{"logged_out", true}, {"username", config_.username}});
+    json out{{"logged_out", true}, {"username", config_.username}};
+    if (line_.all) out["revoked_keys"] = revoked;
+    printJson(out);
+  } else if (line_.all && answer.isOk()) {
+    std::cout << "Logged out everywhere: " << revoked << " key" << (revoked == 1 ? "" : "s")
+              << " revoked.\n";
   } else {
     std::cout << "Logged out.\n";
   }

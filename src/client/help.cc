@@ -13,7 +13,9 @@ const std::vector<CommandInfo>& commandTable() {
       {"login", "login USER [PASSWORD]", "log in and save the API key",
        "Without PASSWORD the password is asked for without echo;\n"
        "--password-stdin reads it from the first line of standard input."},
-      {"logout", "logout", "log out (the API key stops working)", ""},
+      {"logout", "logout [--all]", "log out (the API key stops working)",
+       "--all revokes every key of the user (every login, every device),\n"
+       "on every controller."},
       {"whoami", "whoami", "show the user and controller in use", ""},
       {"add", "add FILE... TAG...  |  add FILE... -t TAG...", "upload files with tags",
        "Without -t, leading arguments that name existing local files are files\n"

@@ -27,6 +27,7 @@ constexpr CodeInfo kCodeTable[] = {
     {StatusCode::kAlreadyExists, 409, "USER_ALREADY_EXISTS"},
     {StatusCode::kPayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"},
     {StatusCode::kRangeNotSatisfiable, 416, "RANGE_NOT_SATISFIABLE"},
+    {StatusCode::kRateLimited, 429, "RATE_LIMITED"},
     {StatusCode::kUnavailable, 503, "CHUNKSERVER_UNAVAILABLE"},
     {StatusCode::kStorageFull, 507, "STORAGE_FULL"},
     {StatusCode::kChecksumMismatch, 500, "CHECKSUM_MISMATCH"},

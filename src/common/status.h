@@ -27,6 +27,7 @@ enum class StatusCode {
   kAlreadyExists,        // 409 USER_ALREADY_EXISTS
   kPayloadTooLarge,      // 413 PAYLOAD_TOO_LARGE
   kRangeNotSatisfiable,  // 416 RANGE_NOT_SATISFIABLE
+  kRateLimited,          // 429 RATE_LIMITED (with Retry-After)
   kUnavailable,          // 503 CHUNKSERVER_UNAVAILABLE
   kStorageFull,          // 507 STORAGE_FULL
   kChecksumMismatch,     // 500 CHECKSUM_MISMATCH

@@ -121,7 +121,11 @@ Status Controller::start() {
   auto& clock = SystemClock::instance();
   writer_ = std::make_unique<RecordWriter>(store_, nodeId_, clock);
   RC_RETURN_IF_ERROR(writer_->restoreClock());
-  files_ = std::make_unique<FileService>(store_, *writer_, clock);
+  authGuard_ = std::make_unique<AuthGuard>(clock, options_.auth);
+  FileServiceOptions fo;
+  fo.keyTtlMs = options_.keyTtlMs;
+  fo.hashSlot = [this](const std::function<void()>& work) { return authGuard_->inHashSlot(work); };
+  files_ = std::make_unique<FileService>(store_, *writer_, clock, fo);
   forgotten_ = std::make_unique<ForgottenNodes>([this](const std::vector<std::string>& ids) {
     return store_.setMeta("forgotten_nodes", nlohmann::json(ids).dump());
   });

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "controller/auth_guard.h"
 #include "controller/cluster/chunkserver_registry.h"
 #include "controller/cluster/forgotten_nodes.h"
 #include "controller/cluster/membership.h"
@@ -57,6 +58,8 @@ struct ControllerOptions {
   // The cluster secret / TLS of internal calls (open: loopback-only or tests).
   std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
   bool insecure = false;  // --insecure: listening beyond loopback without a secret
+  AuthGuardOptions auth;  // login / register throttling, bounded password hashing
+  int64_t keyTtlMs = 0;   // --key-ttl: keys expire this long after issue (0: never)
 };
 
 struct QuorumRule {
@@ -87,6 +90,7 @@ class Controller {
   const ControllerOptions& options() const { return options_; }
   MetadataStore& store() { return store_; }
   FileService& files() { return *files_; }
+  AuthGuard& authGuard() { return *authGuard_; }
   ChunkserverRegistry& chunkservers() { return *registry_; }
   Membership& membership() { return *membership_; }
   Metrics& metrics() { return metrics_; }
@@ -127,6 +131,7 @@ class Controller {
   MetadataStore store_;
   Metrics metrics_;
   std::unique_ptr<RecordWriter> writer_;
+  std::unique_ptr<AuthGuard> authGuard_;
   std::unique_ptr<FileService> files_;
   std::unique_ptr<ChunkserverRegistry> registry_;
   std::unique_ptr<ChunkGarbageCollector> gc_;

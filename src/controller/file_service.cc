@@ -47,6 +47,20 @@ FileService::FileService(MetadataStore& store, RecordWriter& writer, const Clock
   if (!options_.newKey) options_.newKey = newApiKey;
   if (!options_.hashPassword) options_.hashPassword = redcloud::controller::hashPassword;
   if (!options_.verifyPassword) options_.verifyPassword = redcloud::controller::verifyPassword;
+  if (!options_.hashSlot) {
+    options_.hashSlot = [](const std::function<void()>& work) {
+      work();
+      return Status::ok();
+    };
+  }
+}
+
+const std::string& FileService::decoyHash() {
+  std::call_once(decoyOnce_, [this] {
+    auto h = options_.hashPassword(randomHex(16));
+    decoyHash_ = h.isOk() ? *h : "";
+  });
+  return decoyHash_;
 }
 
 Result<Session> FileService::registerUser(const std::string& username,
@@ -59,11 +73,13 @@ Result<Session> FileService::registerUser(const std::string& username,
   // Cheap check first: a taken name costs no password hashing.
   RC_ASSIGN_OR_RETURN(auto existing, store_.userByName(username));
   if (existing) return taken;
-  RC_ASSIGN_OR_RETURN(std::string hash, options_.hashPassword(password));
+  Result<std::string> hashed = internalError("password not hashed");
+  RC_RETURN_IF_ERROR(options_.hashSlot([&] { hashed = options_.hashPassword(password); }));
+  RC_ASSIGN_OR_RETURN(std::string hash, std::move(hashed));
   std::string userId = options_.newId();
   json user{{"user_id", userId}, {"password_hash", hash}, {"created_ms", clock_.nowMillis()}};
   std::string key = options_.newKey();
-  json keyValue{{"user_id", userId}, {"created_ms", clock_.nowMillis()}};
+  json keyValue = keyRecordValue(userId);
   RC_RETURN_IF_ERROR(writer_
                          .transact([&](std::vector<Mutation>& m) -> Status {
                            RC_ASSIGN_OR_RETURN(auto again, store_.userByName(username));
@@ -79,7 +95,7 @@ Result<Session> FileService::registerUser(const std::string& username,
 Result<Session> FileService::issueKey(const std::string& userId, const std::string& username,
                                       std::vector<Mutation> extra) {
   std::string key = options_.newKey();
-  json value{{"user_id", userId}, {"created_ms", clock_.nowMillis()}};
+  json value = keyRecordValue(userId);
   extra.push_back({RecordKind::kApiKey, sha256Hex(key), value.dump(), false});
   RC_RETURN_IF_ERROR(writer_.write(extra).status());
   return Session{userId, username, key};
@@ -89,8 +105,20 @@ Result<Session> FileService::login(const std::string& username, const std::strin
   Status bad(StatusCode::kInvalidCredentials, "invalid username or password");
   if (!validateUsername(username).isOk()) return bad;
   RC_ASSIGN_OR_RETURN(auto user, store_.userByName(username));
-  if (!user || !options_.verifyPassword(user->passwordHash, password)) return bad;
+  // An unknown username is checked against a decoy hash: answering at once
+  // would tell an attacker which usernames exist.
+  const std::string& hash = user ? user->passwordHash : decoyHash();
+  bool match = false;
+  RC_RETURN_IF_ERROR(options_.hashSlot([&] { match = options_.verifyPassword(hash, password); }));
+  if (!user || !match) return bad;
   return issueKey(user->userId, username, {});
+}
+
+nlohmann::json FileService::keyRecordValue(const std::string& userId) const {
+  int64_t now = clock_.nowMillis();
+  json value{{"user_id", userId}, {"created_ms", now}};
+  if (options_.keyTtlMs > 0) value["expires_ms"] = now + options_.keyTtlMs;
+  return value;
 }
 
 Status FileService::logout(const std::string& apiKey) {
@@ -98,10 +126,28 @@ Status FileService::logout(const std::string& apiKey) {
   return writer_.write({{RecordKind::kApiKey, sha256Hex(apiKey), "", true}}).status();
 }
 
+Result<size_t> FileService::logoutAll(const std::string& apiKey) {
+  RC_ASSIGN_OR_RETURN(std::string userId, authenticate(apiKey));
+  size_t revoked = 0;
+  RC_RETURN_IF_ERROR(writer_
+                         .transact([&](std::vector<Mutation>& m) -> Status {
+                           RC_ASSIGN_OR_RETURN(auto hashes, store_.keyHashesOfUser(userId));
+                           for (const auto& h : hashes) {
+                             m.push_back({RecordKind::kApiKey, h, "", true});
+                           }
+                           revoked = hashes.size();
+                           return Status::ok();
+                         })
+                         .status());
+  return revoked;
+}
+
 Result<std::string> FileService::authenticate(const std::string& apiKey) {
   Status bad(StatusCode::kInvalidApiKey, "invalid or expired API key");
   if (apiKey.empty() || apiKey.size() > 256) return bad;
-  RC_ASSIGN_OR_RETURN(auto state, store_.keyState(sha256Hex(apiKey)));
+  int64_t expiresMs = 0;
+  RC_ASSIGN_OR_RETURN(auto state, store_.keyState(sha256Hex(apiKey), &expiresMs));
+  if (expiresMs > 0 && clock_.nowMillis() >= expiresMs) return bad;
   switch (state.first) {
     case KeyState::kUnknown:
       return bad;

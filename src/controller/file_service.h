@@ -5,6 +5,8 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +55,11 @@ struct FileServiceOptions {
   std::function<std::string()> newKey;                                  // default: newApiKey
   std::function<Result<std::string>(const std::string&)> hashPassword;  // default: argon2id
   std::function<bool(const std::string&, const std::string&)> verifyPassword;
+  // Runs a password hash or check; the controller bounds how many run at
+  // once (AuthGuard). A non-OK status refuses the request. Default: runs it.
+  std::function<Status(const std::function<void()>&)> hashSlot;
+  // Keys issued from now on stop working this long after issue (0: never).
+  int64_t keyTtlMs = 0;
 };
 
 class FileService {
@@ -63,6 +70,9 @@ class FileService {
   Result<Session> registerUser(const std::string& username, const std::string& password);
   Result<Session> login(const std::string& username, const std::string& password);
   Status logout(const std::string& apiKey);
+  // Revokes every key of the key's user (on every controller, as tombstones);
+  // returns how many. Keys issued elsewhere after this are not affected.
+  Result<size_t> logoutAll(const std::string& apiKey);
   // The user id of a bearer key; INVALID_API_KEY when unknown.
   Result<std::string> authenticate(const std::string& apiKey);
 
@@ -87,10 +97,17 @@ class FileService {
   Result<Session> issueKey(const std::string& userId, const std::string& username,
                            std::vector<Mutation> extra);
 
+  // A hash of a password nobody has: an unknown username is checked against
+  // it, so it costs the same time as a wrong password.
+  const std::string& decoyHash();
+  nlohmann::json keyRecordValue(const std::string& userId) const;
+
   MetadataStore& store_;
   RecordWriter& writer_;
   const Clock& clock_;
   FileServiceOptions options_;
+  std::once_flag decoyOnce_;
+  std::string decoyHash_;
 };
 
 // Password hashing (libsodium argon2id).

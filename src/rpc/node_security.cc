@@ -162,8 +162,7 @@ grpc::Status CallAuthenticator::check(const grpc::ServerContext& ctx, const char
                       "this cluster needs its secret: the call carried " + std::string(why));
 }
 
-void CallAuthenticator::logRefusal(const std::string& source, const char* method,
-                                   const char* why) {
+void CallAuthenticator::logRefusal(const std::string& source, const char* method, const char* why) {
   int64_t now = steadyMillis();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -172,9 +171,10 @@ void CallAuthenticator::logRefusal(const std::string& source, const char* method
     if (lastLogged_.size() >= kMaxLoggedSources) lastLogged_.clear();
     lastLogged_[source] = now;
   }
-  spdlog::warn("refused {} call {} from {}: {} (further refusals from there are counted, "
-               "logged again in a minute)",
-               service_, method, source, why);
+  spdlog::warn(
+      "refused {} call {} from {}: {} (further refusals from there are counted, "
+      "logged again in a minute)",
+      service_, method, source, why);
 }
 
 }  // namespace redcloud

@@ -34,7 +34,7 @@ inline constexpr const char* kClusterTokenHeader = "x-redcloud-cluster-token";
 inline constexpr const char* kNodeCertificateName = "redcloud-node";
 
 struct NodeSecurityConfig {
-  std::string secretFile;  // empty: no cluster secret
+  std::string secretFile;              // empty: no cluster secret
   std::string tlsCert, tlsKey, tlsCa;  // PEM files; all empty: plaintext gRPC
 };
 

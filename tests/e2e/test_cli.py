@@ -156,6 +156,24 @@ def test_register_whoami_logout_login(cli, server):
     cli.ok("list")
 
 
+def test_logout_all_revokes_keys_of_other_logins(cli, server, user):
+    other_device = requests.post(server.url + "/api/v1/auth/login",
+                                 json={"username": user["username"],
+                                       "password": user["password"]}, timeout=30).json()["api_key"]
+    cli.login(user)
+    assert cli.run("list", "--all").returncode == 2  # --all belongs to logout only
+    r = cli.ok("logout", "--all")
+    assert "Logged out everywhere: 3 keys revoked." in r.stdout, r.stdout
+    for key in (other_device, user["api_key"]):
+        assert requests.get(server.url + "/api/v1/files",
+                            headers={"Authorization": "Bearer " + key}).status_code == 401
+    assert not json.load(open(cli.config_path))["api_key"]
+    cli.login(user)
+    r = cli.ok("logout", "--all", "--json")
+    assert json.loads(r.stdout) == {"logged_out": True, "username": user["username"],
+                                    "revoked_keys": 1}
+
+
 def test_controller_from_config_after_login(cli, user):
     cli.login(user)
     r = cli.run("list", controller=False)  # no --controller: the config file's

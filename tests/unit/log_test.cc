@@ -3,6 +3,7 @@
 #include "common/log.h"
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 namespace redcloud {
@@ -17,11 +18,14 @@ TEST(LogEscapeTest, TextKeepsPrintableUtf8AndEscapesControls) {
   EXPECT_EQ(escapeLogMessage("id\n2026 info forged", false), "id\\x0a2026 info forged");
   EXPECT_EQ(escapeLogMessage("\x1b[2J\x7f", false), "\\x1b[2J\\x7f");
   // C1 controls (U+0080..U+009F; U+009B is a one-byte CSI on some terminals).
-  EXPECT_EQ(escapeLogMessage("a\xc2\x9b" "b", false), "a\\u009bb");
+  EXPECT_EQ(escapeLogMessage("a\xc2\x9b"
+                             "b",
+                             false),
+            "a\\u009bb");
   // Not UTF-8: each bad byte shown as itself.
   EXPECT_EQ(escapeLogMessage("\xff\xc3(", false), "\\xff\\xc3(");
   EXPECT_EQ(escapeLogMessage("\xed\xa0\x80", false), "\\xed\\xa0\\x80");  // a surrogate
-  EXPECT_EQ(escapeLogMessage("\xc0\xaf", false), "\\xc0\\xaf");          // overlong '/'
+  EXPECT_EQ(escapeLogMessage("\xc0\xaf", false), "\\xc0\\xaf");           // overlong '/'
 }
 
 TEST(LogEscapeTest, JsonLinesStayValidJsonAndKeepTheText) {
@@ -32,7 +36,7 @@ TEST(LogEscapeTest, JsonLinesStayValidJsonAndKeepTheText) {
   auto parsed = nlohmann::json::parse(line);  // throws if invalid
   std::string msg = parsed["msg"].get<std::string>();
   EXPECT_EQ(msg.substr(0, 12), "peer \"x\\y\"\n{");
-  EXPECT_NE(msg.find("\x1b[31m"), std::string::npos);  // as data, escaped on the wire
+  EXPECT_NE(msg.find("\x1b[31m"), std::string::npos);      // as data, escaped on the wire
   EXPECT_NE(msg.find("\xef\xbf\xbd"), std::string::npos);  // the bad byte as U+FFFD
   EXPECT_EQ(msg.substr(msg.size() - 4), std::string("\0end", 4));
   EXPECT_EQ(line.find('\n'), std::string::npos);

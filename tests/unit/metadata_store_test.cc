@@ -854,3 +854,36 @@ TEST_F(MetadataStoreTest, FilesOfALostRegistrationKeepTheirChunksLive) {
 
 }  // namespace
 }  // namespace redcloud::controller
+
+#include <sqlite3.h>
+
+namespace redcloud::controller {
+namespace {
+
+// A database from before key expiry (api_keys without expires_ms) opens,
+// gains the column, and its keys keep working with no expiry.
+TEST_F(MetadataStoreTest, KeysTableFromBeforeExpiryIsMigrated) {
+  const std::string path = (dir_ / "old.db").string();
+  const std::string hash = sha256Hex("an old key");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    std::string sql =
+        "CREATE TABLE api_keys (key_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL);"
+        "INSERT INTO api_keys VALUES ('" +
+        hash + "', '" + std::string(kU1) + "');";
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = openStore("old.db");
+  int64_t expires = -1;
+  auto state = store->keyState(hash, &expires);
+  ASSERT_TRUE(state.isOk()) << state.status().message();
+  EXPECT_NE(state->first, KeyState::kUnknown);
+  EXPECT_EQ(state->second, kU1);
+  EXPECT_EQ(expires, 0);
+  EXPECT_EQ(*store->keyHashesOfUser(kU1), std::vector<std::string>{hash});
+}
+
+}  // namespace
+}  // namespace redcloud::controller

@@ -133,7 +133,8 @@ TEST_F(SecuredServerTest, ChunkServerRefusesEveryMethodWithoutTheSecretAndChange
     auto channel = newChunkChannel(addr, *caller);
     for (const auto& m : methods) {
       grpc::Status s = rawCall(channel, m);
-      EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << m << ": " << s.error_message();
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << m << ": " << s.error_message();
       ++refused;
     }
     // Real requests: reading, deleting and writing are all refused.
@@ -201,7 +202,8 @@ TEST_F(SecuredServerTest, ControllerPeerServiceRefusesEveryMethodWithoutTheSecre
     auto channel = newChunkChannel(peer, *caller);  // any channel does for raw calls
     for (const auto& m : methods) {
       grpc::Status s = rawCall(channel, m);
-      EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << m << ": " << s.error_message();
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << m << ": " << s.error_message();
       ++refused;
     }
     // A forged heartbeat would plant a chunkserver whose acks count.

@@ -20,7 +20,15 @@ void writeError(httplib::Response& res, const Status& status) {
   res.status = httpStatusOf(status.code());
   json body{{"detail", status.message()}, {"code", apiCodeOf(status.code())}};
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-  if (status.code() == StatusCode::kUnavailable) res.set_header("Retry-After", "1");
+  if (status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kRateLimited) {
+    res.set_header("Retry-After", "1");
+  }
+}
+
+static void writeThrottled(httplib::Response& res, const Throttled& t) {
+  writeError(res, t.status);
+  res.headers.erase("Retry-After");
+  res.set_header("Retry-After", std::to_string(t.retryAfterSeconds));
 }
 
 HttpApi::HttpApi(Controller& controller) : controller_(controller) {}
@@ -213,6 +221,9 @@ void HttpApi::handleRegister(RequestContext& c, const httplib::ContentReader& re
   auto pass = stringField(*body, "password");
   if (!user.isOk()) return writeError(c.res, user.status());
   if (!pass.isOk()) return writeError(c.res, pass.status());
+  if (auto t = controller_.authGuard().admitAddress(c.req.remote_addr)) {
+    return writeThrottled(c.res, *t);
+  }
   auto s = controller_.files().registerUser(*user, *pass);
   if (!s.isOk()) return writeError(c.res, s.status());
   c.res.status = 201;
@@ -228,7 +239,11 @@ void HttpApi::handleLogin(RequestContext& c, const httplib::ContentReader& reade
   auto pass = stringField(*body, "password");
   if (!user.isOk()) return writeError(c.res, user.status());
   if (!pass.isOk()) return writeError(c.res, pass.status());
+  auto& guard = controller_.authGuard();
+  if (auto t = guard.admitAddress(c.req.remote_addr)) return writeThrottled(c.res, *t);
+  if (auto t = guard.admitLogin(*user)) return writeThrottled(c.res, *t);
   auto s = controller_.files().login(*user, *pass);
+  if (!s.isOk() && s.status().code() == StatusCode::kInvalidCredentials) guard.loginFailed(*user);
   if (!s.isOk()) return writeError(c.res, s.status());
   c.res.set_content(
       json{{"api_key", s->apiKey}, {"user_id", s->userId}, {"username", s->username}}.dump(),
@@ -236,6 +251,16 @@ void HttpApi::handleLogin(RequestContext& c, const httplib::ContentReader& reade
 }
 
 void HttpApi::handleLogout(RequestContext& c) {
+  std::string all = c.req.has_param("all") ? c.req.get_param_value("all") : "false";
+  if (all != "true" && all != "false" && all != "1" && all != "0") {
+    return writeError(c.res, invalidRequest("all must be true or false"));
+  }
+  if (all == "true" || all == "1") {
+    auto n = controller_.files().logoutAll(bearerKey(c.req));
+    if (!n.isOk()) return writeError(c.res, n.status());
+    c.res.set_content(json{{"revoked_keys", *n}}.dump(), "application/json");
+    return;
+  }
   Status s = controller_.files().logout(bearerKey(c.req));
   if (!s.isOk()) return writeError(c.res, s);
   c.res.status = 204;

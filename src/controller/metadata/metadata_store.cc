@@ -21,7 +21,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
   username TEXT PRIMARY KEY, user_id TEXT NOT NULL, password_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS users_by_id ON users(user_id);
-CREATE TABLE IF NOT EXISTS api_keys (key_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS api_keys_by_user ON api_keys(user_id);
 CREATE TABLE IF NOT EXISTS files (
   file_id TEXT PRIMARY KEY, owner_id TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
   sha256 TEXT NOT NULL, chunks TEXT NOT NULL, created_ms INTEGER NOT NULL);
@@ -125,8 +127,15 @@ Status MetadataStore::open(const std::string& path, Options options) {
 Status MetadataStore::createSchema() { return db_.exec(kSchema); }
 
 // Databases from before the digest tree get a bucket column; the tree is
-// rebuilt from the records once.
+// rebuilt from the records once. Databases from before key expiry get an
+// expires_ms column (0: the keys they hold never expire, as when issued).
 Status MetadataStore::migrate() {
+  RC_ASSIGN_OR_RETURN(auto keyCols, db_.prepare("SELECT name FROM pragma_table_info('api_keys')"));
+  RC_ASSIGN_OR_RETURN(auto keyNames, keyCols.firstColumn());
+  if (std::find(keyNames.begin(), keyNames.end(), "expires_ms") == keyNames.end()) {
+    RC_RETURN_IF_ERROR(
+        db_.exec("ALTER TABLE api_keys ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;"));
+  }
   RC_ASSIGN_OR_RETURN(auto cols, db_.prepare("SELECT name FROM pragma_table_info('records')"));
   RC_ASSIGN_OR_RETURN(auto names, cols.firstColumn());
   if (std::find(names.begin(), names.end(), "bucket") != names.end()) {
@@ -384,7 +393,8 @@ Status MetadataStore::materialize(const Record& r) {
                  {r.key, str("user_id"), str("password_hash")});
     case RecordKind::kApiKey:
       if (r.deleted) return run("DELETE FROM api_keys WHERE key_hash=?1", {r.key});
-      return run("INSERT OR REPLACE INTO api_keys VALUES (?1, ?2)", {r.key, str("user_id")});
+      return run("INSERT OR REPLACE INTO api_keys VALUES (?1, ?2, ?3)",
+                 {r.key, str("user_id"), std::to_string(v.value("expires_ms", int64_t{0}))});
     case RecordKind::kName: {
       auto [owner, name] = splitKey(r.key);
       if (r.deleted) return run("DELETE FROM names WHERE owner_id=?1 AND name=?2", {owner, name});
@@ -718,16 +728,27 @@ Status MetadataStore::setMeta(const std::string& key, const std::string& value) 
   return stmt.run();
 }
 
-Result<std::pair<KeyState, std::string>> MetadataStore::keyState(const std::string& keyHash) {
+Result<std::pair<KeyState, std::string>> MetadataStore::keyState(const std::string& keyHash,
+                                                                 int64_t* expiresMs) {
   std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT k.user_id, u.username FROM api_keys k LEFT "
-                                             "JOIN users u ON u.user_id = k.user_id "
-                                             "WHERE k.key_hash=?1"));
+  RC_ASSIGN_OR_RETURN(auto stmt,
+                      db_.prepare("SELECT k.user_id, u.username, k.expires_ms FROM api_keys k LEFT "
+                                  "JOIN users u ON u.user_id = k.user_id "
+                                  "WHERE k.key_hash=?1"));
   stmt.bind(1, keyHash);
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return std::make_pair(KeyState::kUnknown, std::string());
+  if (expiresMs) *expiresMs = stmt.integer(2);
   bool userLive = !stmt.text(1).empty();
   return std::make_pair(userLive ? KeyState::kLive : KeyState::kUserLost, stmt.text(0));
+}
+
+Result<std::vector<std::string>> MetadataStore::keyHashesOfUser(const std::string& userId) {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(
+      auto stmt, db_.prepare("SELECT key_hash FROM api_keys WHERE user_id=?1 ORDER BY key_hash"));
+  stmt.bind(1, userId);
+  return stmt.firstColumn();
 }
 
 Result<int64_t> MetadataStore::liveChunkCount() {

@@ -82,7 +82,11 @@ class MetadataStore {
   Result<std::optional<UserRow>> userByName(const std::string& username);
   Result<std::optional<std::string>> userIdForKeyHash(const std::string& keyHash);
   // The user id of a key and whether that user still owns its username.
-  Result<std::pair<KeyState, std::string>> keyState(const std::string& keyHash);
+  // With `expiresMs`, also the key's expiry (0: never).
+  Result<std::pair<KeyState, std::string>> keyState(const std::string& keyHash,
+                                                    int64_t* expiresMs = nullptr);
+  // The hashes of every live key of the user (expired ones included).
+  Result<std::vector<std::string>> keyHashesOfUser(const std::string& userId);
 
   // The owner's visible files having every tag (none: all files), ordered by
   // name, names greater than `afterName`; limit 0 means no limit. Listings

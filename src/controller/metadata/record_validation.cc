@@ -102,6 +102,9 @@ Status validateValue(const Record& r) {
       if (!uuidField(v, "user_id") || !millisField(v, "created_ms")) {
         return bad(r, "api key value needs user_id and created_ms");
       }
+      if (v.contains("expires_ms") && !millisField(v, "expires_ms")) {
+        return bad(r, "api key expires_ms must be a non-negative integer");
+      }
       return Status::ok();
     case RecordKind::kFile:
       return validateFileValue(r, v);
