@@ -94,6 +94,12 @@ Result<std::vector<std::string>> normalizeTags(const std::vector<std::string>& r
   if (out.empty()) {
     return Status(StatusCode::kInvalidTagQuery, std::string(what) + " cannot be empty");
   }
+  if (out.size() > kMaxTagsPerRequest) {
+    return Status(StatusCode::kInvalidTagQuery,
+                  std::string(what) + " has " + std::to_string(out.size()) +
+                      " distinct tags; at most " + std::to_string(kMaxTagsPerRequest) +
+                      " per request");
+  }
   return out;
 }
 

@@ -14,6 +14,10 @@ constexpr size_t kMaxNameBytes = 255;
 constexpr size_t kMaxTagBytes = 128;
 constexpr size_t kMaxUsernameBytes = 64;
 constexpr size_t kMinPasswordBytes = 8;
+// Distinct tags one request may name (a query, new tags, tags to remove), and
+// tags one file may carry.
+constexpr size_t kMaxTagsPerRequest = 256;
+constexpr size_t kMaxTagsPerFile = 256;
 
 bool isValidUtf8(std::string_view s);
 
@@ -24,7 +28,8 @@ Status validateFileName(std::string_view name);
 Status validateTag(std::string_view tag);
 
 // Trims, validates and deduplicates tags (first occurrence order kept).
-// An empty result is INVALID_TAG_QUERY with `what` in the message.
+// An empty result, or more than kMaxTagsPerRequest distinct tags, is
+// INVALID_TAG_QUERY with `what` in the message.
 Result<std::vector<std::string>> normalizeTags(const std::vector<std::string>& raw,
                                                std::string_view what);
 

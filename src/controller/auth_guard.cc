@@ -9,9 +9,9 @@ namespace {
 Throttled throttled(const std::string& why, double tokens, double perMs) {
   double waitMs = perMs > 0 ? (1.0 - tokens) / perMs : 1000;
   auto seconds = static_cast<int64_t>(std::ceil(std::max(waitMs, 1.0) / 1000.0));
-  return {Status(StatusCode::kRateLimited,
-                 why + "; try again in " + std::to_string(seconds) + " s"),
-          seconds};
+  return {
+      Status(StatusCode::kRateLimited, why + "; try again in " + std::to_string(seconds) + " s"),
+      seconds};
 }
 
 }  // namespace

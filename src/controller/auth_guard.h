@@ -26,9 +26,9 @@
 namespace redcloud::controller {
 
 struct AuthGuardOptions {
-  double addressPerSecond = 5;   // attempts refilled per second per address (0: no limit)
-  double addressBurst = 50;      // attempts an address may make at once
-  double userFailureBurst = 10;  // failed logins per username before 429 (0: no limit)
+  double addressPerSecond = 5;          // attempts refilled per second per address (0: no limit)
+  double addressBurst = 50;             // attempts an address may make at once
+  double userFailureBurst = 10;         // failed logins per username before 429 (0: no limit)
   double userFailureRefillSeconds = 6;  // one more failed login allowed per this many seconds
   size_t hashConcurrency = 2;           // password hashes computed at once
   size_t hashQueue = 64;                // callers waiting for a hash slot before 429

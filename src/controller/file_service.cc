@@ -247,10 +247,20 @@ Result<TagEditResult> FileService::addTags(const std::string& ownerId,
                          .transact([&](std::vector<Mutation>& m) -> Status {
                            RC_ASSIGN_OR_RETURN(auto files, store_.listFiles(ownerId, query, "", 0));
                            for (const auto& f : files) {
+                             size_t count = f.tags.size();
                              for (const auto& t : newTags) {
                                if (!std::binary_search(f.tags.begin(), f.tags.end(), t)) {
                                  m.push_back(tagMutation(f.fileId, t, ownerId, true));
+                                 ++count;
                                }
+                             }
+                             if (count > kMaxTagsPerFile) {
+                               // Refused as a whole: no file gets any tag.
+                               m.clear();
+                               return Status(StatusCode::kInvalidTagQuery,
+                                             "file '" + f.name + "' would have " +
+                                                 std::to_string(count) + " tags; at most " +
+                                                 std::to_string(kMaxTagsPerFile) + " per file");
                              }
                              result.fileIds.push_back(f.fileId);
                            }

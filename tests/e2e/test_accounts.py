@@ -130,3 +130,26 @@ def test_keys_expire_after_key_ttl(tmp_path):
         assert files_status(s, fresh) == 200
     finally:
         s.stop()
+
+
+def test_error_bodies_carry_the_request_id_and_5xx_hide_internals(tmp_path):
+    # Two acknowledgements wanted, one chunkserver: every upload fails with 503.
+    s = Server(str(tmp_path / "d"), ["--write-quorum", "2"]).start()
+    try:
+        me = register(s.url, "errors")
+        r = requests.get(s.url + "/api/v1/files/nope", headers=me["headers"], timeout=30)
+        assert r.status_code == 404 and r.json()["request_id"] == r.headers["X-Request-ID"]
+        assert "nope" in r.json()["detail"], r.text  # a 4xx says what was wrong
+        r = requests.put(s.url + "/api/v1/files/by-name/x.bin?tags=t", data=b"x" * 5000,
+                         headers={**me["headers"], "X-Request-ID": "trace-me-123"}, timeout=60)
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["code"] == "CHUNKSERVER_UNAVAILABLE" and body["request_id"] == "trace-me-123"
+        assert body["detail"].endswith("(request id trace-me-123)"), body
+        for internal in ("127.0.0.1", str(s.chunk_port), "quorum"):
+            assert internal not in body["detail"], body
+        # The log has the cause under the same id.
+        lines = [ln for ln in s.log().splitlines() if "trace-me-123" in ln]
+        assert lines and any("CHUNKSERVER_UNAVAILABLE" in ln for ln in lines), s.log()[-2000:]
+    finally:
+        s.stop()

@@ -174,7 +174,7 @@ TEST_F(FileServiceAuthTest, UnknownUsernamesCostAPasswordCheckAndSlotsAreUsed) {
   auto unknown = files.login("nobody", "password1");
   EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidCredentials);
   EXPECT_EQ(unknown.status().message(), wrong.status().message());
-  ASSERT_EQ(verifies, 2);  // the unknown username was checked too...
+  ASSERT_EQ(verifies, 2);                      // the unknown username was checked too...
   EXPECT_NE(checkedHashes[1], "h:password1");  // ...against a hash of nobody's password
   EXPECT_EQ(checkedHashes[1].rfind("h:", 0), 0u);
   EXPECT_TRUE(files.login("alice", "password1").isOk());

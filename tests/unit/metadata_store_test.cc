@@ -9,6 +9,7 @@
 #include <random>
 
 #include "common/sha256.h"
+#include "common/validate.h"
 #include "controller/file_service.h"
 #include "controller/metadata/record_writer.h"
 #include "temp_store_test_base.h"
@@ -883,6 +884,37 @@ TEST_F(MetadataStoreTest, KeysTableFromBeforeExpiryIsMigrated) {
   EXPECT_EQ(state->second, kU1);
   EXPECT_EQ(expires, 0);
   EXPECT_EQ(*store->keyHashesOfUser(kU1), std::vector<std::string>{hash});
+}
+
+}  // namespace
+}  // namespace redcloud::controller
+
+namespace redcloud::controller {
+namespace {
+
+// add-tags that would take one matching file past kMaxTagsPerFile changes no
+// file at all.
+TEST_F(MetadataStoreTest, AddTagsPastThePerFileLimitChangesNothing) {
+  auto store = openStore("limit.db");
+  RecordWriter writer(*store, "n1", clock_);
+  FileService svc(*store, writer, clock_);
+  std::vector<std::string> many;
+  for (size_t i = 0; i + 1 < redcloud::kMaxTagsPerFile; ++i)
+    many.push_back("m" + std::to_string(i));
+  many.push_back("q");
+  upload(svc, kU, "full.txt", many);  // at the limit already
+  upload(svc, kU, "small.txt", {"q"});
+  std::string digest = store->digest();
+  auto r = svc.addTags(kU, {"q"}, {"extra"});
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidTagQuery);
+  EXPECT_NE(r.status().message().find("full.txt"), std::string::npos);
+  EXPECT_EQ(store->digest(), digest);
+  auto small = store->listFiles(kU, {"extra"}, "", 0);
+  ASSERT_TRUE(small.isOk());
+  EXPECT_TRUE(small->empty());
+  // Re-adding tags a file already has does not count against it.
+  EXPECT_TRUE(svc.addTags(kU, {"q"}, {"q", "m0"}).isOk());
 }
 
 }  // namespace

@@ -42,18 +42,18 @@ TEST(Validate, NormalizeTagsTrimsDeduplicatesAndRejectsEmpty) {
 }
 
 TEST(Validate, NormalizeTagsKeepsFirstOccurrenceOrderOnALargeList) {
-  // 100,000 tags, each of 1,000 distinct ones repeated 100 times (trimmed
+  // 100,000 tags, each of 200 distinct ones repeated 500 times (trimmed
   // variants included): a one-pass dedup, order of first appearance.
   std::vector<std::string> raw;
-  for (int round = 0; round < 100; ++round) {
-    for (int i = 999; i >= 0; --i) {
+  for (int round = 0; round < 500; ++round) {
+    for (int i = 199; i >= 0; --i) {
       raw.push_back((round % 2 ? " t" : "t") + std::to_string(i) + (round % 3 ? "" : "  "));
     }
   }
   auto tags = normalizeTags(raw, "Tags");
   ASSERT_TRUE(tags.isOk());
-  ASSERT_EQ(tags->size(), 1000u);
-  for (int i = 0; i < 1000; ++i) EXPECT_EQ((*tags)[i], "t" + std::to_string(999 - i));
+  ASSERT_EQ(tags->size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ((*tags)[i], "t" + std::to_string(199 - i));
   // One bad tag anywhere still fails the whole list.
   raw.push_back("bad,tag");
   EXPECT_EQ(normalizeTags(raw, "Tags").status().code(), StatusCode::kInvalidTagQuery);
@@ -71,6 +71,26 @@ TEST(Validate, Usernames) {
   EXPECT_FALSE(validateUsername("al ice").isOk());
   EXPECT_FALSE(validateUsername(std::string(65, 'a')).isOk());
   EXPECT_FALSE(validateUsername("ünï").isOk());
+}
+
+}  // namespace
+}  // namespace redcloud
+
+namespace redcloud {
+namespace {
+
+TEST(Validate, NormalizeTagsLimitsDistinctTagsPerRequest) {
+  std::vector<std::string> tags;
+  for (size_t i = 0; i < kMaxTagsPerRequest; ++i) tags.push_back("t" + std::to_string(i));
+  for (int i = 0; i < 1000; ++i) tags.push_back("t0");  // duplicates count once
+  auto ok = normalizeTags(tags, "Tag list");
+  ASSERT_TRUE(ok.isOk()) << ok.status().message();
+  EXPECT_EQ(ok->size(), kMaxTagsPerRequest);
+  tags.push_back("one-more");
+  auto tooMany = normalizeTags(tags, "Tag list");
+  ASSERT_FALSE(tooMany.isOk());
+  EXPECT_EQ(tooMany.status().code(), StatusCode::kInvalidTagQuery);
+  EXPECT_NE(tooMany.status().message().find("257 distinct tags"), std::string::npos);
 }
 
 }  // namespace

@@ -25,6 +25,43 @@ void writeError(httplib::Response& res, const Status& status) {
   }
 }
 
+namespace {
+
+// What a client is told for a failure that is not its doing: no SQLite text,
+// chunkserver addresses, chunk ids or temp paths; the log has those under
+// the request id.
+const char* publicDetail(int status, const std::string& code) {
+  if (code == "CHECKSUM_MISMATCH") {
+    return "no intact copy of part of this file could be read; the cluster repairs it from "
+           "another copy if one exists";
+  }
+  if (status == 503) {
+    return "the cluster cannot serve this request right now (too few healthy chunkservers, "
+           "or the controller is starting); retry shortly";
+  }
+  if (status == 507) return "the chunkservers are out of space";
+  return "internal error";
+}
+
+// Every error body names the request id (also in X-Request-ID); server-side
+// failures keep their details in the log only.
+void finishErrorBody(httplib::Response& res, const std::string& rid, const std::string& method,
+                     const std::string& path) {
+  if (res.status < 400 || res.get_header_value("Content-Type") != "application/json") return;
+  json body = json::parse(res.body, nullptr, false);
+  if (!body.is_object() || !body.contains("code") || !body["code"].is_string()) return;
+  std::string code = body["code"].get<std::string>();
+  if (res.status >= 500) {
+    spdlog::warn("request {} {} {}: {} {} {}", rid, method, path, res.status, code,
+                 body.value("detail", std::string()));
+    body["detail"] = std::string(publicDetail(res.status, code)) + " (request id " + rid + ")";
+  }
+  body["request_id"] = rid;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+}  // namespace
+
 static void writeThrottled(httplib::Response& res, const Throttled& t) {
   writeError(res, t.status);
   res.headers.erase("Retry-After");
@@ -63,6 +100,12 @@ Status HttpApi::start(const std::string& listen) {
     writeError(res, Status(code, "request rejected with HTTP status " + std::to_string(status)));
     res.status = status;
     if (!res.has_header("X-Request-ID")) res.set_header("X-Request-ID", newUuid());
+    json body = json::parse(res.body, nullptr, false);
+    if (body.is_object()) {
+      body["request_id"] = res.get_header_value("X-Request-ID");
+      res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
+                      "application/json");
+    }
   });
   registerRoutes();
   if (port == 0) {
@@ -104,9 +147,10 @@ void HttpApi::run(const std::string& method, const std::string& route, bool auth
     }
     if (authorized) body(c);
   } catch (const std::exception& e) {
-    spdlog::error("request {} {} failed: {}", method, req.path, e.what());
+    spdlog::error("request {} {} {} failed: {}", rid, method, req.path, e.what());
     writeError(res, internalError("internal error"));
   }
+  finishErrorBody(res, rid, method, req.path);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   // httplib turns an unset status (-1) into 200 after the handler returns.
   controller_.metrics().observeRequest(method, route, res.status == -1 ? 200 : res.status, secs);
