@@ -39,6 +39,9 @@ struct DaemonFlags {
   bool allowShortGcGrace = false;
   std::string secretFile, tlsCert, tlsKey, tlsCa, keyTtl = "0";
   double authRate = 5, authBurst = 50, loginFailures = 10;
+  uint64_t userQuota = 0;
+  size_t maxUserUploads = 8;
+  int64_t reserveSpace = -1;
   size_t hashConcurrency = 2;
   bool insecure = false;
 };
@@ -60,6 +63,11 @@ void applyEnvAliases(const std::string& role) {
 }
 
 void addScrubFlags(CLI::App& app, DaemonFlags& f) {
+  app.add_option("--reserve-space", f.reserveSpace,
+                 "bytes kept free on the chunk disk: no new chunks below it (default: 5% of the "
+                 "disk, at most 512 MiB)")
+      ->envname("REDCLOUD_RESERVE_SPACE")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--scrub-interval", f.scrubInterval,
                  "re-verify every stored chunk this often (0 disables)")
       ->envname("REDCLOUD_SCRUB_INTERVAL")
@@ -210,6 +218,14 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
                  "API keys issued from now on expire this long after login (0 = never)")
       ->envname("REDCLOUD_KEY_TTL")
       ->capture_default_str();
+  app.add_option("--user-quota", f.userQuota,
+                 "bytes of files one user may keep (0 = no quota); past it 507 QUOTA_EXCEEDED")
+      ->envname("REDCLOUD_USER_QUOTA")
+      ->capture_default_str();
+  app.add_option("--max-user-uploads", f.maxUserUploads,
+                 "uploads one user may run at once (0 = no limit); past it 429")
+      ->envname("REDCLOUD_MAX_USER_UPLOADS")
+      ->capture_default_str();
   app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")
       ->envname("REDCLOUD_MAX_UPLOAD_SIZE");
   app.add_option("--gossip-fanout", f.gossipFanout, "peers each new record is pushed to at once")
@@ -281,6 +297,8 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   o->nodeId = f.nodeId;
   o->writeQuorum = f.writeQuorum;
   o->maxUploadSize = f.maxUploadSize;
+  o->userQuota = f.userQuota;
+  o->maxUserUploads = f.maxUserUploads;
   o->auth.addressPerSecond = f.authRate;
   o->auth.addressBurst = f.authBurst;
   o->auth.userFailureBurst = f.loginFailures;
@@ -389,6 +407,7 @@ int runDaemon(const std::string& role, int argc, char** argv) {
       return fail(redcloud::invalidRequest("bad --scrub-interval '" + f.scrubInterval + "'"));
     co.scrubIntervalMs = *scrub;
     co.scrubBytesPerSecond = f.scrubRate * 1024 * 1024;
+    co.reserveBytes = f.reserveSpace;
     co.security = *security;
     if (server) {
       // The embedded chunkserver reports its inventory to its own controller.

@@ -18,6 +18,10 @@ Status ChunkServer::start() {
                       loadOrCreateNodeId(options_.dataDir, "chunkserver.id", options_.nodeId));
   store_ = std::make_unique<ChunkStore>(posixFileSystem(), options_.dataDir);
   RC_RETURN_IF_ERROR(store_->open());
+  uint64_t reserve = options_.reserveBytes >= 0
+                         ? static_cast<uint64_t>(options_.reserveBytes)
+                         : std::min<uint64_t>(512ULL << 20, store_->stats().capacityBytes / 20);
+  store_->setReserveBytes(reserve);
   replicator_ =
       std::make_unique<ChunkReplicator>(*store_, options_.maxConcurrentCopies, options_.security);
   if (options_.scrubIntervalMs > 0) {

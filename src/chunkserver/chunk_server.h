@@ -28,6 +28,7 @@ struct ChunkServerOptions {
   int64_t scrubIntervalMs = 3600'000;                  // 0: no scrub
   uint64_t scrubBytesPerSecond = 64ULL * 1024 * 1024;  // 0: unlimited
   size_t maxConcurrentCopies = 4;                      // chunkserver-to-chunkserver copies at once
+  int64_t reserveBytes = -1;  // free space kept (no new chunks below it); -1: 5%, at most 512 MiB
   // The cluster secret / TLS of every call in and out (open: loopback or tests).
   std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
 };

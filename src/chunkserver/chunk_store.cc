@@ -216,6 +216,18 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& i
     }
     n = ++tmpCounter_;
   }
+  if (uint64_t reserve = reserveBytes_.load(); reserve > 0) {
+    struct statvfs vfs {};
+    if (::statvfs(root_.c_str(), &vfs) == 0) {
+      uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+      if (avail < size + reserve) {
+        return Status(StatusCode::kStorageFull, "chunkserver disk full: " + std::to_string(avail) +
+                                                    " bytes free, and the last " +
+                                                    std::to_string(reserve) +
+                                                    " are kept for metadata and logs");
+      }
+    }
+  }
   std::string tmp = root_ + "/tmp/" + id + "." + std::to_string(n) + "." + randomHex(4);
   RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(tmp, /*direct=*/size >= 64 * 1024));
   return std::unique_ptr<ChunkWriter>(new ChunkWriter(*this, id, size, tmp, std::move(file)));

@@ -8,6 +8,7 @@
 // Thread-safe: the index is guarded by a mutex, disk I/O runs outside it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -85,6 +86,11 @@ class ChunkStore {
 
   // Creates the folders, removes partial temp files, rebuilds the index.
   Status open();
+  // New chunks are refused (STORAGE_FULL) once they would leave less than
+  // this many bytes free on the file system: the metadata database (in
+  // `redcloud server`, on the same disk) and the logs keep room to work.
+  void setReserveBytes(uint64_t bytes) { reserveBytes_ = bytes; }
+  uint64_t reserveBytes() const { return reserveBytes_; }
 
   // REQUIRES: id is a SHA-256 hex string, size <= kMaxChunkSize.
   // Returns nullptr (with OK status) when the chunk is already stored.
@@ -141,6 +147,7 @@ class ChunkStore {
 
   FileSystem& fs_;
   std::string root_;
+  std::atomic<uint64_t> reserveBytes_{0};
   mutable std::mutex mu_;
   struct Entry {
     uint64_t size = 0;

@@ -30,6 +30,7 @@ StatusCode codeFromApi(const std::string& code, int httpStatus) {
       {"RANGE_NOT_SATISFIABLE", StatusCode::kRangeNotSatisfiable},
       {"CHUNKSERVER_UNAVAILABLE", StatusCode::kUnavailable},
       {"STORAGE_FULL", StatusCode::kStorageFull},
+      {"QUOTA_EXCEEDED", StatusCode::kQuotaExceeded},
       {"CHECKSUM_MISMATCH", StatusCode::kChecksumMismatch},
   };
   auto it = kCodes.find(code);

@@ -30,6 +30,7 @@ constexpr CodeInfo kCodeTable[] = {
     {StatusCode::kRateLimited, 429, "RATE_LIMITED"},
     {StatusCode::kUnavailable, 503, "CHUNKSERVER_UNAVAILABLE"},
     {StatusCode::kStorageFull, 507, "STORAGE_FULL"},
+    {StatusCode::kQuotaExceeded, 507, "QUOTA_EXCEEDED"},
     {StatusCode::kChecksumMismatch, 500, "CHECKSUM_MISMATCH"},
     {StatusCode::kIoError, 500, "INTERNAL_ERROR"},
     {StatusCode::kInternal, 500, "INTERNAL_ERROR"},

@@ -30,6 +30,7 @@ enum class StatusCode {
   kRateLimited,          // 429 RATE_LIMITED (with Retry-After)
   kUnavailable,          // 503 CHUNKSERVER_UNAVAILABLE
   kStorageFull,          // 507 STORAGE_FULL
+  kQuotaExceeded,        // 507 QUOTA_EXCEEDED
   kChecksumMismatch,     // 500 CHECKSUM_MISMATCH
   kIoError,              // 500 INTERNAL_ERROR
   kInternal,             // 500 INTERNAL_ERROR

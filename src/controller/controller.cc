@@ -124,6 +124,7 @@ Status Controller::start() {
   authGuard_ = std::make_unique<AuthGuard>(clock, options_.auth);
   FileServiceOptions fo;
   fo.keyTtlMs = options_.keyTtlMs;
+  fo.userQuota = options_.userQuota;
   fo.hashSlot = [this](const std::function<void()>& work) { return authGuard_->inHashSlot(work); };
   files_ = std::make_unique<FileService>(store_, *writer_, clock, fo);
   forgotten_ = std::make_unique<ForgottenNodes>([this](const std::vector<std::string>& ids) {
@@ -306,6 +307,23 @@ int64_t Controller::orphanedFiles() {
     orphaned_ = {n.isOk() ? *n : 0, now};
   }
   return orphaned_.value;
+}
+
+Result<std::shared_ptr<void>> Controller::uploadSlot(const std::string& userId) {
+  std::lock_guard lock(uploadsMu_);
+  size_t& n = uploadsByUser_[userId];
+  if (options_.maxUserUploads > 0 && n >= options_.maxUserUploads) {
+    if (n == 0) uploadsByUser_.erase(userId);
+    return Status(StatusCode::kRateLimited,
+                  std::to_string(n) + " uploads of this user are in progress (at most " +
+                      std::to_string(options_.maxUserUploads) + " at once); try again in 1 s");
+  }
+  ++n;
+  return std::shared_ptr<void>(nullptr, [this, userId](void*) {
+    std::lock_guard done(uploadsMu_);
+    auto it = uploadsByUser_.find(userId);
+    if (it != uploadsByUser_.end() && --it->second == 0) uploadsByUser_.erase(it);
+  });
 }
 
 Result<std::unique_ptr<UploadSession>> Controller::newUploadSession() {

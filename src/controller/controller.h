@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +49,8 @@ struct ControllerOptions {
   int64_t probeIntervalMs = 1000;
   std::string writeQuorum = "majority";  // majority | all | N
   uint64_t maxUploadSize = 0;            // 0: unlimited
+  uint64_t userQuota = 0;                // --user-quota bytes per user; 0: none
+  size_t maxUserUploads = 8;             // uploads of one user at once (0: no limit)
   int64_t gcGraceMs = 10 * 60'000;
   size_t gossipFanout = 3;
   int64_t antiEntropyIntervalMs = 10'000;
@@ -105,6 +108,9 @@ class Controller {
   // An upload session over the healthy chunkservers with the write quorum;
   // UNAVAILABLE when there are too few.
   Result<std::unique_ptr<UploadSession>> newUploadSession();
+  // One of the user's --max-user-uploads upload slots, released when the
+  // returned object is destroyed; RATE_LIMITED when all are taken.
+  Result<std::shared_ptr<void>> uploadSlot(const std::string& userId);
   ChunkFetcher newFetcher();
   // Controllers that count for repair ownership: ourselves and every alive peer.
   std::vector<std::string> aliveControllers();
@@ -132,6 +138,8 @@ class Controller {
   Metrics metrics_;
   std::unique_ptr<RecordWriter> writer_;
   std::unique_ptr<AuthGuard> authGuard_;
+  std::mutex uploadsMu_;
+  std::map<std::string, size_t> uploadsByUser_;  // GUARDED_BY(uploadsMu_)
   std::unique_ptr<FileService> files_;
   std::unique_ptr<ChunkserverRegistry> registry_;
   std::unique_ptr<ChunkGarbageCollector> gc_;

@@ -162,6 +162,24 @@ Result<std::string> FileService::authenticate(const std::string& apiKey) {
   return state.second;
 }
 
+Result<uint64_t> FileService::sizeOf(const std::string& ownerId, const std::string& name) {
+  RC_ASSIGN_OR_RETURN(auto f, store_.visibleFileByName(ownerId, name));
+  return f ? f->size : 0;
+}
+
+Status FileService::checkQuota(const std::string& ownerId, const std::string& name, uint64_t size) {
+  if (options_.userQuota == 0) return Status::ok();
+  RC_ASSIGN_OR_RETURN(uint64_t used, store_.usedBytes(ownerId));
+  RC_ASSIGN_OR_RETURN(auto old, store_.visibleFileByName(ownerId, name));
+  uint64_t freed = old ? old->size : 0;
+  uint64_t after = used - std::min(used, freed) + size;
+  if (after <= options_.userQuota) return Status::ok();
+  return Status(StatusCode::kQuotaExceeded, "this upload would take your files to " +
+                                                std::to_string(after) + " bytes; your quota is " +
+                                                std::to_string(options_.userQuota) + " bytes (" +
+                                                std::to_string(used) + " in use)");
+}
+
 Result<UploadResult> FileService::commitUpload(const NewFile& f) {
   UploadResult result;
   FileRow& row = result.file;
@@ -181,6 +199,9 @@ Result<UploadResult> FileService::commitUpload(const NewFile& f) {
              {"sha256", f.sha256},    {"chunks", chunks}, {"created_ms", row.createdMs}};
   RC_RETURN_IF_ERROR(writer_
                          .transact([&](std::vector<Mutation>& m) -> Status {
+                           // Checked again in the commit's transaction: concurrent
+                           // uploads of one user cannot overshoot together.
+                           RC_RETURN_IF_ERROR(checkQuota(f.ownerId, f.name, f.size));
                            m.push_back({RecordKind::kFile, row.fileId, value.dump(), false});
                            m.push_back({RecordKind::kName, nameKey(f.ownerId, f.name),
                                         json{{"file_id", row.fileId}}.dump(), false});

@@ -60,6 +60,8 @@ struct FileServiceOptions {
   std::function<Status(const std::function<void()>&)> hashSlot;
   // Keys issued from now on stop working this long after issue (0: never).
   int64_t keyTtlMs = 0;
+  // Bytes of visible files one user may keep (0: no quota).
+  uint64_t userQuota = 0;
 };
 
 class FileService {
@@ -76,6 +78,12 @@ class FileService {
   // The user id of a bearer key; INVALID_API_KEY when unknown.
   Result<std::string> authenticate(const std::string& apiKey);
 
+  // Whether a file of `size` bytes named `name` fits the owner's quota
+  // (replacing a file of that name frees its bytes); QUOTA_EXCEEDED if not.
+  Status checkQuota(const std::string& ownerId, const std::string& name, uint64_t size);
+  Result<uint64_t> usedBytes(const std::string& ownerId) { return store_.usedBytes(ownerId); }
+  // The size of the owner's visible file of that name; 0 when there is none.
+  Result<uint64_t> sizeOf(const std::string& ownerId, const std::string& name);
   // Commits an uploaded file whose chunks are already durable; rebinds the name.
   Result<UploadResult> commitUpload(const NewFile& file);
   Result<std::vector<FileRow>> list(const std::string& ownerId,

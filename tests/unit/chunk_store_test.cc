@@ -50,6 +50,27 @@ TEST_F(ChunkStoreTest, StoresReadsAndDeduplicates) {
   EXPECT_EQ(store.stats().usedBytes, data.size());
 }
 
+TEST_F(ChunkStoreTest, RefusesNewChunksBelowTheReserveButKeepsDedupHits) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string held = randomBytes(1000, 7);
+  ASSERT_TRUE(store.put(sha256Hex(held), held).isOk());
+  store.setReserveBytes(UINT64_MAX / 4);  // more than any disk has free
+  std::string fresh = randomBytes(1000, 8);
+  auto w = store.beginWrite(sha256Hex(fresh), fresh.size());
+  ASSERT_FALSE(w.isOk());
+  EXPECT_EQ(w.status().code(), StatusCode::kStorageFull);
+  EXPECT_NE(w.status().message().find("kept for metadata"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::is_empty(root_ / "tmp"));
+  EXPECT_FALSE(store.has(sha256Hex(fresh)));
+  // A chunk already held needs no space: the dedup hit still succeeds.
+  auto dedup = store.beginWrite(sha256Hex(held), held.size());
+  ASSERT_TRUE(dedup.isOk());
+  EXPECT_EQ(*dedup, nullptr);
+  store.setReserveBytes(0);
+  EXPECT_TRUE(store.put(sha256Hex(fresh), fresh).isOk());
+}
+
 TEST_F(ChunkStoreTest, RejectsHashMismatchAndStoresNothing) {
   ChunkStore store(posixFileSystem(), root_);
   ASSERT_TRUE(store.open().isOk());

@@ -51,7 +51,8 @@ void finishErrorBody(httplib::Response& res, const std::string& rid, const std::
   json body = json::parse(res.body, nullptr, false);
   if (!body.is_object() || !body.contains("code") || !body["code"].is_string()) return;
   std::string code = body["code"].get<std::string>();
-  if (res.status >= 500) {
+  if (code == "INTERNAL_ERROR" || code == "CHECKSUM_MISMATCH" ||
+      code == "CHUNKSERVER_UNAVAILABLE" || code == "STORAGE_FULL") {
     spdlog::warn("request {} {} {}: {} {} {}", rid, method, path, res.status, code,
                  body.value("detail", std::string()));
     body["detail"] = std::string(publicDetail(res.status, code)) + " (request id " + rid + ")";

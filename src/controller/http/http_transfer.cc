@@ -167,6 +167,23 @@ class DownloadStream {
   std::deque<std::future<Result<std::string>>> ahead_;  // chunks current_+1, +2, …
 };
 
+// The most bytes an upload named `name` may bring under --user-quota (the
+// file it replaces frees its bytes); UINT64_MAX without a quota.
+Result<uint64_t> quotaAllowance(FileService& files, uint64_t quota, const std::string& owner,
+                                const std::string& name) {
+  if (quota == 0) return UINT64_MAX;
+  RC_ASSIGN_OR_RETURN(uint64_t used, files.usedBytes(owner));
+  RC_ASSIGN_OR_RETURN(uint64_t freed, files.sizeOf(owner, name));
+  uint64_t kept = used - std::min(used, freed);
+  return quota > kept ? quota - kept : 0;
+}
+
+Status overQuota(uint64_t quota) {
+  return Status(
+      StatusCode::kQuotaExceeded,
+      "this upload would take your files past your quota of " + std::to_string(quota) + " bytes");
+}
+
 }  // namespace
 
 void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& reader) {
@@ -180,10 +197,25 @@ void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& r
   }
   uint64_t max = controller_.options().maxUploadSize;
   Status tooLarge(StatusCode::kPayloadTooLarge, "upload exceeds --max-upload-size");
+  // Refusals before the body is read close the connection: the unread body
+  // must never be taken for the next request.
   if (max && c.req.has_header("Content-Length") &&
       std::strtoull(c.req.get_header_value("Content-Length").c_str(), nullptr, 10) > max) {
     c.res.set_header("Connection", "close");
     return writeError(c.res, tooLarge);
+  }
+  auto slot = controller_.uploadSlot(c.userId);
+  if (!slot.isOk()) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, slot.status());
+  }
+  const uint64_t quota = controller_.options().userQuota;
+  auto allowance = quotaAllowance(controller_.files(), quota, c.userId, *name);
+  if (!allowance.isOk()) return writeError(c.res, allowance.status());
+  if (c.req.has_header("Content-Length") &&
+      std::strtoull(c.req.get_header_value("Content-Length").c_str(), nullptr, 10) > *allowance) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, overQuota(quota));
   }
   auto made = controller_.newUploadSession();
   if (!made.isOk()) return writeError(c.res, made.status());
@@ -193,19 +225,23 @@ void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& r
         std::strtoull(c.req.get_header_value("Content-Length").c_str(), nullptr, 10));
   }
   Status feedStatus;
-  bool over = false;
+  bool over = false, overQuotaNow = false;
   bool complete = reader([&](const char* data, size_t n) {
     if (max && session.bytesReceived() + n > max) {
       over = true;
+      return false;
+    }
+    if (session.bytesReceived() + n > *allowance) {
+      overQuotaNow = true;
       return false;
     }
     feedStatus = session.feed(data, n);
     return feedStatus.isOk();
   });
   controller_.metrics().addBytesIn(session.bytesReceived());
-  if (over) {
+  if (over || overQuotaNow) {
     c.res.set_header("Connection", "close");
-    return writeError(c.res, tooLarge);
+    return writeError(c.res, over ? tooLarge : overQuota(quota));
   }
   if (!feedStatus.isOk()) return writeError(c.res, feedStatus);
   if (!complete) {
@@ -228,6 +264,13 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
   if (!c.req.is_multipart_form_data()) {
     return writeError(c.res, invalidRequest("POST /files takes multipart/form-data"));
   }
+  auto slot = controller_.uploadSlot(c.userId);
+  if (!slot.isOk()) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, slot.status());
+  }
+  const uint64_t quota = controller_.options().userQuota;
+  uint64_t allowance = UINT64_MAX;
   auto made = controller_.newUploadSession();
   if (!made.isOk()) return writeError(c.res, made.status());
   uint64_t max = controller_.options().maxUploadSize;
@@ -245,6 +288,11 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
         }
         fileName = part.filename;
         error = validateFileName(fileName);
+        if (error.isOk()) {
+          auto a = quotaAllowance(controller_.files(), quota, c.userId, fileName);
+          if (a.isOk()) allowance = *a;
+          error = a.status();
+        }
         if (error.isOk()) session = std::move(*made);
         return error.isOk();
       },
@@ -257,6 +305,10 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
         if (field != "file" || !session) return true;
         if (max && session->bytesReceived() + n > max) {
           over = true;
+          return false;
+        }
+        if (session->bytesReceived() + n > allowance) {
+          error = overQuota(quota);
           return false;
         }
         error = session->feed(data, n);

@@ -751,6 +751,17 @@ Result<std::vector<std::string>> MetadataStore::keyHashesOfUser(const std::strin
   return stmt.firstColumn();
 }
 
+Result<uint64_t> MetadataStore::usedBytes(const std::string& ownerId) {
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(auto stmt,
+                      db_.prepare("SELECT COALESCE(SUM(f.size), 0) FROM names n JOIN files f ON "
+                                  "f.file_id = n.file_id AND f.owner_id = n.owner_id "
+                                  "WHERE n.owner_id = ?1"));
+  stmt.bind(1, ownerId);
+  RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+  return row ? static_cast<uint64_t>(stmt.integer(0)) : 0;
+}
+
 Result<int64_t> MetadataStore::liveChunkCount() {
   std::lock_guard lock(mu_);
   RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT count(DISTINCT chunk_id) FROM file_chunks"));

@@ -87,6 +87,8 @@ class MetadataStore {
                                                     int64_t* expiresMs = nullptr);
   // The hashes of every live key of the user (expired ones included).
   Result<std::vector<std::string>> keyHashesOfUser(const std::string& userId);
+  // Bytes of the owner's visible files (what --user-quota counts).
+  Result<uint64_t> usedBytes(const std::string& ownerId);
 
   // The owner's visible files having every tag (none: all files), ordered by
   // name, names greater than `afterName`; limit 0 means no limit. Listings
