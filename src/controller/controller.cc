@@ -326,6 +326,13 @@ Result<std::shared_ptr<void>> Controller::uploadSlot(const std::string& userId) 
   });
 }
 
+size_t Controller::uploadsInProgress() {
+  std::lock_guard lock(uploadsMu_);
+  size_t n = 0;
+  for (const auto& [user, count] : uploadsByUser_) n += count;
+  return n;
+}
+
 Result<std::unique_ptr<UploadSession>> Controller::newUploadSession() {
   std::vector<UploadTarget> targets;
   for (auto& h : registry_->healthyNodes()) targets.push_back({h.nodeId, h.client});

@@ -111,6 +111,8 @@ class Controller {
   // One of the user's --max-user-uploads upload slots, released when the
   // returned object is destroyed; RATE_LIMITED when all are taken.
   Result<std::shared_ptr<void>> uploadSlot(const std::string& userId);
+  // Uploads holding a slot now, over all users.
+  size_t uploadsInProgress();
   ChunkFetcher newFetcher();
   // Controllers that count for repair ownership: ourselves and every alive peer.
   std::vector<std::string> aliveControllers();

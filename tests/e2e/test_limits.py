@@ -72,12 +72,16 @@ def test_concurrent_uploads_per_user_are_bounded(tmp_path):
                           f"Content-Length: 10\r\n\r\n12345").encode())
             held.append(sock)
 
-        def third():
-            return put(s, me, "third", b"z" * 100)
+        def in_progress():
+            text = requests.get(s.url + "/metrics", timeout=30).text
+            line = next(ln for ln in text.splitlines()
+                        if ln.startswith("redcloud_uploads_in_progress "))
+            return int(line.split()[1])
         deadline = time.time() + 60
-        r = third()
-        while r.status_code != 429 and time.time() < deadline:  # until both slots are taken
-            r = third()
+        while in_progress() < 2 and time.time() < deadline:  # both slots taken
+            time.sleep(0.05)
+        assert in_progress() == 2, s.log()
+        r = put(s, me, "third", b"z" * 100)
         assert r.status_code == 429 and r.json()["code"] == "RATE_LIMITED", r.text
         assert r.headers["Retry-After"] == "1"
         assert put(s, other, "fine", b"ok").status_code == 201  # other users unaffected

@@ -555,6 +555,7 @@ void HttpApi::handleMetrics(RequestContext& c) {
   metric("redcloud_chunks_unavailable", "gauge", static_cast<uint64_t>(repair.unavailable));
   metric("redcloud_chunks_corrupt_found", "gauge", corrupt);
   metric("redcloud_repair_queue", "gauge", controller_.copies().queued());
+  metric("redcloud_uploads_in_progress", "gauge", controller_.uploadsInProgress());
   metric("redcloud_internal_calls_refused_total", "counter", controller_.refusedInternalCalls());
   uint64_t refusedByChunkservers = 0;
   for (const auto& s : cs) refusedByChunkservers += s.refusedCalls;
