@@ -158,15 +158,38 @@ Result<bool> ChunkClient::reportCorrupt(const std::string& id) {
   return resp.quarantined();
 }
 
+// A listing page must continue the listing: ids in increasing order, all
+// after the last one asked for. A peer that answers "more" without moving on
+// (or with no end) is cut off instead of looping forever.
+constexpr size_t kMaxListingPages = 100'000;  // 10^9 ids at the server's page size
+
+static Status checkPage(const chunk::ListChunksResponse& resp, const std::string& after,
+                        const std::string& address, size_t pages) {
+  if (pages > kMaxListingPages) {
+    return Status(StatusCode::kUnavailable,
+                  "chunkserver " + address + " kept answering 'more'; listing abandoned");
+  }
+  const std::string* prev = &after;
+  for (const auto& id : resp.chunk_ids()) {
+    if (!isSha256Hex(id) || (!prev->empty() && id <= *prev)) {
+      return Status(StatusCode::kUnavailable,
+                    "chunkserver " + address + " sent a malformed inventory page");
+    }
+    prev = &id;
+  }
+  return Status::ok();
+}
+
 Result<InventoryListing> ChunkClient::listInventory() {
   InventoryListing out;
   chunk::ListChunksRequest req;
   bool first = true;
-  while (true) {
+  for (size_t pages = 1;; ++pages) {
     grpc::ClientContext ctx;
     setDeadline(ctx, 30'000);
     chunk::ListChunksResponse resp;
     RC_RETURN_IF_ERROR(fromGrpc(stub_->ListChunks(&ctx, req, &resp)));
+    RC_RETURN_IF_ERROR(checkPage(resp, req.after(), address_, pages));
     if (first) {
       out.epoch = resp.inventory_epoch();
       out.seq = resp.inventory_seq();
@@ -196,11 +219,12 @@ Result<ChunkClient::DeleteResult> ChunkClient::deleteChunk(const std::string& id
 Result<std::vector<std::string>> ChunkClient::listAllChunks() {
   std::vector<std::string> out;
   chunk::ListChunksRequest req;
-  while (true) {
+  for (size_t pages = 1;; ++pages) {
     grpc::ClientContext ctx;
     setDeadline(ctx, 30'000);
     chunk::ListChunksResponse resp;
     RC_RETURN_IF_ERROR(fromGrpc(stub_->ListChunks(&ctx, req, &resp)));
+    RC_RETURN_IF_ERROR(checkPage(resp, req.after(), address_, pages));
     out.insert(out.end(), resp.chunk_ids().begin(), resp.chunk_ids().end());
     if (!resp.more() || resp.chunk_ids().empty()) return out;
     req.set_after(out.back());

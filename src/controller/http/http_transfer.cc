@@ -386,10 +386,19 @@ void HttpApi::handleDownload(RequestContext& c, bool byName) {
     }
   }
   Metrics& metrics = controller_.metrics();
-  c.res.set_content_provider(range->length, "application/octet-stream",
-                             [stream, &metrics](size_t offset, size_t, httplib::DataSink& sink) {
-                               return stream->write(offset, sink, metrics);
-                             });
+  // Runs after the handler returned, outside run()'s catch: a failure here
+  // cuts the connection (never a short body that looks complete) and is
+  // logged, never left to end the process.
+  c.res.set_content_provider(
+      range->length, "application/octet-stream",
+      [stream, &metrics, id = file->fileId](size_t offset, size_t, httplib::DataSink& sink) {
+        try {
+          return stream->write(offset, sink, metrics);
+        } catch (const std::exception& e) {
+          spdlog::error("download of file {} aborted at byte {}: {}", id, offset, e.what());
+          return false;
+        }
+      });
 }
 
 }  // namespace redcloud::controller
