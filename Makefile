@@ -7,7 +7,8 @@ WERROR  ?= OFF
 DATA    ?= ./redcloud-data
 CMAKE_FLAGS ?=
 
-.PHONY: setup configure build run test unit sim soak e2e cluster cluster-cleanup bench bench-chunks bench-replication format check-format clean
+# (asan-configure is internal)
+.PHONY: asan-configure setup configure build run test unit sim soak e2e cluster cluster-cleanup deploy-test asan fuzz bench bench-chunks bench-replication format check-format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -45,6 +46,33 @@ cluster: build
 
 cluster-cleanup:
 	bash scripts/cluster-cleanup.sh --force
+
+# AddressSanitizer + UBSan (clang-14), with libFuzzer coverage so the same
+# build also makes the fuzz targets: `make asan` runs the unit and end-to-end
+# tests on it; `make fuzz` runs every fuzz target for FUZZ_SECONDS each
+# (corpora in tests/fuzz/corpus; findings land in $(ASAN_BUILD)/fuzz-findings).
+ASAN_BUILD   ?= build-asan
+ASAN_OPTIONS_RC ?= detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
+FUZZ_SECONDS ?= 60
+asan-configure: setup
+	@CC=clang-14 CXX=clang++-14 cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DRC_SANITIZE=ON -DRC_FUZZ=ON >/dev/null
+
+asan: asan-configure
+	@ninja -C $(ASAN_BUILD) -j$(JOBS) redcloud unit_tests
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=$(ASAN_OPTIONS_RC) UBSAN_OPTIONS=print_stacktrace=1 \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp ctest --output-on-failure -L "unit|e2e"
+
+fuzz: asan-configure
+	@ninja -C $(ASAN_BUILD) -j$(JOBS) fuzz_targets
+	@bash scripts/fuzz.sh $(ASAN_BUILD) $(FUZZ_SECONDS)
+
+# The container deployment for real (root): the image built with podman,
+# compose.yaml up with podman-compose, an upload and a download through two
+# controllers, /cluster on each, then torn down. Not part of `make test`
+# (the image build alone takes about 20 minutes on 2 cores).
+deploy-test:
+	bash scripts/deploy-test.sh
 
 # Single-node figures, then chunk placement (bench/chunks.py), then replication
 # (bench/replication.py); all write docs/PERFORMANCE.md. The replication

@@ -19,53 +19,6 @@ using nlohmann::json;
 
 constexpr size_t kMaxTagsField = 64 * 1024;
 
-struct ByteRange {
-  uint64_t start = 0;
-  uint64_t length = 0;
-  bool partial = false;
-};
-
-// Parses a single "bytes=a-b", "bytes=a-" or "bytes=-n". Several ranges or a
-// malformed header are answered with the whole body; unsatisfiable → 416.
-Result<ByteRange> parseRange(const std::string& header, uint64_t size) {
-  ByteRange whole{0, size, false};
-  if (header.empty()) return whole;
-  constexpr std::string_view kPrefix = "bytes=";
-  std::string_view h = trim(header);
-  if (h.substr(0, kPrefix.size()) != kPrefix || h.find(',') != std::string_view::npos) return whole;
-  h.remove_prefix(kPrefix.size());
-  size_t dash = h.find('-');
-  if (dash == std::string_view::npos) return whole;
-  auto num = [](std::string_view s, uint64_t* out) {
-    if (s.empty() || s.size() > 19) return false;
-    uint64_t v = 0;
-    for (char ch : s) {
-      if (ch < '0' || ch > '9') return false;
-      v = v * 10 + static_cast<uint64_t>(ch - '0');
-    }
-    *out = v;
-    return true;
-  };
-  std::string_view a = trim(h.substr(0, dash)), b = trim(h.substr(dash + 1));
-  uint64_t first = 0, last = 0;
-  Status unsatisfiable(StatusCode::kRangeNotSatisfiable, "range not satisfiable");
-  if (a.empty()) {
-    if (!num(b, &last)) return whole;
-    if (last == 0 || size == 0) return unsatisfiable;
-    uint64_t n = std::min(last, size);
-    return ByteRange{size - n, n, true};
-  }
-  if (!num(a, &first)) return whole;
-  if (b.empty()) {
-    last = size == 0 ? 0 : size - 1;
-  } else if (!num(b, &last) || last < first) {
-    return whole;
-  }
-  if (first >= size) return unsatisfiable;
-  last = std::min(last, size - 1);
-  return ByteRange{first, last - first + 1, true};
-}
-
 std::string contentDisposition(const std::string& name) {
   std::string quoted;
   bool ascii = true;

@@ -44,4 +44,15 @@ std::string percentDecode(std::string_view s);
 
 nlohmann::json fileJson(const FileRow& f);
 
+struct ByteRange {
+  uint64_t start = 0;
+  uint64_t length = 0;
+  bool partial = false;
+};
+
+// Parses a single "bytes=a-b", "bytes=a-" or "bytes=-n" against a file of
+// `size` bytes. Several ranges or a malformed header give the whole body;
+// unsatisfiable → RANGE_NOT_SATISFIABLE.
+Result<ByteRange> parseRange(const std::string& header, uint64_t size);
+
 }  // namespace redcloud::controller
