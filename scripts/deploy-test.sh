@@ -68,11 +68,16 @@ for tag in bookworm bookworm-slim; do
 done
 
 # --- the image -------------------------------------------------------------
-log "building redcloud:latest (the Dockerfile, from this checkout)"
-start=$(date +%s)
-podman build --network host --pull=never -t redcloud:latest "$ROOT" >"$WORK/build.log" 2>&1 ||
-  { tail -30 "$WORK/build.log" >&2; die "image build failed, see $WORK/build.log"; }
-log "image built in $(( $(date +%s) - start )) s"
+if [ "${REDCLOUD_DEPLOY_REUSE_IMAGE:-0}" = 1 ] && podman image exists redcloud:latest; then
+  log "reusing the existing redcloud:latest (REDCLOUD_DEPLOY_REUSE_IMAGE=1)"
+else
+  log "building redcloud:latest (the Dockerfile, from this checkout)"
+  start=$(date +%s)
+  podman build --format docker --network host --pull=never -t redcloud:latest "$ROOT" \
+    >"$WORK/build.log" 2>&1 ||
+    { tail -30 "$WORK/build.log" >&2; die "image build failed, see $WORK/build.log"; }
+  log "image built in $(( $(date +%s) - start )) s"
+fi
 
 # --- the deployment --------------------------------------------------------
 DEPLOY="$WORK/project"

@@ -4,8 +4,9 @@
 set -euo pipefail
 
 PACKAGES=(
-  # toolchain
+  # toolchain (clang-14 for the sanitizer and fuzzing build)
   build-essential cmake ninja-build ccache pkg-config git
+  clang-14 libclang-rt-14-dev llvm-14
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev

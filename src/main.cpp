@@ -38,7 +38,8 @@ struct DaemonFlags {
   uint64_t maxUploadSize = 0;
   bool allowShortGcGrace = false;
   std::string secretFile, tlsCert, tlsKey, tlsCa, keyTtl = "0";
-  double authRate = 5, authBurst = 50, loginFailures = 10;
+  double authRate = 5, authBurst = 20;
+  unsigned loginFailures = 10;
   uint64_t userQuota = 0;
   size_t maxUserUploads = 8;
   int64_t reserveSpace = -1;
@@ -114,7 +115,9 @@ redcloud::Result<std::shared_ptr<const redcloud::NodeSecurity>> nodeSecurity(
     const std::string& role, const DaemonFlags& f) {
   RC_ASSIGN_OR_RETURN(auto security,
                       redcloud::NodeSecurity::load({f.secretFile, f.tlsCert, f.tlsKey, f.tlsCa}));
-  if (security->closed()) return security;
+  // A secret or mutual TLS (a peer needs a certificate of the cluster CA)
+  // closes the internal ports.
+  if (security->closed() || security->tls()) return security;
   std::vector<std::pair<std::string, std::string>> internal;  // flag, address
   if (role == "chunkserver") internal.emplace_back("--listen", f.listen);
   if (role != "chunkserver") internal.emplace_back("--peer-listen", f.peerListen);
@@ -207,7 +210,6 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
   app.add_option("--login-failures", f.loginFailures,
                  "failed logins per username before 429; one more every 6 s (0 = no limit)")
       ->envname("REDCLOUD_LOGIN_FAILURES")
-      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--hash-concurrency", f.hashConcurrency,
                  "password hashes (64 MiB each) computed at once")
@@ -278,7 +280,15 @@ std::vector<std::string> withEnvironment(const CLI::App& app, int argc, char** a
     const std::string flag = "--" + o->get_single_name();
     bool given = false;
     for (const auto& a : args) given = given || a == flag || a.rfind(flag + "=", 0) == 0;
-    if (!given) args.push_back(flag + "=" + value);
+    if (given) continue;
+    if (*value == '\0') {
+      // "--flag=" is a missing value to CLI11; an empty argument is an empty value
+      // (REDCLOUD_DISCOVER= disables DNS discovery, as --discover "" does).
+      args.push_back(flag);
+      args.push_back("");
+    } else {
+      args.push_back(flag + "=" + value);
+    }
   }
   std::reverse(args.begin(), args.end());  // CLI11 takes the vector form in reverse order
   return args;
@@ -386,7 +396,7 @@ int runDaemon(const std::string& role, int argc, char** argv) {
   if (Status s = redcloud::setupLogging(f.logLevel, f.logFormat); !s.isOk()) return fail(s);
   auto security = nodeSecurity(role, f);
   if (!security.isOk()) return fail(security.status());
-  const bool insecure = !(*security)->closed() && f.insecure;
+  const bool insecure = !(*security)->closed() && !(*security)->tls() && f.insecure;
   sigset_t stopSignals = blockStopSignals();
 
   // Every flag is checked before anything starts or touches the data dir.

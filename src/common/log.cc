@@ -32,7 +32,10 @@ class EscapedMessageFlag : public spdlog::custom_flag_formatter {
 size_t utf8Length(std::string_view s, size_t i) {
   auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   unsigned char c = b(i);
-  size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+  size_t n = c >= 0xf0 && c <= 0xf4   ? 4
+             : c >= 0xe0 && c <= 0xef ? 3
+             : c >= 0xc2 && c <= 0xdf ? 2
+                                      : 0;
   if (n == 0 || i + n > s.size()) return 0;
   for (size_t k = 1; k < n; ++k)
     if ((b(i + k) & 0xc0) != 0x80) return 0;
@@ -41,6 +44,15 @@ size_t utf8Length(std::string_view s, size_t i) {
   if (n == 4 && c == 0xf0 && b(i + 1) < 0x90) return 0;   // overlong
   if (n == 4 && c == 0xf4 && b(i + 1) >= 0x90) return 0;  // past U+10FFFF
   return n;
+}
+
+// U+2028, U+2029, U+202A..U+202E, U+2066..U+2069 (all E2 80/81 xx).
+bool isInvisibleControl(std::string_view s, size_t i) {
+  auto b1 = static_cast<unsigned char>(s[i + 1]);
+  auto b2 = static_cast<unsigned char>(s[i + 2]);
+  if (b1 == 0x80) return b2 >= 0xa8 && b2 <= 0xae;
+  if (b1 == 0x81) return b2 >= 0xa6 && b2 <= 0xa9;
+  return false;
 }
 
 }  // namespace
@@ -57,7 +69,7 @@ std::string escapeLogMessage(std::string_view in, bool json) {
   for (size_t i = 0; i < in.size();) {
     auto u = static_cast<unsigned char>(in[i]);
     if (u < 0x80) {
-      if (json && (u == '"' || u == '\\')) {
+      if ((json && u == '"') || u == '\\') {
         out += '\\';
         out += static_cast<char>(u);
       } else if (u < 0x20 || u == 0x7f) {
@@ -80,6 +92,15 @@ std::string escapeLogMessage(std::string_view in, bool json) {
     } else if (n == 2 && u == 0xc2 && static_cast<unsigned char>(in[i + 1]) <= 0x9f) {
       hexByte("\\u00", static_cast<unsigned char>(in[i + 1]));  // a C1 control
       i += 2;
+    } else if (n == 3 && u == 0xe2 && isInvisibleControl(in, i)) {
+      // Line and paragraph separators and bidirectional overrides: they
+      // break lines or reorder what a reader sees.
+      uint32_t cp = ((u & 0x0f) << 12) | ((static_cast<unsigned char>(in[i + 1]) & 0x3f) << 6) |
+                    (static_cast<unsigned char>(in[i + 2]) & 0x3f);
+      out += "\\u";
+      hexByte("", static_cast<unsigned char>(cp >> 8));
+      hexByte("", static_cast<unsigned char>(cp & 0xff));
+      i += 3;
     } else {
       out.append(in.substr(i, n));
       i += n;

@@ -58,20 +58,7 @@ std::optional<Throttled> AuthGuard::admitAddress(const std::string& address) {
 
 std::optional<Throttled> AuthGuard::admitLogin(const std::string& username) {
   if (options_.userFailureBurst <= 0) return std::nullopt;
-  const double perMs = 1.0 / (options_.userFailureRefillSeconds * 1000.0);
-  int64_t now = clock_.nowMillis();
-  std::lock_guard lock(mu_);
-  auto it = failures_.find(username);
-  if (it == failures_.end()) return std::nullopt;
-  if (refill(it->second, options_.userFailureBurst, perMs, now) < 1.0) {
-    return throttled("too many failed logins for this username", it->second.tokens, perMs);
-  }
-  return std::nullopt;
-}
-
-void AuthGuard::loginFailed(const std::string& username) {
-  if (options_.userFailureBurst <= 0) return;
-  const double cap = options_.userFailureBurst;
+  const double cap = std::max(1.0, options_.userFailureBurst);
   const double perMs = 1.0 / (options_.userFailureRefillSeconds * 1000.0);
   int64_t now = clock_.nowMillis();
   std::lock_guard lock(mu_);
@@ -80,8 +67,24 @@ void AuthGuard::loginFailed(const std::string& username) {
     trim(failures_, cap, perMs, now);
     it = failures_.emplace(username, Bucket{cap, now}).first;
   }
+  if (refill(it->second, cap, perMs, now) < 1.0) {
+    return throttled("too many failed logins for this username", it->second.tokens, perMs);
+  }
+  it->second.tokens -= 1.0;
+  return std::nullopt;
+}
+
+void AuthGuard::loginSucceeded(const std::string& username) {
+  if (options_.userFailureBurst <= 0) return;
+  const double cap = std::max(1.0, options_.userFailureBurst);
+  const double perMs = 1.0 / (options_.userFailureRefillSeconds * 1000.0);
+  int64_t now = clock_.nowMillis();
+  std::lock_guard lock(mu_);
+  auto it = failures_.find(username);
+  if (it == failures_.end()) return;
   refill(it->second, cap, perMs, now);
-  it->second.tokens = std::max(0.0, it->second.tokens - 1.0);
+  it->second.tokens = std::min(cap, it->second.tokens + 1.0);
+  if (it->second.tokens >= cap) failures_.erase(it);
 }
 
 Status AuthGuard::inHashSlot(const std::function<void()>& work) {
@@ -93,8 +96,13 @@ Status AuthGuard::inHashSlot(const std::function<void()>& work) {
                       "too many logins and registrations in progress; try again in 1 s");
       }
       ++waiting_;
-      slotFree_.wait(lock, [&] { return running_ < options_.hashConcurrency; });
+      bool got = slotFree_.wait_for(lock, std::chrono::milliseconds(options_.hashWaitMs),
+                                    [&] { return running_ < options_.hashConcurrency; });
       --waiting_;
+      if (!got) {
+        return Status(StatusCode::kRateLimited,
+                      "too many logins and registrations in progress; try again in 1 s");
+      }
     }
     ++running_;
   }

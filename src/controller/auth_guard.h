@@ -27,11 +27,14 @@ namespace redcloud::controller {
 
 struct AuthGuardOptions {
   double addressPerSecond = 5;          // attempts refilled per second per address (0: no limit)
-  double addressBurst = 50;             // attempts an address may make at once
+  double addressBurst = 20;      // attempts an address may make at once
   double userFailureBurst = 10;         // failed logins per username before 429 (0: no limit)
   double userFailureRefillSeconds = 6;  // one more failed login allowed per this many seconds
   size_t hashConcurrency = 2;           // password hashes computed at once
-  size_t hashQueue = 64;                // callers waiting for a hash slot before 429
+  // Callers waiting for a hash slot before 429. Kept well below the HTTP
+  // server's threads, so waiting logins never hold every one of them.
+  size_t hashQueue = 16;
+  int64_t hashWaitMs = 10'000;  // a caller waiting longer gets 429
   size_t maxTracked = 100'000;          // addresses / usernames remembered
 };
 
@@ -47,9 +50,11 @@ class AuthGuard {
 
   // Takes one attempt from the address's bucket; a refusal when empty.
   std::optional<Throttled> admitAddress(const std::string& address);
-  // A refusal while the username has used up its failed logins.
+  // Takes one failed-login allowance of the username up front (so parallel
+  // guesses cannot all pass before the first failure is counted); a refusal
+  // when none is left. loginSucceeded() gives it back.
   std::optional<Throttled> admitLogin(const std::string& username);
-  void loginFailed(const std::string& username);
+  void loginSucceeded(const std::string& username);
 
   // Runs `work` (a password hash or check) in one of the bounded slots;
   // RATE_LIMITED when too many callers wait already.

@@ -55,11 +55,13 @@ FileService::FileService(MetadataStore& store, RecordWriter& writer, const Clock
   }
 }
 
-const std::string& FileService::decoyHash() {
-  std::call_once(decoyOnce_, [this] {
+std::string FileService::decoyHash() {
+  std::lock_guard lock(decoyMu_);
+  if (decoyHash_.empty()) {
+    // Made once (a failure is retried next time, never cached as "").
     auto h = options_.hashPassword(randomHex(16));
-    decoyHash_ = h.isOk() ? *h : "";
-  });
+    if (h.isOk()) decoyHash_ = *h;
+  }
   return decoyHash_;
 }
 
@@ -107,7 +109,7 @@ Result<Session> FileService::login(const std::string& username, const std::strin
   RC_ASSIGN_OR_RETURN(auto user, store_.userByName(username));
   // An unknown username is checked against a decoy hash: answering at once
   // would tell an attacker which usernames exist.
-  const std::string& hash = user ? user->passwordHash : decoyHash();
+  const std::string hash = user ? user->passwordHash : decoyHash();
   bool match = false;
   RC_RETURN_IF_ERROR(options_.hashSlot([&] { match = options_.verifyPassword(hash, password); }));
   if (!user || !match) return bad;

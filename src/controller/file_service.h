@@ -107,15 +107,15 @@ class FileService {
 
   // A hash of a password nobody has: an unknown username is checked against
   // it, so it costs the same time as a wrong password.
-  const std::string& decoyHash();
+  std::string decoyHash();
   nlohmann::json keyRecordValue(const std::string& userId) const;
 
   MetadataStore& store_;
   RecordWriter& writer_;
   const Clock& clock_;
   FileServiceOptions options_;
-  std::once_flag decoyOnce_;
-  std::string decoyHash_;
+  std::mutex decoyMu_;
+  std::string decoyHash_;  // GUARDED_BY(decoyMu_); empty until made
 };
 
 // Password hashing (libsodium argon2id).

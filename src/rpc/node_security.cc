@@ -1,5 +1,7 @@
 #include "rpc/node_security.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
@@ -132,9 +134,20 @@ void NodeSecurity::addChannelArguments(grpc::ChannelArguments& args) const {
 std::string newClusterSecret() { return randomHex(32); }
 
 bool isLoopbackListen(const std::string& hostPort) {
-  std::string host = hostPort.substr(0, hostPort.rfind(':'));
-  if (host == "localhost" || host == "[::1]" || host == "::1") return true;
-  return host.rfind("127.", 0) == 0;
+  size_t colon = hostPort.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = hostPort.substr(0, colon);
+  if (host == "localhost") return true;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    in6_addr v6{};
+    return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+  }
+  // An address literal only: a name like "127.0.0.1.example.com" resolves
+  // anywhere.
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) != 1) return false;
+  return (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 CallAuthenticator::CallAuthenticator(std::shared_ptr<const NodeSecurity> security,

@@ -33,6 +33,10 @@ Status fromGrpc(const grpc::Status& s) {
       return {StatusCode::kFileNotFound, s.error_message()};
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
       return {StatusCode::kStorageFull, s.error_message()};
+    case grpc::StatusCode::UNAUTHENTICATED:
+      // Not this request's fault: the nodes do not share a secret (or CA).
+      return {StatusCode::kUnavailable,
+              "refused by the peer (cluster secret or certificate mismatch): " + s.error_message()};
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
     case grpc::StatusCode::CANCELLED:

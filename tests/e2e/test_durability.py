@@ -233,3 +233,23 @@ def _health(port):
         return requests.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_empty_environment_value_is_an_empty_setting(tmp_path):
+    """REDCLOUD_DISCOVER= (as compose.yaml sets it) means --discover "" (no DNS
+    discovery), not a missing value that stops the daemon from starting."""
+    from conftest import free_port
+    port = free_port()
+    env = dict(os.environ)
+    env["REDCLOUD_DISCOVER"] = ""  # alone: an empty value must not swallow the next flag
+    proc = subprocess.Popen([BIN, "server", "--data-dir", str(tmp_path / "d"),
+                             "--listen", f"127.0.0.1:{port}", "--peer-listen", "127.0.0.1:0",
+                             "--chunk-listen", "127.0.0.1:0"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: _health(port) or proc.poll() is not None, timeout=30)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert _health(port)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

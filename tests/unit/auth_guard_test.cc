@@ -48,19 +48,36 @@ TEST(AuthGuardTest, FailedLoginsPerUsernameOnly) {
   o.userFailureBurst = 3;
   o.userFailureRefillSeconds = 6;
   AuthGuard g(clock, o);
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_FALSE(g.admitLogin("alice")) << i;
-    g.loginFailed("alice");
-  }
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(g.admitLogin("alice")) << i;  // 3 wrong passwords
   auto t = g.admitLogin("alice");
   ASSERT_TRUE(t);
   EXPECT_EQ(t->retryAfterSeconds, 6);
   EXPECT_NE(t->status.message().find("failed logins"), std::string::npos);
   EXPECT_FALSE(g.admitLogin("bob"));  // other users log in as usual
+  g.loginSucceeded("bob");
   clock.advance(5'999);
   EXPECT_TRUE(g.admitLogin("alice"));
   clock.advance(1);
   EXPECT_FALSE(g.admitLogin("alice"));
+}
+
+TEST(AuthGuardTest, SuccessfulLoginsGiveTheirAllowanceBack) {
+  ManualClock clock;
+  AuthGuardOptions o;
+  o.userFailureBurst = 2;
+  AuthGuard g(clock, o);
+  for (int i = 0; i < 100; ++i) {  // a user who always types the right password
+    ASSERT_FALSE(g.admitLogin("carol")) << i;
+    g.loginSucceeded("carol");
+  }
+  // Parallel guesses: both allowances are taken before either fails.
+  EXPECT_FALSE(g.admitLogin("carol"));
+  EXPECT_FALSE(g.admitLogin("carol"));
+  EXPECT_TRUE(g.admitLogin("carol"));
+  EXPECT_EQ(g.tracked(), 1u);
+  g.loginSucceeded("carol");
+  g.loginSucceeded("carol");
+  EXPECT_EQ(g.tracked(), 0u);  // back to full: forgotten
 }
 
 TEST(AuthGuardTest, ZeroDisablesLimits) {
@@ -71,9 +88,8 @@ TEST(AuthGuardTest, ZeroDisablesLimits) {
   AuthGuard g(clock, o);
   for (int i = 0; i < 1000; ++i) {
     EXPECT_FALSE(g.admitAddress("10.0.0.1"));
-    g.loginFailed("alice");
+    EXPECT_FALSE(g.admitLogin("alice"));
   }
-  EXPECT_FALSE(g.admitLogin("alice"));
 }
 
 TEST(AuthGuardTest, TrackedSourcesStayBounded) {
@@ -91,7 +107,7 @@ TEST(AuthGuardTest, TrackedSourcesStayBounded) {
   EXPECT_TRUE(g.admitAddress("busy"));
   for (int i = 0; i < 10'000; ++i) {
     g.admitAddress("spray-" + std::to_string(i));
-    g.loginFailed("user-" + std::to_string(i));
+    g.admitLogin("user-" + std::to_string(i));
     ASSERT_LE(g.tracked(), 2 * o.maxTracked);
   }
 }

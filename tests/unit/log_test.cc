@@ -26,6 +26,14 @@ TEST(LogEscapeTest, TextKeepsPrintableUtf8AndEscapesControls) {
   EXPECT_EQ(escapeLogMessage("\xff\xc3(", false), "\\xff\\xc3(");
   EXPECT_EQ(escapeLogMessage("\xed\xa0\x80", false), "\\xed\\xa0\\x80");  // a surrogate
   EXPECT_EQ(escapeLogMessage("\xc0\xaf", false), "\\xc0\\xaf");           // overlong '/'
+  EXPECT_EQ(escapeLogMessage("\xf8\x80\x80", false), "\\xf8\\x80\\x80");  // no such lead byte
+  // A literal backslash cannot pass for an escape.
+  EXPECT_EQ(escapeLogMessage("a\\x0a", false), "a\\\\x0a");
+  // Bidirectional overrides and line separators reorder or break what is read.
+  EXPECT_EQ(escapeLogMessage("user\xe2\x80\xaegpj.exe", false), "user\\u202egpj.exe");
+  EXPECT_EQ(escapeLogMessage("a\xe2\x80\xa8" "b", false), "a\\u2028b");
+  EXPECT_EQ(escapeLogMessage("\xe2\x81\xa6x", false), "\\u2066x");
+  EXPECT_EQ(escapeLogMessage("\xe2\x80\x94", false), "\xe2\x80\x94");  // an em dash stays
 }
 
 TEST(LogEscapeTest, JsonLinesStayValidJsonAndKeepTheText) {

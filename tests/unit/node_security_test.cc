@@ -79,11 +79,17 @@ TEST(NodeSecurityTest, LoopbackListenAddresses) {
   EXPECT_TRUE(isLoopbackListen("127.9.9.9:0"));
   EXPECT_TRUE(isLoopbackListen("localhost:8001"));
   EXPECT_TRUE(isLoopbackListen("[::1]:8001"));
+  EXPECT_TRUE(isLoopbackListen("127.255.255.254:1"));
   EXPECT_FALSE(isLoopbackListen("0.0.0.0:8001"));
   EXPECT_FALSE(isLoopbackListen("[::]:8001"));
   EXPECT_FALSE(isLoopbackListen("10.0.0.5:8001"));
   EXPECT_FALSE(isLoopbackListen(":8001"));
   EXPECT_FALSE(isLoopbackListen("controller:8001"));
+  EXPECT_FALSE(isLoopbackListen("127.0.0.1.example.com:8001"));  // a name, not an address
+  EXPECT_FALSE(isLoopbackListen("127.example.org:8001"));
+  EXPECT_FALSE(isLoopbackListen("[::ffff:127.0.0.1]:8001"));
+  EXPECT_FALSE(isLoopbackListen("::1:8001"));  // unbracketed IPv6 is not an address here
+  EXPECT_FALSE(isLoopbackListen("127.0.0.1"));  // no port
 }
 
 // Calls `method` with an empty request through `channel`; the status.

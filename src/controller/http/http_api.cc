@@ -288,7 +288,11 @@ void HttpApi::handleLogin(RequestContext& c, const httplib::ContentReader& reade
   if (auto t = guard.admitAddress(c.req.remote_addr)) return writeThrottled(c.res, *t);
   if (auto t = guard.admitLogin(*user)) return writeThrottled(c.res, *t);
   auto s = controller_.files().login(*user, *pass);
-  if (!s.isOk() && s.status().code() == StatusCode::kInvalidCredentials) guard.loginFailed(*user);
+  // The failed-login allowance taken above is kept for a wrong password and
+  // given back otherwise.
+  if (s.isOk() || s.status().code() != StatusCode::kInvalidCredentials) {
+    guard.loginSucceeded(*user);
+  }
   if (!s.isOk()) return writeError(c.res, s.status());
   c.res.set_content(
       json{{"api_key", s->apiKey}, {"user_id", s->userId}, {"username", s->username}}.dump(),

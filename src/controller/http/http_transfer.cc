@@ -164,14 +164,20 @@ void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& r
   }
   const uint64_t quota = controller_.options().userQuota;
   auto allowance = quotaAllowance(controller_.files(), quota, c.userId, *name);
-  if (!allowance.isOk()) return writeError(c.res, allowance.status());
+  if (!allowance.isOk()) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, allowance.status());
+  }
   if (c.req.has_header("Content-Length") &&
       std::strtoull(c.req.get_header_value("Content-Length").c_str(), nullptr, 10) > *allowance) {
     c.res.set_header("Connection", "close");
     return writeError(c.res, overQuota(quota));
   }
   auto made = controller_.newUploadSession();
-  if (!made.isOk()) return writeError(c.res, made.status());
+  if (!made.isOk()) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, made.status());
+  }
   UploadSession& session = **made;
   if (c.req.has_header("Content-Length")) {
     session.setSizeHint(
@@ -225,7 +231,10 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
   const uint64_t quota = controller_.options().userQuota;
   uint64_t allowance = UINT64_MAX;
   auto made = controller_.newUploadSession();
-  if (!made.isOk()) return writeError(c.res, made.status());
+  if (!made.isOk()) {
+    c.res.set_header("Connection", "close");
+    return writeError(c.res, made.status());
+  }
   uint64_t max = controller_.options().maxUploadSize;
   std::unique_ptr<UploadSession> session;
   std::string field, fileName, tagsText;
