@@ -23,8 +23,13 @@ build: configure
 run: build
 	$(BUILD)/redcloud server --data-dir $(DATA)
 
+# Every test: unit, simulation, end-to-end and cluster on the normal build;
+# unit and end-to-end again under ASan + UBSan; each fuzz target briefly.
+TEST_FUZZ_SECONDS ?= 15
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 1800
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

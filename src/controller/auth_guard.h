@@ -27,7 +27,7 @@ namespace redcloud::controller {
 
 struct AuthGuardOptions {
   double addressPerSecond = 5;          // attempts refilled per second per address (0: no limit)
-  double addressBurst = 20;      // attempts an address may make at once
+  double addressBurst = 20;             // attempts an address may make at once
   double userFailureBurst = 10;         // failed logins per username before 429 (0: no limit)
   double userFailureRefillSeconds = 6;  // one more failed login allowed per this many seconds
   size_t hashConcurrency = 2;           // password hashes computed at once
@@ -35,7 +35,7 @@ struct AuthGuardOptions {
   // server's threads, so waiting logins never hold every one of them.
   size_t hashQueue = 16;
   int64_t hashWaitMs = 10'000;  // a caller waiting longer gets 429
-  size_t maxTracked = 100'000;          // addresses / usernames remembered
+  size_t maxTracked = 100'000;  // addresses / usernames remembered
 };
 
 // A refusal: RATE_LIMITED, and when to try again.

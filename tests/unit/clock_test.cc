@@ -62,6 +62,10 @@ TEST(Duration, ParsesUnits) {
   EXPECT_EQ(parseDurationMillis("1.5s"), 1500);
   EXPECT_FALSE(parseDurationMillis("abc").has_value());
   EXPECT_FALSE(parseDurationMillis("5 parsecs").has_value());
+  // Out of range is refused, never cast (fuzz_validate found the overflow).
+  EXPECT_FALSE(parseDurationMillis("85150051500500001").has_value());
+  EXPECT_FALSE(parseDurationMillis("99999999999999999999d").has_value());
+  EXPECT_EQ(parseDurationMillis("3650d"), 3650LL * 86'400'000);
 }
 
 TEST(Rfc3339, FormatsUtcWithMillis) {

@@ -31,7 +31,10 @@ TEST(LogEscapeTest, TextKeepsPrintableUtf8AndEscapesControls) {
   EXPECT_EQ(escapeLogMessage("a\\x0a", false), "a\\\\x0a");
   // Bidirectional overrides and line separators reorder or break what is read.
   EXPECT_EQ(escapeLogMessage("user\xe2\x80\xaegpj.exe", false), "user\\u202egpj.exe");
-  EXPECT_EQ(escapeLogMessage("a\xe2\x80\xa8" "b", false), "a\\u2028b");
+  EXPECT_EQ(escapeLogMessage("a\xe2\x80\xa8"
+                             "b",
+                             false),
+            "a\\u2028b");
   EXPECT_EQ(escapeLogMessage("\xe2\x81\xa6x", false), "\\u2066x");
   EXPECT_EQ(escapeLogMessage("\xe2\x80\x94", false), "\xe2\x80\x94");  // an em dash stays
 }

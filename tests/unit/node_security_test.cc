@@ -88,7 +88,7 @@ TEST(NodeSecurityTest, LoopbackListenAddresses) {
   EXPECT_FALSE(isLoopbackListen("127.0.0.1.example.com:8001"));  // a name, not an address
   EXPECT_FALSE(isLoopbackListen("127.example.org:8001"));
   EXPECT_FALSE(isLoopbackListen("[::ffff:127.0.0.1]:8001"));
-  EXPECT_FALSE(isLoopbackListen("::1:8001"));  // unbracketed IPv6 is not an address here
+  EXPECT_FALSE(isLoopbackListen("::1:8001"));   // unbracketed IPv6 is not an address here
   EXPECT_FALSE(isLoopbackListen("127.0.0.1"));  // no port
 }
 
