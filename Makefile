@@ -6,6 +6,9 @@ JOBS    ?= 2
 WERROR  ?= OFF
 DATA    ?= ./redcloud-data
 CMAKE_FLAGS ?=
+# ccache hits across checkouts in different folders (CI clones afresh).
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 # (asan-configure is internal)
 .PHONY: asan-configure setup configure build run test unit sim soak e2e cluster cluster-cleanup deploy-test asan fuzz bench bench-chunks bench-replication format check-format clean
