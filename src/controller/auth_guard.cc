@@ -37,41 +37,33 @@ void AuthGuard::trim(std::unordered_map<std::string, Bucket>& map, double cap, d
   if (map.size() >= options_.maxTracked) map.clear();
 }
 
-std::optional<Throttled> AuthGuard::admitAddress(const std::string& address) {
-  if (options_.addressPerSecond <= 0) return std::nullopt;
-  const double cap = std::max(1.0, options_.addressBurst);
-  const double perMs = options_.addressPerSecond / 1000.0;
+std::optional<Throttled> AuthGuard::take(std::unordered_map<std::string, Bucket>& map,
+                                         const std::string& key, double cap, double perMs,
+                                         const std::string& why) {
   int64_t now = clock_.nowMillis();
   std::lock_guard lock(mu_);
-  auto it = addresses_.find(address);
-  if (it == addresses_.end()) {
-    trim(addresses_, cap, perMs, now);
-    it = addresses_.emplace(address, Bucket{cap, now}).first;
+  auto it = map.find(key);
+  if (it == map.end()) {
+    trim(map, cap, perMs, now);
+    it = map.emplace(key, Bucket{cap, now}).first;
   }
-  if (refill(it->second, cap, perMs, now) < 1.0) {
-    return throttled("too many login or register attempts from " + address, it->second.tokens,
-                     perMs);
-  }
+  if (refill(it->second, cap, perMs, now) < 1.0) return throttled(why, it->second.tokens, perMs);
   it->second.tokens -= 1.0;
   return std::nullopt;
 }
 
+std::optional<Throttled> AuthGuard::admitAddress(const std::string& address) {
+  if (options_.addressPerSecond <= 0) return std::nullopt;
+  return take(addresses_, address, std::max(1.0, options_.addressBurst),
+              options_.addressPerSecond / 1000.0,
+              "too many login or register attempts from " + address);
+}
+
 std::optional<Throttled> AuthGuard::admitLogin(const std::string& username) {
   if (options_.userFailureBurst <= 0) return std::nullopt;
-  const double cap = std::max(1.0, options_.userFailureBurst);
-  const double perMs = 1.0 / (options_.userFailureRefillSeconds * 1000.0);
-  int64_t now = clock_.nowMillis();
-  std::lock_guard lock(mu_);
-  auto it = failures_.find(username);
-  if (it == failures_.end()) {
-    trim(failures_, cap, perMs, now);
-    it = failures_.emplace(username, Bucket{cap, now}).first;
-  }
-  if (refill(it->second, cap, perMs, now) < 1.0) {
-    return throttled("too many failed logins for this username", it->second.tokens, perMs);
-  }
-  it->second.tokens -= 1.0;
-  return std::nullopt;
+  return take(failures_, username, std::max(1.0, options_.userFailureBurst),
+              1.0 / (options_.userFailureRefillSeconds * 1000.0),
+              "too many failed logins for this username");
 }
 
 void AuthGuard::loginSucceeded(const std::string& username) {

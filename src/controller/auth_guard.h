@@ -72,6 +72,11 @@ class AuthGuard {
   // Refills b at `perMs` up to `cap`; returns the tokens now.
   static double refill(Bucket& b, double cap, double perMs, int64_t now);
   void trim(std::unordered_map<std::string, Bucket>& map, double cap, double perMs, int64_t now);
+  // Takes one token of `key`'s bucket in `map` (created full); a refusal
+  // saying `why` when it is empty.
+  std::optional<Throttled> take(std::unordered_map<std::string, Bucket>& map,
+                                const std::string& key, double cap, double perMs,
+                                const std::string& why);
 
   const Clock& clock_;
   AuthGuardOptions options_;
