@@ -45,6 +45,8 @@ struct DaemonFlags {
   int64_t reserveSpace = -1;
   size_t hashConcurrency = 2;
   bool insecure = false;
+  std::string apiTlsCert, apiTlsKey;
+  size_t maxConnections = 10000, maxConnectionsPerAddress = 256;
 };
 
 // The seed's environment names, honoured when the REDCLOUD_ name is unset.
@@ -230,6 +232,21 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
       ->capture_default_str();
   app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")
       ->envname("REDCLOUD_MAX_UPLOAD_SIZE");
+  app.add_option("--api-tls-cert", f.apiTlsCert,
+                 "certificate chain (PEM) for HTTPS on the API; with --api-tls-key")
+      ->envname("REDCLOUD_API_TLS_CERT");
+  app.add_option("--api-tls-key", f.apiTlsKey, "private key (PEM) for HTTPS on the API")
+      ->envname("REDCLOUD_API_TLS_KEY");
+  app.add_option("--max-connections", f.maxConnections,
+                 "HTTP connections held at once; past it new ones get 503")
+      ->envname("REDCLOUD_MAX_CONNECTIONS")
+      ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
+      ->capture_default_str();
+  app.add_option("--max-connections-per-address", f.maxConnectionsPerAddress,
+                 "HTTP connections one source address may hold at once")
+      ->envname("REDCLOUD_MAX_CONNECTIONS_PER_ADDRESS")
+      ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
+      ->capture_default_str();
   app.add_option("--gossip-fanout", f.gossipFanout, "peers each new record is pushed to at once")
       ->envname("REDCLOUD_GOSSIP_FANOUT")
       ->check(CLI::Range(1, 64))
@@ -309,6 +326,13 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   o->maxUploadSize = f.maxUploadSize;
   o->userQuota = f.userQuota;
   o->maxUserUploads = f.maxUserUploads;
+  if (f.apiTlsCert.empty() != f.apiTlsKey.empty()) {
+    return redcloud::invalidRequest("--api-tls-cert and --api-tls-key go together");
+  }
+  o->apiTlsCert = f.apiTlsCert;
+  o->apiTlsKey = f.apiTlsKey;
+  o->maxConnections = f.maxConnections;
+  o->maxConnectionsPerAddress = f.maxConnectionsPerAddress;
   o->auth.addressPerSecond = f.authRate;
   o->auth.addressBurst = f.authBurst;
   o->auth.userFailureBurst = f.loginFailures;

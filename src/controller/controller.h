@@ -63,6 +63,11 @@ struct ControllerOptions {
   bool insecure = false;  // --insecure: listening beyond loopback without a secret
   AuthGuardOptions auth;  // login / register throttling, bounded password hashing
   int64_t keyTtlMs = 0;   // --key-ttl: keys expire this long after issue (0: never)
+  // The HTTP API: HTTPS when both files are given; connection limits.
+  std::string apiTlsCert;
+  std::string apiTlsKey;
+  size_t maxConnections = 10000;
+  size_t maxConnectionsPerAddress = 256;
 };
 
 struct QuorumRule {

@@ -101,7 +101,13 @@ def assert_routes_refuse(s, bad_keys, file_id, observer):
             r = requests.request(method, s.url + V1 + path.format(file_id=file_id),
                                  headers=headers, timeout=30, **kw)
             try:
-                refused(r, 401, "INVALID_API_KEY")
+                if "\x7f" in (header or ""):
+                    # A control character makes the header itself malformed
+                    # (RFC 9110 field-value): refused before any route runs.
+                    refused(r, 400, "INVALID_REQUEST")
+                    assert "malformed request" in r.json()["detail"], r.text
+                else:
+                    refused(r, 401, "INVALID_API_KEY")
             except AssertionError as e:
                 raise AssertionError(f"{label} key, {method} {path}: {e}") from None
             assert digest(s, observer) == before, f"{label} key, {method} {path} changed metadata"

@@ -16,7 +16,7 @@ namespace redcloud::controller {
 
 using nlohmann::json;
 
-void writeError(httplib::Response& res, const Status& status) {
+void writeError(http::Response& res, const Status& status) {
   res.status = httpStatusOf(status.code());
   json body{{"detail", status.message()}, {"code", apiCodeOf(status.code())}};
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
@@ -45,7 +45,7 @@ const char* publicDetail(int status, const std::string& code) {
 
 // Every error body names the request id (also in X-Request-ID); server-side
 // failures keep their details in the log only.
-void finishErrorBody(httplib::Response& res, const std::string& rid, const std::string& method,
+void finishErrorBody(http::Response& res, const std::string& rid, const std::string& method,
                      const std::string& path) {
   if (res.status < 400 || res.get_header_value("Content-Type") != "application/json") return;
   json body = json::parse(res.body, nullptr, false);
@@ -63,7 +63,7 @@ void finishErrorBody(httplib::Response& res, const std::string& rid, const std::
 
 }  // namespace
 
-static void writeThrottled(httplib::Response& res, const Throttled& t) {
+static void writeThrottled(http::Response& res, const Throttled& t) {
   writeError(res, t.status);
   res.headers.erase("Retry-After");
   res.set_header("Retry-After", std::to_string(t.retryAfterSeconds));
@@ -78,54 +78,50 @@ Status HttpApi::start(const std::string& listen) {
   if (colon == std::string::npos) return invalidRequest("--listen must be HOST:PORT");
   std::string host = listen.substr(0, colon);
   int port = std::atoi(listen.c_str() + colon + 1);
-  server_.new_task_queue = [] { return new httplib::ThreadPool(32); };
-  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a
-  // second server silently share a taken port instead of failing to start.
-  server_.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  server_.set_tcp_nodelay(true);  // small JSON answers must not wait for delayed ACKs
-  server_.set_read_timeout(60, 0);
-  server_.set_write_timeout(60, 0);
-  server_.set_keep_alive_timeout(30);
-  // Errors httplib produces itself (bad request line, huge header) get our JSON shape.
-  server_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    StatusCode code = res.status == 404   ? StatusCode::kNotFound
-                      : res.status == 413 ? StatusCode::kPayloadTooLarge
-                      : res.status == 416 ? StatusCode::kRangeNotSatisfiable
-                      : res.status >= 500 ? StatusCode::kInternal
-                                          : StatusCode::kInvalidRequest;
-    int status = res.status;
-    writeError(res, Status(code, "request rejected with HTTP status " + std::to_string(status)));
-    res.status = status;
-    if (!res.has_header("X-Request-ID")) res.set_header("X-Request-ID", newUuid());
-    json body = json::parse(res.body, nullptr, false);
-    if (body.is_object()) {
-      body["request_id"] = res.get_header_value("X-Request-ID");
-      res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
-                      "application/json");
-    }
-  });
   registerRoutes();
-  if (port == 0) {
-    port_ = server_.bind_to_any_port(host);
-  } else if (server_.bind_to_port(host, port)) {
-    port_ = port;
+  const ControllerOptions& o = controller_.options();
+  http::ServerOptions so;
+  so.maxConnections = o.maxConnections;
+  so.maxConnectionsPerAddress = o.maxConnectionsPerAddress;
+  so.tlsCertFile = o.apiTlsCert;
+  so.tlsKeyFile = o.apiTlsKey;
+  so.bufferedBodyLimit = kMaxJsonBody;
+  http::ServerHooks hooks;
+  hooks.classify = [this](const http::Request& req) { return classify(req); };
+  hooks.handle = [this](http::Request& req, http::Response& res,
+                        const http::ContentReader& reader) { handle(req, res, reader); };
+  // Requests the server refuses itself (bad syntax, huge header, too many
+  // connections) get our JSON error shape.
+  hooks.refuse = [](http::Response& res, int status, const std::string& detail) {
+    StatusCode code = status == 413   ? StatusCode::kPayloadTooLarge
+                      : status == 503 ? StatusCode::kUnavailable
+                      : status >= 500 ? StatusCode::kInternal
+                                      : StatusCode::kInvalidRequest;
+    writeError(res, Status(code, detail));
+    res.status = status;
+    std::string rid = newUuid();
+    res.set_header("X-Request-ID", rid);
+    json body = json::parse(res.body, nullptr, false);
+    body["request_id"] = rid;
+    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
+                    "application/json");
+  };
+  server_ = std::make_unique<http::HttpServer>(so, std::move(hooks));
+  Status s = server_->start(host, port);
+  if (!s.isOk()) {
+    server_.reset();
+    return s;
   }
-  if (port_ <= 0) return ioError("cannot listen on " + listen + " (address in use or invalid)");
-  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  port_ = server_->port();
   return Status::ok();
 }
 
 void HttpApi::stop() {
-  server_.stop();
-  if (thread_.joinable()) thread_.join();
+  if (server_) server_->stop();
 }
 
 void HttpApi::run(const std::string& method, const std::string& route, bool auth,
-                  const httplib::Request& req, httplib::Response& res,
+                  const http::Request& req, http::Response& res,
                   const std::function<void(RequestContext&)>& body) {
   auto started = std::chrono::steady_clock::now();
   std::string rid = req.get_header_value("X-Request-ID");
@@ -153,67 +149,74 @@ void HttpApi::run(const std::string& method, const std::string& route, bool auth
   }
   finishErrorBody(res, rid, method, req.path);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  // httplib turns an unset status (-1) into 200 after the handler returns.
-  controller_.metrics().observeRequest(method, route, res.status == -1 ? 200 : res.status, secs);
+  controller_.metrics().observeRequest(method, route, res.status, secs);
 }
 
-void HttpApi::addRoute(const std::string& method, const std::string& path, bool auth, Handler h) {
-  // httplib tries reader routes before plain ones, so every route of a method
-  // that may carry a body is a reader route (the catch-all is one).
-  if (method != "GET") {
-    addReaderRoute(method, path, auth,
-                   [h](RequestContext& c, const httplib::ContentReader&) { h(c); });
-    return;
-  }
-  for (const std::string prefix : {"/api/v1", ""}) {
-    std::string pattern = prefix + path;
-    routes_.push_back({method, std::regex(pattern)});
-    server_.Get(pattern,
-                [this, method, path, auth, h](const httplib::Request& req, httplib::Response& res) {
-                  run(method, path, auth, req, res, h);
-                });
-  }
+void HttpApi::addRoute(const std::string& method, const std::string& path, bool auth, Handler h,
+                       http::Dispatch dispatch) {
+  addReaderRoute(
+      method, path, auth, [h](RequestContext& c, const http::ContentReader&) { h(c); },
+      dispatch);
 }
 
 void HttpApi::addReaderRoute(const std::string& method, const std::string& path, bool auth,
-                             ReaderHandler h) {
+                             ReaderHandler h, http::Dispatch dispatch) {
   for (const std::string prefix : {"/api/v1", ""}) {
-    std::string pattern = prefix + path;
-    routes_.push_back({method, std::regex(pattern)});
-    auto handler = [this, method, path, auth, h](const httplib::Request& req,
-                                                 httplib::Response& res,
-                                                 const httplib::ContentReader& reader) {
-      run(method, path, auth, req, res, [&](RequestContext& c) { h(c, reader); });
-    };
-    if (method == "POST")
-      server_.Post(pattern, handler);
-    else if (method == "PUT")
-      server_.Put(pattern, handler);
-    else if (method == "DELETE")
-      server_.Delete(pattern, handler);
+    routes_.push_back({method, path, std::regex(prefix + path), auth, dispatch, h});
   }
+}
+
+const HttpApi::Route* HttpApi::match(const http::Request& req,
+                                     std::vector<std::string>* captures) const {
+  const std::string& method = req.method == "HEAD" ? std::string("GET") : req.method;
+  for (const auto& r : routes_) {
+    if (r.method != method) continue;
+    std::smatch m;
+    if (!std::regex_match(req.path, m, r.pattern)) continue;
+    if (captures) {
+      captures->clear();
+      for (const auto& sub : m) captures->push_back(sub.str());
+    }
+    return &r;
+  }
+  return nullptr;
+}
+
+http::Dispatch HttpApi::classify(const http::Request& req) const {
+  const Route* r = match(req, nullptr);
+  return r ? r->dispatch : http::Dispatch::kInline;  // a 404 / 405 needs no body
+}
+
+void HttpApi::handle(http::Request& req, http::Response& res, const http::ContentReader& reader) {
+  const Route* r = match(req, &req.matches);
+  if (!r) return fallback(req, res);
+  run(r->method, r->path, r->auth, req, res,
+      [&](RequestContext& c) { r->handler(c, reader); });
 }
 
 void HttpApi::registerRoutes() {
   using namespace std::placeholders;
   addReaderRoute(
       "POST", "/auth/register", false,
-      [this](RequestContext& c, const httplib::ContentReader& r) { handleRegister(c, r); });
+      [this](RequestContext& c, const http::ContentReader& r) { handleRegister(c, r); });
   addReaderRoute("POST", "/auth/login", false,
-                 [this](RequestContext& c, const httplib::ContentReader& r) { handleLogin(c, r); });
+                 [this](RequestContext& c, const http::ContentReader& r) { handleLogin(c, r); });
   addRoute("POST", "/auth/logout", true, [this](RequestContext& c) { handleLogout(c); });
   addReaderRoute(
       "POST", "/files/tags", true,
-      [this](RequestContext& c, const httplib::ContentReader& r) { handleAddTags(c, r); });
+      [this](RequestContext& c, const http::ContentReader& r) { handleAddTags(c, r); });
   addReaderRoute(
       "DELETE", "/files/tags", true,
-      [this](RequestContext& c, const httplib::ContentReader& r) { handleRemoveTags(c, r); });
+      [this](RequestContext& c, const http::ContentReader& r) { handleRemoveTags(c, r); });
+  // Uploads stream: the handler checks the key and the limits, then pulls.
   addReaderRoute(
       "POST", "/files", true,
-      [this](RequestContext& c, const httplib::ContentReader& r) { handleMultipartUpload(c, r); });
+      [this](RequestContext& c, const http::ContentReader& r) { handleMultipartUpload(c, r); },
+      http::Dispatch::kStreamed);
   addReaderRoute(
       "PUT", "/files/by-name/([^/]+)", true,
-      [this](RequestContext& c, const httplib::ContentReader& r) { handlePutUpload(c, r); });
+      [this](RequestContext& c, const http::ContentReader& r) { handlePutUpload(c, r); },
+      http::Dispatch::kStreamed);
   addRoute("GET", "/files", true, [this](RequestContext& c) { handleList(c); });
   addRoute("DELETE", "/files", true, [this](RequestContext& c) { handleDeleteByTags(c); });
   addRoute("GET", "/files/by-name/([^/]+)/download", true,
@@ -223,43 +226,38 @@ void HttpApi::registerRoutes() {
   addRoute("GET", "/files/([^/]+)", true, [this](RequestContext& c) { handleGetFile(c); });
   addRoute("GET", "/tags", true, [this](RequestContext& c) { handleTags(c); });
   addRoute("GET", "/cluster", true, [this](RequestContext& c) { handleCluster(c); });
-  addRoute("GET", "/health", false, [](RequestContext& c) {
-    c.res.set_content(R"({"status":"healthy","service":"controller"})", "application/json");
-  });
+  // /health and / never block, so they are answered by the I/O threads even
+  // when every worker is busy.
+  addRoute(
+      "GET", "/health", false,
+      [](RequestContext& c) {
+        c.res.set_content(R"({"status":"healthy","service":"controller"})", "application/json");
+      },
+      http::Dispatch::kInline);
   addRoute("GET", "/ready", false, [this](RequestContext& c) { handleReady(c); });
   addRoute("GET", "/metrics", false, [this](RequestContext& c) { handleMetrics(c); });
-  addRoute("GET", "/", false, [](RequestContext& c) {
-    c.res.set_content(R"({"message":"RedCloud Controller API","status":"running"})",
-                      "application/json");
-  });
-  addFallbacks();
+  addRoute(
+      "GET", "/", false,
+      [](RequestContext& c) {
+        c.res.set_content(R"({"message":"RedCloud Controller API","status":"running"})",
+                          "application/json");
+      },
+      http::Dispatch::kInline);
 }
 
 // Unknown paths are 404 NOT_FOUND; known paths with another method are 405.
-void HttpApi::addFallbacks() {
-  auto fallback = [this](const httplib::Request& req, httplib::Response& res) {
-    bool known = false;
-    res.set_header("Connection", "close");  // an unread body must not be parsed as a request
-    for (const auto& r : routes_) known = known || std::regex_match(req.path, r.pattern);
-    run(req.method, "unmatched", false, req, res, [&](RequestContext&) {
-      if (known)
-        writeError(res, Status(StatusCode::kMethodNotAllowed, "method not allowed"));
-      else
-        writeError(res, Status(StatusCode::kNotFound, "no route for " + req.path));
-    });
-  };
-  // Reader variants: httplib would otherwise insist on reading a body first.
-  auto withReader = [fallback](const httplib::Request& req, httplib::Response& res,
-                               const httplib::ContentReader&) { fallback(req, res); };
-  server_.Get(".*", fallback);
-  server_.Options(".*", fallback);
-  server_.Post(".*", withReader);
-  server_.Put(".*", withReader);
-  server_.Delete(".*", withReader);
-  server_.Patch(".*", withReader);
+void HttpApi::fallback(const http::Request& req, http::Response& res) {
+  bool known = false;
+  for (const auto& r : routes_) known = known || std::regex_match(req.path, r.pattern);
+  run(req.method, "unmatched", false, req, res, [&](RequestContext&) {
+    if (known)
+      writeError(res, Status(StatusCode::kMethodNotAllowed, "method not allowed"));
+    else
+      writeError(res, Status(StatusCode::kNotFound, "no route for " + req.path));
+  });
 }
 
-void HttpApi::handleRegister(RequestContext& c, const httplib::ContentReader& reader) {
+void HttpApi::handleRegister(RequestContext& c, const http::ContentReader& reader) {
   auto body = readJsonBody(c, reader);
   if (!body.isOk()) return writeError(c.res, body.status());
   auto user = stringField(*body, "username");
@@ -277,7 +275,7 @@ void HttpApi::handleRegister(RequestContext& c, const httplib::ContentReader& re
       "application/json");
 }
 
-void HttpApi::handleLogin(RequestContext& c, const httplib::ContentReader& reader) {
+void HttpApi::handleLogin(RequestContext& c, const http::ContentReader& reader) {
   auto body = readJsonBody(c, reader);
   if (!body.isOk()) return writeError(c.res, body.status());
   auto user = stringField(*body, "username");
@@ -358,7 +356,7 @@ void HttpApi::handleDeleteByTags(RequestContext& c) {
                     "application/json");
 }
 
-void HttpApi::handleAddTags(RequestContext& c, const httplib::ContentReader& reader) {
+void HttpApi::handleAddTags(RequestContext& c, const http::ContentReader& reader) {
   auto body = readJsonBody(c, reader);
   if (!body.isOk()) return writeError(c.res, body.status());
   auto query = tagArrayField(*body, "query_tags", "Query tags");
@@ -371,7 +369,7 @@ void HttpApi::handleAddTags(RequestContext& c, const httplib::ContentReader& rea
                     "application/json");
 }
 
-void HttpApi::handleRemoveTags(RequestContext& c, const httplib::ContentReader& reader) {
+void HttpApi::handleRemoveTags(RequestContext& c, const http::ContentReader& reader) {
   auto body = readJsonBody(c, reader);
   if (!body.isOk()) return writeError(c.res, body.status());
   auto query = tagArrayField(*body, "query_tags", "Query tags");

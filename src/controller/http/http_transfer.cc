@@ -74,8 +74,8 @@ class DownloadStream {
     return Status::ok();
   }
 
-  // httplib asks for bytes from `offset` (relative to the range).
-  bool write(size_t offset, httplib::DataSink& sink, Metrics& metrics) {
+  // The server asks for bytes from `offset` (relative to the range).
+  bool write(size_t offset, http::DataSink& sink, Metrics& metrics) {
     uint64_t pos = range_.start + offset;
     size_t idx = chunkAt(pos);
     if (idx != current_) {
@@ -139,7 +139,7 @@ Status overQuota(uint64_t quota) {
 
 }  // namespace
 
-void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& reader) {
+void HttpApi::handlePutUpload(RequestContext& c, const http::ContentReader& reader) {
   auto name = nameFromTarget(c.req);
   if (!name.isOk()) return writeError(c.res, name.status());
   auto tags = tagsParam(c.req, true);
@@ -219,7 +219,7 @@ void HttpApi::handlePutUpload(RequestContext& c, const httplib::ContentReader& r
   c.res.set_content(body.dump(), "application/json");
 }
 
-void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentReader& reader) {
+void HttpApi::handleMultipartUpload(RequestContext& c, const http::ContentReader& reader) {
   if (!c.req.is_multipart_form_data()) {
     return writeError(c.res, invalidRequest("POST /files takes multipart/form-data"));
   }
@@ -241,7 +241,7 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const httplib::ContentRea
   Status error;
   bool over = false;
   bool complete = reader(
-      [&](const httplib::MultipartFormData& part) {
+      [&](const http::MultipartHeader& part) {
         field = part.name;
         if (field != "file") return true;
         if (session) {
@@ -316,8 +316,6 @@ void HttpApi::handleDownload(RequestContext& c, bool byName) {
     file = controller_.files().getFile(c.userId, std::string(c.req.matches[1]));
   }
   if (!file.isOk()) return writeError(c.res, file.status());
-  // Ranges are handled here, so httplib must not apply them a second time.
-  const_cast<httplib::Request&>(c.req).ranges.clear();
   auto range = parseRange(c.req.get_header_value("Range"), file->size);
   if (!range.isOk()) {
     writeError(c.res, range.status());
@@ -353,7 +351,7 @@ void HttpApi::handleDownload(RequestContext& c, bool byName) {
   // logged, never left to end the process.
   c.res.set_content_provider(
       range->length, "application/octet-stream",
-      [stream, &metrics, id = file->fileId](size_t offset, size_t, httplib::DataSink& sink) {
+      [stream, &metrics, id = file->fileId](uint64_t offset, http::DataSink& sink) {
         try {
           return stream->write(offset, sink, metrics);
         } catch (const std::exception& e) {

@@ -8,14 +8,14 @@ namespace redcloud::controller {
 
 using nlohmann::json;
 
-std::string bearerKey(const httplib::Request& req) {
+std::string bearerKey(const http::Request& req) {
   const std::string h = req.get_header_value("Authorization");
   constexpr std::string_view kPrefix = "Bearer ";
   if (h.size() <= kPrefix.size() || h.compare(0, kPrefix.size(), kPrefix) != 0) return "";
   return std::string(trim(std::string_view(h).substr(kPrefix.size())));
 }
 
-Result<json> readJsonBody(RequestContext& c, const httplib::ContentReader& reader) {
+Result<json> readJsonBody(RequestContext& c, const http::ContentReader& reader) {
   Status tooLarge(StatusCode::kPayloadTooLarge, "JSON body is larger than 1 MiB");
   if (c.req.has_header("Content-Length")) {
     auto len = std::strtoull(c.req.get_header_value("Content-Length").c_str(), nullptr, 10);
@@ -70,7 +70,7 @@ Result<std::vector<std::string>> tagArrayField(const json& body, const char* nam
   return normalizeTags(raw, what);
 }
 
-Result<std::vector<std::string>> tagsParam(const httplib::Request& req, bool required) {
+Result<std::vector<std::string>> tagsParam(const http::Request& req, bool required) {
   std::vector<std::string> raw;
   size_t n = req.get_param_value_count("tags");
   for (size_t i = 0; i < n; ++i) {
@@ -141,7 +141,7 @@ std::string percentDecode(std::string_view s) {
   return out;
 }
 
-Result<std::string> nameFromTarget(const httplib::Request& req) {
+Result<std::string> nameFromTarget(const http::Request& req) {
   std::string_view target = req.target;
   target = target.substr(0, target.find('?'));
   constexpr std::string_view kMarker = "/by-name/";

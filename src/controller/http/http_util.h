@@ -2,7 +2,7 @@
 // bodies, tag parameters, cursors, names from the raw path, file JSON.
 #pragma once
 
-#include <httplib.h>
+#include "controller/http/http_server.h"
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,11 +18,11 @@ struct RequestContext;
 constexpr size_t kMaxJsonBody = 1024 * 1024;
 
 // The key of "Authorization: Bearer <key>", or "" when absent or malformed.
-std::string bearerKey(const httplib::Request& req);
+std::string bearerKey(const http::Request& req);
 
 // Reads at most kMaxJsonBody bytes and parses a JSON object.
 // PAYLOAD_TOO_LARGE past the limit (the connection is then closed).
-Result<nlohmann::json> readJsonBody(RequestContext& c, const httplib::ContentReader& reader);
+Result<nlohmann::json> readJsonBody(RequestContext& c, const http::ContentReader& reader);
 
 Result<std::string> stringField(const nlohmann::json& body, const char* name);
 // A JSON array of tag strings, normalised; INVALID_TAG_QUERY when empty.
@@ -31,7 +31,7 @@ Result<std::vector<std::string>> tagArrayField(const nlohmann::json& body, const
 
 // All `tags=` parameters joined, split on commas, validated, deduplicated.
 // `required`: an empty result is INVALID_TAG_QUERY.
-Result<std::vector<std::string>> tagsParam(const httplib::Request& req, bool required);
+Result<std::vector<std::string>> tagsParam(const http::Request& req, bool required);
 
 Result<size_t> parseLimit(const std::string& text);
 std::string encodeCursor(const std::string& lastName);
@@ -39,7 +39,7 @@ Result<std::string> decodeCursor(const std::string& cursor);
 
 // The percent-decoded path segment after "/by-name/" taken from the raw
 // request target (never normalised).
-Result<std::string> nameFromTarget(const httplib::Request& req);
+Result<std::string> nameFromTarget(const http::Request& req);
 std::string percentDecode(std::string_view s);
 
 nlohmann::json fileJson(const FileRow& f);
