@@ -10,6 +10,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "chunkserver/chunk_server.h"
@@ -47,6 +48,7 @@ struct DaemonFlags {
   bool insecure = false;
   std::string apiTlsCert, apiTlsKey;
   size_t maxConnections = 10000, maxConnectionsPerAddress = 256;
+  std::string httpHeaderTimeout = "10s", httpIdleTimeout = "30s", httpBodyTimeout = "30s";
 };
 
 // The seed's environment names, honoured when the REDCLOUD_ name is unset.
@@ -247,6 +249,18 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
       ->envname("REDCLOUD_MAX_CONNECTIONS_PER_ADDRESS")
       ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
       ->capture_default_str();
+  app.add_option("--http-header-timeout", f.httpHeaderTimeout,
+                 "a request's header must arrive within this of its first byte")
+      ->envname("REDCLOUD_HTTP_HEADER_TIMEOUT")
+      ->capture_default_str();
+  app.add_option("--http-idle-timeout", f.httpIdleTimeout,
+                 "an idle keep-alive connection is closed after this")
+      ->envname("REDCLOUD_HTTP_IDLE_TIMEOUT")
+      ->capture_default_str();
+  app.add_option("--http-body-timeout", f.httpBodyTimeout,
+                 "a request body that brings no byte for this long is cut off")
+      ->envname("REDCLOUD_HTTP_BODY_TIMEOUT")
+      ->capture_default_str();
   app.add_option("--gossip-fanout", f.gossipFanout, "peers each new record is pushed to at once")
       ->envname("REDCLOUD_GOSSIP_FANOUT")
       ->check(CLI::Range(1, 64))
@@ -333,6 +347,17 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   o->apiTlsKey = f.apiTlsKey;
   o->maxConnections = f.maxConnections;
   o->maxConnectionsPerAddress = f.maxConnectionsPerAddress;
+  for (auto [text, name, out] :
+       {std::tuple{&f.httpHeaderTimeout, "--http-header-timeout", &o->httpHeaderTimeoutMs},
+        std::tuple{&f.httpIdleTimeout, "--http-idle-timeout", &o->httpIdleTimeoutMs},
+        std::tuple{&f.httpBodyTimeout, "--http-body-timeout", &o->httpBodyTimeoutMs}}) {
+    auto ms = redcloud::parseDurationMillis(*text);
+    if (!ms || *ms < 100 || *ms > 3'600'000) {
+      return redcloud::invalidRequest(std::string("bad ") + name + " '" + *text +
+                                      "' (a duration from 100ms to 1h, like 10s)");
+    }
+    *out = *ms;
+  }
   o->auth.addressPerSecond = f.authRate;
   o->auth.addressBurst = f.authBurst;
   o->auth.userFailureBurst = f.loginFailures;

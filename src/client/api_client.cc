@@ -204,6 +204,8 @@ httplib::Headers ApiClient::requestHeaders() const {
 
 ApiClient::Attempt ApiClient::attempt(const std::string& url, const ApiRequest& request) {
   httplib::Client cli(url);
+  if (!options_.caCertFile.empty()) cli.set_ca_cert_path(options_.caCertFile.c_str());
+  cli.enable_server_certificate_verification(true);
   cli.set_url_encode(false);
   cli.set_keep_alive(false);
   cli.set_connection_timeout(options_.connectTimeoutSeconds, 0);

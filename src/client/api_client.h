@@ -68,6 +68,8 @@ struct ApiClientOptions {
   int64_t maxBackoffMillis = 2000;
   int connectTimeoutSeconds = 3;
   int readTimeoutSeconds = 120;
+  // https:// controllers: the CA file to trust (empty: the system's CAs).
+  std::string caCertFile;
 };
 
 class ApiClient {

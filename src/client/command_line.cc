@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "common/validate.h"
 
@@ -42,7 +43,7 @@ bool isBlank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 // Options that take a value: returns the option's canonical name or "".
 std::string valueOptionName(std::string_view word) {
-  for (std::string_view name : {"--controller", "--config", "--tags", "-t"}) {
+  for (std::string_view name : {"--controller", "--config", "--cacert", "--tags", "-t"}) {
     if (word == name) return std::string(name);
   }
   return "";
@@ -53,6 +54,8 @@ Status applyValueOption(const std::string& name, const std::string& value, Comma
     cl.global.controller = value;
   } else if (name == "--config") {
     cl.global.configPath = value;
+  } else if (name == "--cacert") {
+    cl.global.caCert = value;
   } else if (name == "--tags") {
     for (auto& t : splitCommaList(value)) cl.optionTags.push_back(t);
     cl.tagsOptionGiven = true;
@@ -189,9 +192,16 @@ GlobalOptions GlobalOptions::mergedWith(const GlobalOptions& over) const {
   GlobalOptions g = *this;
   if (over.controller) g.controller = over.controller;
   if (over.configPath) g.configPath = over.configPath;
+  if (over.caCert) g.caCert = over.caCert;
   g.json = json || over.json;
   g.quiet = quiet || over.quiet;
   return g;
+}
+
+std::string caCertFile(const GlobalOptions& options) {
+  if (options.caCert) return *options.caCert;
+  const char* env = std::getenv("REDCLOUD_CACERT");
+  return env ? env : "";
 }
 
 Status usageError(std::string message) { return {StatusCode::kInvalidRequest, std::move(message)}; }

@@ -26,12 +26,16 @@ namespace redcloud::client {
 struct GlobalOptions {
   std::optional<std::string> controller;  // --controller URL[,URL…]
   std::optional<std::string> configPath;  // --config FILE
+  std::optional<std::string> caCert;      // --cacert FILE (https:// controllers)
   bool json = false;                      // --json
   bool quiet = false;                     // -q / --quiet
 
   // Fields set in `over` win over *this.
   GlobalOptions mergedWith(const GlobalOptions& over) const;
 };
+
+// --cacert, else REDCLOUD_CACERT, else "" (the system's CAs).
+std::string caCertFile(const GlobalOptions& options);
 
 struct CommandLine {
   std::string command;                  // empty: none given

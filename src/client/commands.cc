@@ -114,7 +114,9 @@ std::vector<std::string> CommandRunner::chosenControllers() const {
 
 ApiClient CommandRunner::makeApi(bool withKey) const {
   auto urls = expandControllerUrls(chosenControllers(), resolveHostAddresses);
-  return ApiClient(std::move(urls), withKey ? config_.apiKey : "");
+  ApiClientOptions options;
+  options.caCertFile = caCertFile(options_);
+  return ApiClient(std::move(urls), withKey ? config_.apiKey : "", options);
 }
 
 bool CommandRunner::showProgress() const { return !options_.quiet && stderrIsTerminal(); }

@@ -67,6 +67,8 @@ std::string helpOverview(bool inShell) {
       "Options (before or after the command):\n"
       "  --controller URL[,URL...]  controllers to use (env REDCLOUD_CONTROLLER)\n"
       "  --config FILE              the client's state file\n"
+      "  --cacert FILE              CA certificate to trust for https:// controllers\n"
+      "                             (env REDCLOUD_CACERT; default: the system's CAs)\n"
       "  --json                     print the server's JSON answer\n"
       "  -q, --quiet                no progress bar\n"
       "  -y, --yes                  do not ask for confirmation\n"

@@ -201,6 +201,7 @@ std::vector<std::string> LineEditor::userTags() {
   quick.rounds = 1;
   quick.connectTimeoutSeconds = 1;
   quick.readTimeoutSeconds = 3;
+  quick.caCertFile = caCertFile(session_);
   ApiClient api(expandControllerUrls(urls, resolveHostAddresses), config->apiKey, quick);
   auto answer = api.call("GET", "/api/v1/tags");
   if (!answer.isOk() || !answer->contains("tags")) return *tags_;

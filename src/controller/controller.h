@@ -68,6 +68,9 @@ struct ControllerOptions {
   std::string apiTlsKey;
   size_t maxConnections = 10000;
   size_t maxConnectionsPerAddress = 256;
+  int64_t httpHeaderTimeoutMs = 10'000;  // first byte of a request to its blank line
+  int64_t httpIdleTimeoutMs = 30'000;    // keep-alive wait for the next request
+  int64_t httpBodyTimeoutMs = 30'000;    // each body read / response write must progress
 };
 
 struct QuorumRule {

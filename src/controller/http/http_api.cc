@@ -86,6 +86,10 @@ Status HttpApi::start(const std::string& listen) {
   so.tlsCertFile = o.apiTlsCert;
   so.tlsKeyFile = o.apiTlsKey;
   so.bufferedBodyLimit = kMaxJsonBody;
+  so.headerTimeoutMs = static_cast<int>(o.httpHeaderTimeoutMs);
+  so.idleTimeoutMs = static_cast<int>(o.httpIdleTimeoutMs);
+  so.bodyTimeoutMs = static_cast<int>(o.httpBodyTimeoutMs);
+  so.writeTimeoutMs = static_cast<int>(std::max<int64_t>(o.httpBodyTimeoutMs, 60'000));
   http::ServerHooks hooks;
   hooks.classify = [this](const http::Request& req) { return classify(req); };
   hooks.handle = [this](http::Request& req, http::Response& res,
@@ -482,6 +486,7 @@ void HttpApi::handleCluster(RequestContext& c) {
        {{"cluster_secret", controller_.security().closed()},
         {"tls", controller_.security().tls()},
         {"insecure", controller_.insecure()},
+        {"api_tls", tls()},
         {"refused_calls", controller_.refusedInternalCalls()}}},
       {"orphaned_files", controller_.orphanedFiles()}};
   c.res.set_content(out.dump(), "application/json");
@@ -563,6 +568,12 @@ void HttpApi::handleMetrics(RequestContext& c) {
   for (const auto& s : cs) refusedByChunkservers += s.refusedCalls;
   metric("redcloud_chunkserver_calls_refused", "gauge", refusedByChunkservers);
   metric("redcloud_insecure", "gauge", controller_.insecure() ? 1 : 0);
+  http::ServerStats hs = stats();
+  metric("redcloud_http_connections_open", "gauge", hs.open);
+  metric("redcloud_http_connections_accepted_total", "counter", hs.accepted);
+  metric("redcloud_http_connections_refused_total", "counter", hs.refusedConnections);
+  metric("redcloud_http_timeouts_total", "counter", hs.timedOut);
+  metric("redcloud_http_bad_requests_total", "counter", hs.badRequests);
   gauges += "# TYPE redcloud_repair_rate gauge\nredcloud_repair_rate " +
             std::to_string(controller_.copies().rate()) + "\n";
   c.res.set_content(controller_.metrics().render(gauges), "text/plain; version=0.0.4");

@@ -338,8 +338,9 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
   void onHeader(error_code ec) {
     if (ec) {
       if (timedOut(ec)) {
+        // Beast has closed the socket: a slow sender gets no answer.
         ++srv_.timedOutCount;
-        return refuseAsync(408, "the request header did not arrive in time");
+        return closeNow();
       }
       if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
           ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
@@ -425,8 +426,11 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
           if (ec == bhttp::error::need_buffer) ec = {};
           size_t got = self->chunk_.size() - self->parser_->get().body().size;
           self->bodyBuffered_.append(self->chunk_.data(), got);
+          if (timedOut(ec)) {  // the socket is closed: nobody to answer
+            ++self->srv_.timedOutCount;
+            return self->closeNow();
+          }
           if (ec) {
-            if (timedOut(ec)) ++self->srv_.timedOutCount;
             self->bodyFailed_ = true;
             return self->dispatch();
           }
