@@ -175,6 +175,17 @@ Status ApiClient::failureStatus(const Attempt& last) const {
                                                 " closed the connection while the request was "
                                                 "being sent (the upload may be too large)");
   }
+  if (last.httpError == httplib::Error::SSLServerVerification) {
+    return Status(StatusCode::kUnavailable,
+                  "the certificate of " + last.response.controller +
+                      " is not trusted (or does not name that host); give the CA that signed it "
+                      "with --cacert FILE or REDCLOUD_CACERT");
+  }
+  if (last.httpError == httplib::Error::SSLConnection) {
+    return Status(StatusCode::kUnavailable,
+                  "no TLS connection to " + last.response.controller +
+                      " (is it serving plain http://, or an unsupported TLS version?)");
+  }
   std::string tried =
       urls_.size() == 1 ? urls_[0] : "any of " + fmt::format("{}", fmt::join(urls_, ", "));
   return Status(StatusCode::kUnavailable,

@@ -262,7 +262,8 @@ def test_connection_limit_per_address(tmp_path):
         answer = read_all(extra)
         extra.close()
         assert status_of(answer) == 503, answer[:200]
-        assert b'"request_id"' in answer
+        assert b'"code":"RATE_LIMITED"' in answer and b'"request_id"' in answer
+        assert b"Retry-After: 1" in answer
         assert b"too many connections" in answer
         # Another source address is not affected by this one's connections.
         other = connect(s, source="127.0.0.2")

@@ -97,8 +97,9 @@ Status HttpApi::start(const std::string& listen) {
   // Requests the server refuses itself (bad syntax, huge header, too many
   // connections) get our JSON error shape.
   hooks.refuse = [](http::Response& res, int status, const std::string& detail) {
+    // 503 here is a connection limit: RATE_LIMITED with Retry-After.
     StatusCode code = status == 413   ? StatusCode::kPayloadTooLarge
-                      : status == 503 ? StatusCode::kUnavailable
+                      : status == 503 ? StatusCode::kRateLimited
                       : status >= 500 ? StatusCode::kInternal
                                       : StatusCode::kInvalidRequest;
     writeError(res, Status(code, detail));
