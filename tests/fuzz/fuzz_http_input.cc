@@ -1,7 +1,6 @@
 // What the HTTP layer decodes from a request: JSON bodies and their fields,
 // Range headers, cursors, limits, percent-encoded names, bearer keys. The
 // first byte picks the decoder; the rest is the input.
-#include <httplib.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -50,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 3: {  // a request target with a name in it
-      httplib::Request req;
+      http::Request req;
       req.target = "/api/v1/files/by-name/" + s;
       req.path = req.target;
       auto name = nameFromTarget(req);
@@ -59,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 4: {  // an Authorization header
-      httplib::Request req;
+      http::Request req;
       req.headers.emplace("Authorization", s);
       std::string key = bearerKey(req);
       FUZZ_CHECK(key.size() <= s.size());

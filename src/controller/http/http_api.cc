@@ -224,10 +224,12 @@ void HttpApi::registerRoutes() {
       http::Dispatch::kStreamed);
   addRoute("GET", "/files", true, [this](RequestContext& c) { handleList(c); });
   addRoute("DELETE", "/files", true, [this](RequestContext& c) { handleDeleteByTags(c); });
-  addRoute("GET", "/files/by-name/([^/]+)/download", true,
-           [this](RequestContext& c) { handleDownload(c, true); });
-  addRoute("GET", "/files/([^/]+)/download", true,
-           [this](RequestContext& c) { handleDownload(c, false); });
+  addRoute(
+      "GET", "/files/by-name/([^/]+)/download", true,
+      [this](RequestContext& c) { handleDownload(c, true); }, http::Dispatch::kStreamed);
+  addRoute(
+      "GET", "/files/([^/]+)/download", true,
+      [this](RequestContext& c) { handleDownload(c, false); }, http::Dispatch::kStreamed);
   addRoute("GET", "/files/([^/]+)", true, [this](RequestContext& c) { handleGetFile(c); });
   addRoute("GET", "/tags", true, [this](RequestContext& c) { handleTags(c); });
   addRoute("GET", "/cluster", true, [this](RequestContext& c) { handleCluster(c); });

@@ -122,12 +122,15 @@ class WorkerPool {
   void start(size_t n) {
     for (size_t i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
   }
-  void post(std::function<void()> job) {
+  // False when `limit` jobs already wait.
+  bool post(std::function<void()> job, size_t limit = SIZE_MAX) {
     {
       std::lock_guard lock(mu_);
+      if (jobs_.size() >= limit) return false;
       jobs_.push_back(std::move(job));
     }
     cv_.notify_one();
+    return true;
   }
   // Runs what is queued, then joins.
   void stop() {
@@ -151,7 +154,11 @@ class WorkerPool {
         job = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      job();
+      try {
+        job();
+      } catch (...) {
+        spdlog::error("HTTP worker job failed with an unknown exception");
+      }
     }
   }
 
@@ -226,14 +233,33 @@ class HttpServer::Impl {
   int port = 0;
 
   asio::io_context ioc{static_cast<int>(opt.ioThreads)};
-  tcp::acceptor acceptor{ioc};
-  asio::steady_timer acceptRetry{ioc};
+  // Keeps the I/O threads running until every worker has finished: a worker
+  // waits on operations it posts to a connection's strand.
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keepRunning;
+  asio::strand<asio::io_context::executor_type> acceptStrand{asio::make_strand(ioc)};
+  tcp::acceptor acceptor{acceptStrand};
+  asio::steady_timer acceptRetry{acceptStrand};
   std::vector<std::thread> ioThreads;
-  WorkerPool workers;
+  WorkerPool workers;    // requests with small or no bodies
+  WorkerPool transfers;  // uploads and downloads, which may run long
   int64_t lastAcceptErrorLogMs = 0;
 };
 
 namespace {
+
+bool bodyless(int status) { return status == 204 || status == 304 || status < 200; }
+
+bool validHeaderName(const std::string& name) {
+  static constexpr std::string_view kTokenPunct = "!#$%&'*+-.^_`|~";
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || kTokenPunct.find(static_cast<char>(c)) != std::string_view::npos;
+  });
+}
+
+bool validHeaderValue(const std::string& value) {
+  return std::all_of(value.begin(), value.end(),
+                     [](unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); });
+}
 
 // Serialises a response head. Connection and framing headers are ours: a
 // handler's own are dropped, as is any value that could split the head.
@@ -247,14 +273,10 @@ std::string serializeHead(const Response& res, uint64_t length, bool keepAlive, 
         beast::iequals(name, "Transfer-Encoding")) {
       continue;
     }
-    if (name.find_first_of("\r\n:") != std::string::npos ||
-        value.find_first_of("\r\n") != std::string::npos) {
-      continue;
-    }
+    if (!validHeaderName(name) || !validHeaderValue(value)) continue;
     head += name + ": " + value + "\r\n";
   }
-  bool bodyless = res.status == 204 || res.status == 304 || res.status < 200;
-  if (!bodyless) head += "Content-Length: " + std::to_string(length) + "\r\n";
+  if (!bodyless(res.status)) head += "Content-Length: " + std::to_string(length) + "\r\n";
   if (!keepAlive) {
     head += "Connection: close\r\n";
   } else if (version == 10) {
@@ -266,11 +288,97 @@ std::string serializeHead(const Response& res, uint64_t length, bool keepAlive, 
 
 }  // namespace
 
+namespace {
+
+// Checks a parsed header against the limits and fills `req`; the refusal
+// (status, detail) when it breaks one.
+template <class Fields>
+std::optional<std::pair<int, std::string>> requestFromHeader(
+    const bhttp::request<bhttp::buffer_body, Fields>& msg, const ServerOptions& opt,
+    Request& req) {
+  req.version = static_cast<int>(msg.version());
+  if (req.version != 10 && req.version != 11) {
+    return std::pair{400, std::string("unsupported HTTP version")};
+  }
+  // A Transfer-Encoding that does not end in chunked has no framing this
+  // server trusts (RFC 9112 §6.3): its body would be read as a request.
+  if (msg.count(bhttp::field::transfer_encoding) > 0 && (!msg.chunked() || req.version == 10)) {
+    return std::pair{400, std::string("unsupported Transfer-Encoding")};
+  }
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  if (req.target.size() > opt.maxHeaderLine) {
+    return std::pair{414, "the request target is longer than " +
+                              std::to_string(opt.maxHeaderLine) + " bytes"};
+  }
+  size_t fields = 0;
+  for (const auto& f : msg) {
+    if (++fields > opt.maxHeaderFields) {
+      return std::pair{431, "the request has more than " + std::to_string(opt.maxHeaderFields) +
+                                " header fields"};
+    }
+    if (f.value().size() > opt.maxHeaderLine) {
+      return std::pair{431, "a header field is longer than " +
+                                std::to_string(opt.maxHeaderLine) + " bytes"};
+    }
+    req.headers.emplace(std::string(f.name_string()), std::string(f.value()));
+  }
+  std::string_view target = req.target;
+  size_t q = target.find('?');
+  req.path = decodeUrl(target.substr(0, q), false);
+  if (q != std::string_view::npos) parseQuery(target.substr(q + 1), req.params);
+  return std::nullopt;
+}
+
+}  // namespace
+
+ParsedRequest parseRequestBytes(std::string_view bytes, const ServerOptions& options) {
+  ParsedRequest out;
+  bhttp::request_parser<bhttp::buffer_body> parser;
+  parser.header_limit(static_cast<uint32_t>(options.maxHeaderBytes));
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  parser.eager(true);
+  error_code ec;
+  size_t used = parser.put(asio::buffer(bytes.data(), bytes.size()), ec);
+  if (ec == bhttp::error::need_buffer && parser.is_header_done()) ec = {};
+  if (ec == bhttp::error::need_more || (!ec && !parser.is_header_done())) {
+    out.status = 0;  // incomplete
+    return out;
+  }
+  if (ec) {
+    out.status = ec == bhttp::error::header_limit ? 431 : 400;
+    out.detail = ec.message();
+    return out;
+  }
+  if (auto refusal = requestFromHeader(parser.get(), options, out.request)) {
+    out.status = refusal->first;
+    out.detail = refusal->second;
+    return out;
+  }
+  out.status = 200;
+  bytes.remove_prefix(used);
+  std::vector<char> chunk(64 * 1024);
+  while (!parser.is_done() && !bytes.empty()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    used = parser.put(asio::buffer(bytes.data(), bytes.size()), ec);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    out.body.append(chunk.data(), chunk.size() - parser.get().body().size);
+    if (ec) break;
+    if (used == 0 && parser.get().body().size == chunk.size()) break;  // needs more input
+    bytes.remove_prefix(used);
+  }
+  out.bodyComplete = parser.is_done();
+  return out;
+}
+
 template <class Stream>
 class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> {
  public:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   static constexpr size_t kChunk = 1024 * 1024;  // body bytes handed to a handler at once
+  static constexpr int kLingerMs = 5000;
+  static constexpr size_t kLingerBytes = 64 * 1024 * 1024;
 
   Conn(HttpServer::Impl& srv, Stream stream, std::string addr, int remotePort)
       : srv_(srv), stream_(std::move(stream)), addr_(std::move(addr)), remotePort_(remotePort) {}
@@ -310,6 +418,8 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     if (srv_.stopping) return closeNow();
     if (buf_.size() > 0) return readHeader();
     buf_.shrink_to_fit();
+    std::vector<char>().swap(chunk_);
+    std::string().swap(bodyBuffered_);
     lowest().expires_after(ms(srv_.opt.idleTimeoutMs));
     stream_.async_read_some(buf_.prepare(512), [self = this->shared_from_this()](error_code ec,
                                                                                  size_t n) {
@@ -352,34 +462,11 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
       }
       return refuseAsync(400, "malformed request: " + ec.message());
     }
-    auto& msg = parser_->get();
     req_ = Request();
-    req_.version = static_cast<int>(msg.version());
-    if (req_.version != 10 && req_.version != 11) {
-      return refuseAsync(400, "unsupported HTTP version");
+    if (auto refusal = requestFromHeader(parser_->get(), srv_.opt, req_)) {
+      return refuseAsync(refusal->first, refusal->second);
     }
-    req_.method = std::string(msg.method_string());
-    req_.target = std::string(msg.target());
-    if (req_.target.size() > srv_.opt.maxHeaderLine) {
-      return refuseAsync(414, "the request target is longer than " +
-                                  std::to_string(srv_.opt.maxHeaderLine) + " bytes");
-    }
-    size_t fields = 0;
-    for (const auto& f : msg) {
-      if (++fields > srv_.opt.maxHeaderFields) {
-        return refuseAsync(431, "the request has more than " +
-                                    std::to_string(srv_.opt.maxHeaderFields) + " header fields");
-      }
-      if (f.value().size() > srv_.opt.maxHeaderLine) {
-        return refuseAsync(431, "a header field is longer than " +
-                                    std::to_string(srv_.opt.maxHeaderLine) + " bytes");
-      }
-      req_.headers.emplace(std::string(f.name_string()), std::string(f.value()));
-    }
-    std::string_view target = req_.target;
-    size_t q = target.find('?');
-    req_.path = decodeUrl(target.substr(0, q), false);
-    if (q != std::string_view::npos) parseQuery(target.substr(q + 1), req_.params);
+
     req_.remote_addr = addr_;
     req_.remote_port = remotePort_;
     bodyBuffered_.clear();
@@ -443,31 +530,54 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
   }
 
   void dispatch() {
-    srv_.workers.post([self = this->shared_from_this()] { self->work(); });
+    auto job = [self = this->shared_from_this()] { self->work(); };
+    bool queued = mode_ == Dispatch::kStreamed ? srv_.transfers.post(job)
+                                               : srv_.workers.post(job, srv_.opt.maxQueuedRequests);
+    if (!queued) {
+      bodyFailed_ = true;
+      refuseAsync(503, "the server is overloaded; retry shortly");
+    }
   }
 
   // Runs a handler that never blocks on this I/O thread.
   void runInline() {
     auto res = std::make_shared<Response>();
     ContentReader reader([](const ContentReceiver&) { return false; }, req_);
-    try {
-      srv_.hooks.handle(req_, *res, reader);
-    } catch (const std::exception& e) {
-      spdlog::error("HTTP handler failed: {}", e.what());
-      *res = Response();
-      srv_.hooks.refuse(*res, 500, "internal error");
+    if (!runHandler(*res, reader)) return closeNow();
+    if (res->provider) {  // inline routes answer from memory
+      spdlog::error("HTTP inline route {} streamed its answer", req_.path);
+      return closeNow();
     }
     bool keep = keepAlive(*res);
     auto head = std::make_shared<std::string>(
         serializeHead(*res, res->body.size(), keep, req_.version));
     std::vector<asio::const_buffer> bufs{asio::buffer(*head)};
-    if (req_.method != "HEAD") bufs.push_back(asio::buffer(res->body));
+    if (req_.method != "HEAD" && !bodyless(res->status)) bufs.push_back(asio::buffer(res->body));
     lowest().expires_after(ms(srv_.opt.writeTimeoutMs));
     asio::async_write(stream_, bufs,
                       [self = this->shared_from_this(), head, res, keep](error_code ec, size_t) {
                         if (ec) return self->closeNow();
                         self->finish(keep);
                       });
+  }
+
+  // Runs the handler; a failure becomes a 500. False when even that failed.
+  bool runHandler(Response& res, const ContentReader& reader) {
+    try {
+      srv_.hooks.handle(req_, res, reader);
+      return true;
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP handler failed: {}", e.what());
+    } catch (...) {
+      spdlog::error("HTTP handler failed with an unknown exception");
+    }
+    try {
+      res = Response();
+      srv_.hooks.refuse(res, 500, "internal error");
+      return true;
+    } catch (...) {
+      return false;
+    }
   }
 
   bool keepAlive(const Response& res) {
@@ -484,7 +594,11 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     auto promise = std::make_shared<std::promise<Outcome>>();
     auto future = promise->get_future();
     asio::post(stream_.get_executor(), [&init, promise] {
-      init([promise](error_code ec, size_t n) { promise->set_value({ec, n}); });
+      try {
+        init([promise](error_code ec, size_t n) { promise->set_value({ec, n}); });
+      } catch (...) {
+        promise->set_value({asio::error::no_memory, 0});
+      }
     });
     return future.get();
   }
@@ -519,7 +633,7 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
 
   bool pullStreamed(const ContentReceiver& receiver) {
     if (bodyFailed_) return false;
-    if (!continueSent_ && expectsContinue()) {
+    if (!continueSent_ && !parser_->is_done() && expectsContinue()) {
       continueSent_ = true;
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       if (!writeBlocking({asio::buffer(kContinue)})) return bodyFailed_ = true, false;
@@ -552,8 +666,9 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
 
   class Sink : public DataSink {
    public:
-    explicit Sink(Conn& c) : c_(c) {}
+    Sink(Conn& c, uint64_t limit) : c_(c), limit_(limit) {}
     bool write(const char* data, size_t n) override {
+      if (n > limit_ - written) return false;  // never past the announced length
       if (!c_.writeBlocking({asio::buffer(data, n)})) return false;
       written += n;
       return true;
@@ -562,6 +677,7 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
 
    private:
     Conn& c_;
+    uint64_t limit_;
   };
 
   void work() {
@@ -572,20 +688,18 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
           return mode_ == Dispatch::kStreamed ? pullStreamed(r) : pullBuffered(r);
         },
         req_);
-    try {
-      srv_.hooks.handle(req_, res, reader);
-    } catch (const std::exception& e) {
-      spdlog::error("HTTP handler failed: {}", e.what());
-      res = Response();
-      srv_.hooks.refuse(res, 500, "internal error");
+    if (!runHandler(res, reader)) {
+      bodyFailed_ = true;
+      return asio::post(stream_.get_executor(),
+                        [self = this->shared_from_this()] { self->closeNow(); });
     }
     bool keep = keepAlive(res);
-    bool head = req_.method == "HEAD";
+    bool head = req_.method == "HEAD" || bodyless(res.status);
     bool ok;
     if (res.provider) {
       std::string h = serializeHead(res, res.contentLength, keep, req_.version);
       ok = writeBlocking({asio::buffer(h)});
-      Sink sink(*this);
+      Sink sink(*this, res.contentLength);
       while (ok && !head && sink.written < res.contentLength) {
         uint64_t before = sink.written;
         bool more = false;
@@ -615,29 +729,25 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
   }
 
   // Closes after the answer: stop sending, then read and drop what the
-  // client still sends for a moment, so a close with unread bytes does not
-  // reset the connection before the client has read the answer.
+  // client still sends (an upload it has not noticed was refused) for a few
+  // seconds, so a close with unread bytes does not reset the connection
+  // before the client has read the answer.
   void shutdown() {
-    if constexpr (kTls) {
-      lowest().expires_after(ms(2000));
-      stream_.async_shutdown([self = this->shared_from_this()](error_code) { self->closeNow(); });
-    } else {
-      error_code ignored;
-      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
-      drained_ = 0;
-      lowest().expires_after(ms(2000));
-      drain();
-    }
+    error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    drained_ = 0;
+    lowest().expires_after(ms(kLingerMs));
+    chunk_.resize(64 * 1024);
+    drain();
   }
 
   void drain() {
-    chunk_.resize(64 * 1024);
-    lowest().async_read_some(asio::buffer(chunk_),
-                             [self = this->shared_from_this()](error_code ec, size_t n) {
-                               self->drained_ += n;
-                               if (ec || self->drained_ > 1024 * 1024) return self->closeNow();
-                               self->drain();
-                             });
+    stream_.async_read_some(asio::buffer(chunk_),
+                            [self = this->shared_from_this()](error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kLingerBytes) return self->closeNow();
+                              self->drain();
+                            });
   }
 
   // Answers a request refused before any handler, then closes.
@@ -745,7 +855,9 @@ Status HttpServer::Impl::start(const std::string& host, int listenPort) {
   }
   port = acceptor.local_endpoint().port();
   workers.start(opt.workers);
-  accept();
+  transfers.start(opt.transferWorkers);
+  keepRunning.emplace(ioc.get_executor());
+  asio::post(acceptStrand, [this] { accept(); });
   for (size_t i = 0; i < std::max<size_t>(1, opt.ioThreads); ++i) {
     ioThreads.emplace_back([this] { ioc.run(); });
   }
@@ -796,7 +908,7 @@ void HttpServer::Impl::onAccept(error_code ec, tcp::socket socket) {
     track(conn.get(), conn);
     conn->start();
   }
-  accept();
+  accept();  // on acceptStrand: this completion runs there
 }
 
 // Over a connection limit: a plain-text answer says so (a TLS client just
@@ -820,7 +932,7 @@ void HttpServer::Impl::refuseConnection(tcp::socket socket) {
 
 void HttpServer::Impl::stop() {
   if (!started || stopping.exchange(true)) return;
-  asio::post(ioc, [this] {
+  asio::post(acceptStrand, [this] {
     error_code ignored;
     acceptor.close(ignored);
     acceptRetry.cancel();
@@ -835,6 +947,8 @@ void HttpServer::Impl::stop() {
   for (auto& c : live) c->closeNow();
   live.clear();
   workers.stop();  // handlers finish; their socket waits end with the closed sockets
+  transfers.stop();
+  keepRunning.reset();
   ioc.stop();
   for (auto& t : ioThreads) t.join();
   ioThreads.clear();

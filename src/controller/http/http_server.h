@@ -110,7 +110,9 @@ class ContentReader {
 
 struct ServerOptions {
   size_t ioThreads = 2;
-  size_t workers = 32;
+  size_t workers = 16;          // requests with small or no bodies
+  size_t transferWorkers = 32;  // uploads and downloads (a slow one holds a thread)
+  size_t maxQueuedRequests = 1024;  // past it: 503
   size_t maxConnections = 10000;
   size_t maxConnectionsPerAddress = 256;
   int headerTimeoutMs = 10'000;     // from the first byte of a request to its blank line
@@ -127,7 +129,8 @@ struct ServerOptions {
 
 enum class Dispatch {
   kBuffered,  // the body (up to bufferedBodyLimit) is read before the handler
-  kStreamed,  // the handler pulls the body itself (uploads)
+  kStreamed,  // uploads and downloads: the handler pulls the body / streams the answer,
+              // on a pool of its own so slow transfers never hold up other requests
   kInline,    // no body worth waiting for and a handler that never blocks
 };
 
@@ -167,6 +170,18 @@ class HttpServer {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// The server's parsing of one request held in memory (for tests and fuzzing):
+// status 0 = header incomplete, 200 = accepted, else the status the server
+// would refuse it with. `body` holds the decoded body bytes present.
+struct ParsedRequest {
+  int status = 0;
+  std::string detail;
+  Request request;
+  std::string body;
+  bool bodyComplete = false;
+};
+ParsedRequest parseRequestBytes(std::string_view bytes, const ServerOptions& options);
 
 // Percent-decoding of a path (`plusIsSpace` false) or query part (true).
 std::string decodeUrl(std::string_view s, bool plusIsSpace);

@@ -92,6 +92,7 @@ class DownloadStream {
     }
     uint64_t inChunk = pos - starts_[idx];
     uint64_t end = std::min<uint64_t>(data_.size(), range_.start + range_.length - starts_[idx]);
+    if (inChunk >= end) return false;  // a chunk shorter than its record: cut, never overread
     size_t n = static_cast<size_t>(end - inChunk);
     metrics.addBytesOut(n);
     return sink.write(data_.data() + inChunk, n);
@@ -238,6 +239,7 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const http::ContentReader
   uint64_t max = controller_.options().maxUploadSize;
   std::unique_ptr<UploadSession> session;
   std::string field, fileName, tagsText;
+  uint64_t otherBytes = 0;
   Status error;
   bool over = false;
   bool complete = reader(
@@ -264,7 +266,12 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const http::ContentReader
           if (tagsText.size() > kMaxTagsField) error = invalidRequest("'tags' field is too large");
           return error.isOk();
         }
-        if (field != "file" || !session) return true;
+        if (field != "file") {  // fields this route ignores are bounded too
+          otherBytes += n;
+          if (otherBytes > kMaxTagsField) error = invalidRequest("unknown form fields are too large");
+          return error.isOk();
+        }
+        if (!session) return true;
         if (max && session->bytesReceived() + n > max) {
           over = true;
           return false;

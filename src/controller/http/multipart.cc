@@ -103,66 +103,78 @@ bool MultipartParser::parseHeaders(std::string_view block, MultipartHeader& out)
 bool MultipartParser::feed(const char* data, size_t n, const MultipartHeaderHandler& onHeader,
                            const ContentReceiver& onData) {
   buf_.append(data, n);
+  size_t at = 0;  // consumed from buf_; compacted once at the end (no O(n²) erases)
+  bool ok = step(at, onHeader, onData);
+  buf_.erase(0, at);
+  return ok;
+}
+
+bool MultipartParser::step(size_t& at, const MultipartHeaderHandler& onHeader,
+                           const ContentReceiver& onData) {
+  const std::string_view all(buf_);
   for (;;) {
+    std::string_view rest = all.substr(at);
     switch (state_) {
       case State::kPreamble: {
-        size_t at = buf_.find(delimiter_);
-        if (at == std::string::npos) {
+        size_t found = rest.find(delimiter_);
+        if (found == std::string_view::npos) {
           // Keep what could be the start of a delimiter; drop the rest.
-          size_t keep = std::min(buf_.size(), delimiter_.size() - 1);
-          buf_.erase(0, buf_.size() - keep);
-          return true;
+          size_t keep = std::min(rest.size(), delimiter_.size() - 1);
+          skipped_ += rest.size() - keep;
+          at += rest.size() - keep;
+          return skipped_ <= kMaxSkipped || fail("the multipart preamble is too large");
         }
-        buf_.erase(0, at + delimiter_.size());
+        at += found + delimiter_.size();
         state_ = State::kAfterDelimiter;
         break;
       }
       case State::kAfterDelimiter: {
         // Transport padding (spaces, tabs) may follow a delimiter.
         size_t pad = 0;
-        while (pad < buf_.size() && (buf_[pad] == ' ' || buf_[pad] == '\t')) ++pad;
-        if (buf_.size() < pad + 2) return pad <= 256 || fail("too much padding after a delimiter");
-        if (buf_.compare(pad, 2, "--") == 0) {
+        while (pad < rest.size() && (rest[pad] == ' ' || rest[pad] == '\t')) ++pad;
+        if (pad > 256) return fail("too much padding after a delimiter");
+        if (rest.size() < pad + 2) return true;
+        if (rest.compare(pad, 2, "--") == 0) {
+          at += pad + 2;
           state_ = State::kEpilogue;
           break;
         }
-        if (buf_.compare(pad, 2, "\r\n") != 0) return fail("a delimiter is not followed by CRLF");
-        buf_.erase(0, pad + 2);
+        if (rest.compare(pad, 2, "\r\n") != 0) return fail("a delimiter is not followed by CRLF");
+        at += pad + 2;
         state_ = State::kHeaders;
         break;
       }
       case State::kHeaders: {
-        size_t end = buf_.compare(0, 2, "\r\n") == 0 ? 0 : buf_.find("\r\n\r\n");
-        if (end == std::string::npos) {
-          return buf_.size() <= kMaxPartHeader || fail("a part header is too large");
+        size_t end = rest.compare(0, 2, "\r\n") == 0 ? 0 : rest.find("\r\n\r\n");
+        if (end == std::string_view::npos) {
+          return rest.size() <= kMaxPartHeader || fail("a part header is too large");
         }
         if (end > kMaxPartHeader) return fail("a part header is too large");
         MultipartHeader header;
-        if (!parseHeaders(std::string_view(buf_).substr(0, end), header)) return false;
-        buf_.erase(0, end == 0 ? 2 : end + 4);
+        if (!parseHeaders(rest.substr(0, end), header)) return false;
+        at += end == 0 ? 2 : end + 4;
         state_ = State::kBody;
         if (!onHeader(header)) return false;
         break;
       }
       case State::kBody: {
-        size_t at = buf_.find(delimiter_);
-        if (at == std::string::npos) {
-          size_t keep = std::min(buf_.size(), delimiter_.size() - 1);
-          size_t give = buf_.size() - keep;
-          if (give > 0) {
-            if (!onData(buf_.data(), give)) return false;
-            buf_.erase(0, give);
-          }
+        size_t found = rest.find(delimiter_);
+        if (found == std::string_view::npos) {
+          size_t keep = std::min(rest.size(), delimiter_.size() - 1);
+          size_t give = rest.size() - keep;
+          if (give > 0 && !onData(rest.data(), give)) return false;
+          at += give;
           return true;
         }
-        if (at > 0 && !onData(buf_.data(), at)) return false;
-        buf_.erase(0, at + delimiter_.size());
+        if (found > 0 && !onData(rest.data(), found)) return false;
+        at += found + delimiter_.size();
         state_ = State::kAfterDelimiter;
         break;
       }
       case State::kEpilogue:
-        buf_.clear();
-        return true;
+        skipped_ += rest.size();
+        at += rest.size();
+        return skipped_ <= kMaxSkipped || fail("the multipart epilogue is too large");
     }
   }
 }

@@ -19,6 +19,7 @@ std::optional<std::string> multipartBoundary(std::string_view contentType);
 class MultipartParser {
  public:
   static constexpr size_t kMaxPartHeader = 16 * 1024;
+  static constexpr size_t kMaxSkipped = 64 * 1024;  // preamble + epilogue bytes
 
   explicit MultipartParser(const std::string& boundary);
 
@@ -33,11 +34,13 @@ class MultipartParser {
  private:
   enum class State { kPreamble, kAfterDelimiter, kHeaders, kBody, kEpilogue };
   bool fail(std::string why);
+  bool step(size_t& at, const MultipartHeaderHandler& onHeader, const ContentReceiver& onData);
   bool parseHeaders(std::string_view block, MultipartHeader& out);
 
   std::string delimiter_;  // "\r\n--" + boundary
   std::string buf_;        // bytes not yet consumed
   State state_ = State::kPreamble;
+  size_t skipped_ = 0;
   std::string error_;
 };
 
