@@ -11,7 +11,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
 # (asan-configure is internal)
-.PHONY: asan-configure setup configure build run test unit sim soak e2e cluster cluster-cleanup deploy-test asan fuzz bench bench-chunks bench-replication format check-format clean
+.PHONY: asan-configure setup configure build run test unit sim soak e2e cluster cluster-cleanup deploy-test asan fuzz bench bench-chunks bench-replication bench-slow-clients format check-format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -102,6 +102,12 @@ bench-chunks: configure
 bench-replication: build
 	@ninja -C $(BUILD) -j$(JOBS) replication_bench
 	@bash bench/run.sh --replication-only $(BUILD)/redcloud
+
+# Only the "## Slow clients" section of docs/PERFORMANCE.md: /health latency
+# and upload MB/s with and without 200 slow-header + 5,000 idle connections.
+bench-slow-clients: configure
+	@ninja -C $(BUILD) -j$(JOBS) redcloud
+	@/usr/bin/python3 bench/slow_clients.py --bin $(BUILD)/redcloud --out docs/PERFORMANCE.md
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h' '*.cpp')

@@ -11,7 +11,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libcli11-dev libsodium-dev libssl-dev libedit-dev libgtest-dev libgmock-dev
-  libbenchmark-dev
+  libbenchmark-dev libboost-dev libboost-system-dev
   # tests and benchmarks
   python3 python3-pytest python3-requests python3-grpcio curl procps openssl
   iproute2 dnsmasq-base nftables iptables
