@@ -4,8 +4,8 @@ lists. Each refusal must be the documented 4xx with a request id, and must
 change nothing: the metadata digest (GET /cluster) is the same before and
 after every refused request.
 
-(Slow headers and slow bodies belong to the event-driven HTTP server that
-replaces cpp-httplib's; they are not tested here yet.)"""
+(Slow headers, slow bodies, idle connections and connection limits are in
+test_slow_clients.py.)"""
 import json
 import socket
 import time

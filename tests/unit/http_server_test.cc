@@ -26,8 +26,9 @@ ParsedRequest parse(const std::string& bytes, ServerOptions opt = {}) {
 }
 
 TEST(HttpParse, DecodesPathAndQuery) {
-  auto p = parse("GET /api/v1/files/by-name/a%20b?tags=x%2Cy&tags=z+w&flag HTTP/1.1\r\n"
-                 "Host: h\r\nX-Case: v\r\n\r\n");
+  auto p = parse(
+      "GET /api/v1/files/by-name/a%20b?tags=x%2Cy&tags=z+w&flag HTTP/1.1\r\n"
+      "Host: h\r\nX-Case: v\r\n\r\n");
   ASSERT_EQ(p.status, 200) << p.detail;
   EXPECT_EQ(p.request.method, "GET");
   EXPECT_EQ(p.request.path, "/api/v1/files/by-name/a b");
@@ -54,28 +55,31 @@ TEST(HttpParse, Limits) {
   EXPECT_EQ(parse("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", opt).status, 431);
   EXPECT_EQ(parse("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", opt).status, 200);
   std::string many = "GET / HTTP/1.1\r\n";
-  for (int i = 0; i < 30; ++i) many += "X-" + std::to_string(i) + ": " + std::string(40, 'v') + "\r\n";
+  for (int i = 0; i < 30; ++i)
+    many += "X-" + std::to_string(i) + ": " + std::string(40, 'v') + "\r\n";
   EXPECT_EQ(parse(many + "\r\n", opt).status, 431);  // header bytes, before the field count
 }
 
 TEST(HttpParse, RefusesAmbiguousFraming) {
   // Smuggling shapes: a body the server could not delimit must never be
   // taken as the next request.
-  EXPECT_EQ(parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nGET / HTTP/1.1\r\n\r\n").status,
-            400);
+  EXPECT_EQ(
+      parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\nGET / HTTP/1.1\r\n\r\n").status,
+      400);
   EXPECT_EQ(parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n").status, 400);
   EXPECT_EQ(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").status, 400);
-  EXPECT_EQ(parse("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
-                .status,
-            400);
+  EXPECT_EQ(
+      parse("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n").status,
+      400);
   EXPECT_EQ(parse("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n").status, 400);
   EXPECT_EQ(parse("GET / HTTP/2.0\r\n\r\n").status, 400);
   EXPECT_EQ(parse("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").status, 400);
 }
 
 TEST(HttpParse, ChunkedBodyIsDecoded) {
-  auto p = parse("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  auto p = parse(
+      "PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
   ASSERT_EQ(p.status, 200) << p.detail;
   EXPECT_EQ(p.body, "hello world");
   EXPECT_TRUE(p.bodyComplete);
@@ -148,15 +152,16 @@ TEST(Multipart, SameResultHoweverTheBodyIsSplit) {
 }
 
 TEST(Multipart, MalformedInputFails) {
-  auto noCrlf = feedInPieces("B", "--B\r\nContent-Disposition: form-data; name=a\r\n\r\nx\r\n--Bzz", 4);
+  auto noCrlf =
+      feedInPieces("B", "--B\r\nContent-Disposition: form-data; name=a\r\n\r\nx\r\n--Bzz", 4);
   EXPECT_FALSE(noCrlf.ok);
   auto noDisposition = feedInPieces("B", "--B\r\nContent-Type: text/plain\r\n\r\nx\r\n--B--", 100);
   EXPECT_FALSE(noDisposition.ok);
   auto hugeHeader = feedInPieces(
       "B", "--B\r\nX: " + std::string(MultipartParser::kMaxPartHeader + 10, 'h'), 1000);
   EXPECT_FALSE(hugeHeader.ok);
-  auto hugeEpilogue = feedInPieces(
-      "B", "--B--\r\n" + std::string(MultipartParser::kMaxSkipped + 10, 'e'), 4096);
+  auto hugeEpilogue =
+      feedInPieces("B", "--B--\r\n" + std::string(MultipartParser::kMaxSkipped + 10, 'e'), 4096);
   EXPECT_FALSE(hugeEpilogue.ok);
   auto truncated = feedInPieces("B", "--B\r\nContent-Disposition: form-data; name=a\r\n\r\nxyz", 5);
   EXPECT_TRUE(truncated.ok);

@@ -108,8 +108,7 @@ Status HttpApi::start(const std::string& listen) {
     res.set_header("X-Request-ID", rid);
     json body = json::parse(res.body, nullptr, false);
     body["request_id"] = rid;
-    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace),
-                    "application/json");
+    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
   };
   server_ = std::make_unique<http::HttpServer>(so, std::move(hooks));
   Status s = server_->start(host, port);
@@ -160,8 +159,7 @@ void HttpApi::run(const std::string& method, const std::string& route, bool auth
 void HttpApi::addRoute(const std::string& method, const std::string& path, bool auth, Handler h,
                        http::Dispatch dispatch) {
   addReaderRoute(
-      method, path, auth, [h](RequestContext& c, const http::ContentReader&) { h(c); },
-      dispatch);
+      method, path, auth, [h](RequestContext& c, const http::ContentReader&) { h(c); }, dispatch);
 }
 
 void HttpApi::addReaderRoute(const std::string& method, const std::string& path, bool auth,
@@ -195,21 +193,18 @@ http::Dispatch HttpApi::classify(const http::Request& req) const {
 void HttpApi::handle(http::Request& req, http::Response& res, const http::ContentReader& reader) {
   const Route* r = match(req, &req.matches);
   if (!r) return fallback(req, res);
-  run(r->method, r->path, r->auth, req, res,
-      [&](RequestContext& c) { r->handler(c, reader); });
+  run(r->method, r->path, r->auth, req, res, [&](RequestContext& c) { r->handler(c, reader); });
 }
 
 void HttpApi::registerRoutes() {
   using namespace std::placeholders;
-  addReaderRoute(
-      "POST", "/auth/register", false,
-      [this](RequestContext& c, const http::ContentReader& r) { handleRegister(c, r); });
+  addReaderRoute("POST", "/auth/register", false,
+                 [this](RequestContext& c, const http::ContentReader& r) { handleRegister(c, r); });
   addReaderRoute("POST", "/auth/login", false,
                  [this](RequestContext& c, const http::ContentReader& r) { handleLogin(c, r); });
   addRoute("POST", "/auth/logout", true, [this](RequestContext& c) { handleLogout(c); });
-  addReaderRoute(
-      "POST", "/files/tags", true,
-      [this](RequestContext& c, const http::ContentReader& r) { handleAddTags(c, r); });
+  addReaderRoute("POST", "/files/tags", true,
+                 [this](RequestContext& c, const http::ContentReader& r) { handleAddTags(c, r); });
   addReaderRoute(
       "DELETE", "/files/tags", true,
       [this](RequestContext& c, const http::ContentReader& r) { handleRemoveTags(c, r); });

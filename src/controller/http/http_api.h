@@ -4,8 +4,6 @@
 // handlers on its worker threads; all state lives in the Controller's parts).
 #pragma once
 
-#include "controller/http/http_server.h"
-
 #include <functional>
 #include <memory>
 #include <regex>
@@ -14,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "controller/http/http_server.h"
 
 namespace redcloud::controller {
 
@@ -61,9 +60,8 @@ class HttpApi {
   void handle(http::Request& req, http::Response& res, const http::ContentReader& reader);
   void fallback(const http::Request& req, http::Response& res);
   // Runs a handler with request id, auth, error conversion and metrics.
-  void run(const std::string& method, const std::string& route, bool auth,
-           const http::Request& req, http::Response& res,
-           const std::function<void(RequestContext&)>& body);
+  void run(const std::string& method, const std::string& route, bool auth, const http::Request& req,
+           http::Response& res, const std::function<void(RequestContext&)>& body);
 
   // Route bodies (http_api.cc).
   void handleRegister(RequestContext& c, const http::ContentReader& reader);

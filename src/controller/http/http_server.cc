@@ -31,10 +31,9 @@ using boost::system::error_code;
 // ---- the small types ----
 
 bool CaseLess::operator()(const std::string& a, const std::string& b) const {
-  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
-                                      [](unsigned char x, unsigned char y) {
-                                        return std::tolower(x) < std::tolower(y);
-                                      });
+  return std::lexicographical_compare(
+      a.begin(), a.end(), b.begin(), b.end(),
+      [](unsigned char x, unsigned char y) { return std::tolower(x) < std::tolower(y); });
 }
 
 std::string Request::get_header_value(const std::string& name) const {
@@ -54,8 +53,9 @@ bool Request::is_multipart_form_data() const {
   std::string type = get_header_value("Content-Type");
   constexpr std::string_view kType = "multipart/form-data";
   return type.size() >= kType.size() &&
-         std::equal(kType.begin(), kType.end(), type.begin(),
-                    [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+         std::equal(kType.begin(), kType.end(), type.begin(), [](char a, char b) {
+           return a == std::tolower(static_cast<unsigned char>(b));
+         });
 }
 
 std::string Response::get_header_value(const std::string& name) const {
@@ -294,8 +294,7 @@ namespace {
 // (status, detail) when it breaks one.
 template <class Fields>
 std::optional<std::pair<int, std::string>> requestFromHeader(
-    const bhttp::request<bhttp::buffer_body, Fields>& msg, const ServerOptions& opt,
-    Request& req) {
+    const bhttp::request<bhttp::buffer_body, Fields>& msg, const ServerOptions& opt, Request& req) {
   req.version = static_cast<int>(msg.version());
   if (req.version != 10 && req.version != 11) {
     return std::pair{400, std::string("unsupported HTTP version")};
@@ -308,8 +307,8 @@ std::optional<std::pair<int, std::string>> requestFromHeader(
   req.method = std::string(msg.method_string());
   req.target = std::string(msg.target());
   if (req.target.size() > opt.maxHeaderLine) {
-    return std::pair{414, "the request target is longer than " +
-                              std::to_string(opt.maxHeaderLine) + " bytes"};
+    return std::pair{
+        414, "the request target is longer than " + std::to_string(opt.maxHeaderLine) + " bytes"};
   }
   size_t fields = 0;
   for (const auto& f : msg) {
@@ -318,8 +317,8 @@ std::optional<std::pair<int, std::string>> requestFromHeader(
                                 " header fields"};
     }
     if (f.value().size() > opt.maxHeaderLine) {
-      return std::pair{431, "a header field is longer than " +
-                                std::to_string(opt.maxHeaderLine) + " bytes"};
+      return std::pair{
+          431, "a header field is longer than " + std::to_string(opt.maxHeaderLine) + " bytes"};
     }
     req.headers.emplace(std::string(f.name_string()), std::string(f.value()));
   }
@@ -421,15 +420,15 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     std::vector<char>().swap(chunk_);
     std::string().swap(bodyBuffered_);
     lowest().expires_after(ms(srv_.opt.idleTimeoutMs));
-    stream_.async_read_some(buf_.prepare(512), [self = this->shared_from_this()](error_code ec,
-                                                                                 size_t n) {
-      if (ec) {
-        if (timedOut(ec)) ++self->srv_.timedOutCount;
-        return self->shutdown();
-      }
-      self->buf_.commit(n);
-      self->readHeader();
-    });
+    stream_.async_read_some(buf_.prepare(512),
+                            [self = this->shared_from_this()](error_code ec, size_t n) {
+                              if (ec) {
+                                if (timedOut(ec)) ++self->srv_.timedOutCount;
+                                return self->shutdown();
+                              }
+                              self->buf_.commit(n);
+                              self->readHeader();
+                            });
   }
 
   void readHeader() {
@@ -439,10 +438,9 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     // the length with the empty optional and refuses every body.)
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     lowest().expires_after(ms(srv_.opt.headerTimeoutMs));
-    bhttp::async_read_header(stream_, buf_, *parser_,
-                             [self = this->shared_from_this()](error_code ec, size_t) {
-                               self->onHeader(ec);
-                             });
+    bhttp::async_read_header(
+        stream_, buf_, *parser_,
+        [self = this->shared_from_this()](error_code ec, size_t) { self->onHeader(ec); });
   }
 
   void onHeader(error_code ec) {
@@ -508,25 +506,25 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     parser_->get().body().data = chunk_.data();
     parser_->get().body().size = chunk_.size();
     lowest().expires_after(ms(srv_.opt.bodyTimeoutMs));
-    bhttp::async_read_some(
-        stream_, buf_, *parser_, [self = this->shared_from_this()](error_code ec, size_t) {
-          if (ec == bhttp::error::need_buffer) ec = {};
-          size_t got = self->chunk_.size() - self->parser_->get().body().size;
-          self->bodyBuffered_.append(self->chunk_.data(), got);
-          if (timedOut(ec)) {  // the socket is closed: nobody to answer
-            ++self->srv_.timedOutCount;
-            return self->closeNow();
-          }
-          if (ec) {
-            self->bodyFailed_ = true;
-            return self->dispatch();
-          }
-          if (self->parser_->is_done() ||
-              self->bodyBuffered_.size() > self->srv_.opt.bufferedBodyLimit) {
-            return self->dispatch();
-          }
-          self->readBufferedBody();
-        });
+    bhttp::async_read_some(stream_, buf_, *parser_,
+                           [self = this->shared_from_this()](error_code ec, size_t) {
+                             if (ec == bhttp::error::need_buffer) ec = {};
+                             size_t got = self->chunk_.size() - self->parser_->get().body().size;
+                             self->bodyBuffered_.append(self->chunk_.data(), got);
+                             if (timedOut(ec)) {  // the socket is closed: nobody to answer
+                               ++self->srv_.timedOutCount;
+                               return self->closeNow();
+                             }
+                             if (ec) {
+                               self->bodyFailed_ = true;
+                               return self->dispatch();
+                             }
+                             if (self->parser_->is_done() ||
+                                 self->bodyBuffered_.size() > self->srv_.opt.bufferedBodyLimit) {
+                               return self->dispatch();
+                             }
+                             self->readBufferedBody();
+                           });
   }
 
   void dispatch() {
@@ -549,8 +547,8 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
       return closeNow();
     }
     bool keep = keepAlive(*res);
-    auto head = std::make_shared<std::string>(
-        serializeHead(*res, res->body.size(), keep, req_.version));
+    auto head =
+        std::make_shared<std::string>(serializeHead(*res, res->body.size(), keep, req_.version));
     std::vector<asio::const_buffer> bufs{asio::buffer(*head)};
     if (req_.method != "HEAD" && !bodyless(res->status)) bufs.push_back(asio::buffer(res->body));
     lowest().expires_after(ms(srv_.opt.writeTimeoutMs));

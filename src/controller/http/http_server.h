@@ -110,15 +110,15 @@ class ContentReader {
 
 struct ServerOptions {
   size_t ioThreads = 2;
-  size_t workers = 16;          // requests with small or no bodies
-  size_t transferWorkers = 32;  // uploads and downloads (a slow one holds a thread)
+  size_t workers = 16;              // requests with small or no bodies
+  size_t transferWorkers = 32;      // uploads and downloads (a slow one holds a thread)
   size_t maxQueuedRequests = 1024;  // past it: 503
   size_t maxConnections = 10000;
   size_t maxConnectionsPerAddress = 256;
-  int headerTimeoutMs = 10'000;     // from the first byte of a request to its blank line
-  int idleTimeoutMs = 30'000;       // keep-alive: waiting for the next request
-  int bodyTimeoutMs = 30'000;       // each body read must bring bytes within this
-  int writeTimeoutMs = 60'000;      // each write must be taken within this
+  int headerTimeoutMs = 10'000;  // from the first byte of a request to its blank line
+  int idleTimeoutMs = 30'000;    // keep-alive: waiting for the next request
+  int bodyTimeoutMs = 30'000;    // each body read must bring bytes within this
+  int writeTimeoutMs = 60'000;   // each write must be taken within this
   size_t maxHeaderBytes = 32 * 1024;
   size_t maxHeaderLine = 8 * 1024;  // request target and each field
   size_t maxHeaderFields = 100;

@@ -268,7 +268,8 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const http::ContentReader
         }
         if (field != "file") {  // fields this route ignores are bounded too
           otherBytes += n;
-          if (otherBytes > kMaxTagsField) error = invalidRequest("unknown form fields are too large");
+          if (otherBytes > kMaxTagsField)
+            error = invalidRequest("unknown form fields are too large");
           return error.isOk();
         }
         if (!session) return true;

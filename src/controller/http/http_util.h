@@ -2,13 +2,12 @@
 // bodies, tag parameters, cursors, names from the raw path, file JSON.
 #pragma once
 
-#include "controller/http/http_server.h"
-
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "controller/http/http_server.h"
 #include "controller/metadata/metadata_store.h"
 
 namespace redcloud::controller {

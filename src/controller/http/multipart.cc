@@ -46,7 +46,8 @@ void forEachParam(std::string_view value, Fn fn) {
       semi = value.find(';', j);
     } else {
       semi = value.find(';', j);
-      out = std::string(trimView(value.substr(j, semi == std::string_view::npos ? semi : semi - j)));
+      out =
+          std::string(trimView(value.substr(j, semi == std::string_view::npos ? semi : semi - j)));
     }
     fn(key, out);
     i = semi;
@@ -184,9 +185,8 @@ bool ContentReader::operator()(const MultipartHeaderHandler& onHeader,
   auto boundary = multipartBoundary(req_.get_header_value("Content-Type"));
   if (!boundary) return false;
   MultipartParser parser(*boundary);
-  bool ok = pull_([&](const char* data, size_t n) {
-    return parser.feed(data, n, onHeader, onData);
-  });
+  bool ok =
+      pull_([&](const char* data, size_t n) { return parser.feed(data, n, onHeader, onData); });
   return ok && parser.done();
 }
 
