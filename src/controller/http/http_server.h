@@ -9,7 +9,9 @@
 // limited in bytes, per line and in field count.
 //
 // A request whose header is complete goes to a bounded pool of worker threads
-// that run the (blocking) handler. The handler pulls the request body through
+// that run the (blocking) handler: uploads and downloads to a pool of their
+// own, so slow transfers never hold up other requests; a handler that never
+// blocks (/health) runs on the I/O thread itself. The handler pulls the request body through
 // a ContentReader and pushes a streamed answer through a DataSink: each read
 // or write waits for the socket, so both directions have backpressure. Small
 // bodies of routes that do not stream are read by the I/O threads before the
