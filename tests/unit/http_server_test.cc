@@ -88,6 +88,15 @@ TEST(HttpParse, ChunkedBodyIsDecoded) {
   EXPECT_FALSE(cut.bodyComplete);
 }
 
+TEST(HttpAddress, IPv6CountsPerSlash64) {
+  EXPECT_EQ(addressGroup("192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(addressGroup("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+  EXPECT_EQ(addressGroup("2001:db8:1:2:ffff::1"), "2001:db8:1:2::/64");
+  EXPECT_NE(addressGroup("2001:db8:1:3::1"), addressGroup("2001:db8:1:2::1"));
+  EXPECT_EQ(addressGroup("::1"), "::/64");
+  EXPECT_EQ(addressGroup("not an address"), "not an address");
+}
+
 // ---- multipart ----
 
 struct Collected {

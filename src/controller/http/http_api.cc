@@ -266,7 +266,7 @@ void HttpApi::handleRegister(RequestContext& c, const http::ContentReader& reade
   auto pass = stringField(*body, "password");
   if (!user.isOk()) return writeError(c.res, user.status());
   if (!pass.isOk()) return writeError(c.res, pass.status());
-  if (auto t = controller_.authGuard().admitAddress(c.req.remote_addr)) {
+  if (auto t = controller_.authGuard().admitAddress(http::addressGroup(c.req.remote_addr))) {
     return writeThrottled(c.res, *t);
   }
   auto s = controller_.files().registerUser(*user, *pass);
@@ -285,7 +285,8 @@ void HttpApi::handleLogin(RequestContext& c, const http::ContentReader& reader) 
   if (!user.isOk()) return writeError(c.res, user.status());
   if (!pass.isOk()) return writeError(c.res, pass.status());
   auto& guard = controller_.authGuard();
-  if (auto t = guard.admitAddress(c.req.remote_addr)) return writeThrottled(c.res, *t);
+  if (auto t = guard.admitAddress(http::addressGroup(c.req.remote_addr)))
+    return writeThrottled(c.res, *t);
   if (auto t = guard.admitLogin(*user)) return writeThrottled(c.res, *t);
   auto s = controller_.files().login(*user, *pass);
   // The failed-login allowance taken above is kept for a wrong password and

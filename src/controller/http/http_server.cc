@@ -100,6 +100,15 @@ std::string decodeUrl(std::string_view s, bool plusIsSpace) {
   return out;
 }
 
+std::string addressGroup(const std::string& address) {
+  error_code ec;
+  auto a = asio::ip::make_address(address, ec);
+  if (ec || !a.is_v6()) return address;
+  auto bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
 void parseQuery(std::string_view query, Params& out) {
   while (!query.empty()) {
     size_t amp = query.find('&');
@@ -380,9 +389,13 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
   static constexpr size_t kLingerBytes = 64 * 1024 * 1024;
 
   Conn(HttpServer::Impl& srv, Stream stream, std::string addr, int remotePort)
-      : srv_(srv), stream_(std::move(stream)), addr_(std::move(addr)), remotePort_(remotePort) {}
+      : srv_(srv),
+        stream_(std::move(stream)),
+        addr_(std::move(addr)),
+        group_(addressGroup(addr_)),
+        remotePort_(remotePort) {}
 
-  ~Conn() override { srv_.release(addr_, this); }
+  ~Conn() override { srv_.release(group_, this); }
 
   void start() {
     if constexpr (kTls) {
@@ -764,6 +777,7 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
   HttpServer::Impl& srv_;
   Stream stream_;
   std::string addr_;
+  std::string group_;  // what the per-address limit counts under
   int remotePort_;
   beast::flat_buffer buf_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> parser_;
@@ -891,7 +905,7 @@ void HttpServer::Impl::onAccept(error_code ec, tcp::socket socket) {
   auto remote = socket.remote_endpoint(ignored);
   std::string addr = addressText(remote);
   socket.set_option(tcp::no_delay(true), ignored);
-  if (!admit(addr)) {
+  if (!admit(addressGroup(addr))) {
     ++refusedConnections;
     refuseConnection(std::move(socket));
   } else if (ssl) {

@@ -185,6 +185,11 @@ struct ParsedRequest {
 };
 ParsedRequest parseRequestBytes(std::string_view bytes, const ServerOptions& options);
 
+// The key per-address limits count under: an IPv4 address itself, an IPv6
+// address's /64 (one host is usually given a whole /64, so counting single
+// IPv6 addresses would let it open a fresh quota at will).
+std::string addressGroup(const std::string& address);
+
 // Percent-decoding of a path (`plusIsSpace` false) or query part (true).
 std::string decodeUrl(std::string_view s, bool plusIsSpace);
 // Splits "a=1&b=2" into decoded parameters.
