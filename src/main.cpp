@@ -42,7 +42,7 @@ struct DaemonFlags {
   double authRate = 5, authBurst = 20;
   unsigned loginFailures = 10;
   uint64_t userQuota = 0;
-  size_t maxUserUploads = 8;
+  size_t maxUserUploads = 8, maxUserDownloads = 8;
   int64_t reserveSpace = -1;
   size_t hashConcurrency = 2;
   bool insecure = false;
@@ -232,6 +232,10 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
                  "uploads one user may run at once (0 = no limit); past it 429")
       ->envname("REDCLOUD_MAX_USER_UPLOADS")
       ->capture_default_str();
+  app.add_option("--max-user-downloads", f.maxUserDownloads,
+                 "downloads one user may run at once (0 = no limit); past it 429")
+      ->envname("REDCLOUD_MAX_USER_DOWNLOADS")
+      ->capture_default_str();
   app.add_option("--max-upload-size", f.maxUploadSize, "bytes; 0 = unlimited")
       ->envname("REDCLOUD_MAX_UPLOAD_SIZE");
   app.add_option("--api-tls-cert", f.apiTlsCert,
@@ -340,6 +344,7 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   o->maxUploadSize = f.maxUploadSize;
   o->userQuota = f.userQuota;
   o->maxUserUploads = f.maxUserUploads;
+  o->maxUserDownloads = f.maxUserDownloads;
   if (f.apiTlsCert.empty() != f.apiTlsKey.empty()) {
     return redcloud::invalidRequest("--api-tls-cert and --api-tls-key go together");
   }

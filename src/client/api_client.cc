@@ -144,6 +144,7 @@ Result<ApiResponse> ApiClient::send(const ApiRequest& request) {
       size_t idx = (preferred_ + k) % urls_.size();
       Attempt a = attempt(urls_[idx], request);
       if (a.outcome == Outcome::kCanceled) return Status(StatusCode::kInternal, a.error);
+      if (a.httpError == httplib::Error::SSLLoadingCerts) return failureStatus(a);  // same for all
       if (a.outcome == Outcome::kAnswered && a.response.status != 503) {
         preferred_ = idx;
         return std::move(a.response);
@@ -174,6 +175,11 @@ Status ApiClient::failureStatus(const Attempt& last) const {
     return Status(StatusCode::kUnavailable, "the controller " + last.response.controller +
                                                 " closed the connection while the request was "
                                                 "being sent (the upload may be too large)");
+  }
+  if (last.httpError == httplib::Error::SSLLoadingCerts) {
+    return Status(StatusCode::kInvalidRequest,
+                  "cannot load the CA certificate file '" + options_.caCertFile +
+                      "' (--cacert / REDCLOUD_CACERT): it must be a readable PEM file");
   }
   if (last.httpError == httplib::Error::SSLServerVerification) {
     return Status(StatusCode::kUnavailable,

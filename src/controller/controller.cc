@@ -310,19 +310,29 @@ int64_t Controller::orphanedFiles() {
 }
 
 Result<std::shared_ptr<void>> Controller::uploadSlot(const std::string& userId) {
+  return transferSlot(uploadsByUser_, userId, options_.maxUserUploads, "uploads");
+}
+
+Result<std::shared_ptr<void>> Controller::downloadSlot(const std::string& userId) {
+  return transferSlot(downloadsByUser_, userId, options_.maxUserDownloads, "downloads");
+}
+
+Result<std::shared_ptr<void>> Controller::transferSlot(std::map<std::string, size_t>& byUser,
+                                                       const std::string& userId, size_t limit,
+                                                       const char* what) {
   std::lock_guard lock(uploadsMu_);
-  size_t& n = uploadsByUser_[userId];
-  if (options_.maxUserUploads > 0 && n >= options_.maxUserUploads) {
-    if (n == 0) uploadsByUser_.erase(userId);
+  size_t& n = byUser[userId];
+  if (limit > 0 && n >= limit) {
+    if (n == 0) byUser.erase(userId);
     return Status(StatusCode::kRateLimited,
-                  std::to_string(n) + " uploads of this user are in progress (at most " +
-                      std::to_string(options_.maxUserUploads) + " at once); try again in 1 s");
+                  std::to_string(n) + " " + what + " of this user are in progress (at most " +
+                      std::to_string(limit) + " at once); try again in 1 s");
   }
   ++n;
-  return std::shared_ptr<void>(nullptr, [this, userId](void*) {
+  return std::shared_ptr<void>(nullptr, [this, &byUser, userId](void*) {
     std::lock_guard done(uploadsMu_);
-    auto it = uploadsByUser_.find(userId);
-    if (it != uploadsByUser_.end() && --it->second == 0) uploadsByUser_.erase(it);
+    auto it = byUser.find(userId);
+    if (it != byUser.end() && --it->second == 0) byUser.erase(it);
   });
 }
 

@@ -51,6 +51,7 @@ struct ControllerOptions {
   uint64_t maxUploadSize = 0;            // 0: unlimited
   uint64_t userQuota = 0;                // --user-quota bytes per user; 0: none
   size_t maxUserUploads = 8;             // uploads of one user at once (0: no limit)
+  size_t maxUserDownloads = 8;           // downloads of one user at once (0: no limit)
   int64_t gcGraceMs = 10 * 60'000;
   size_t gossipFanout = 3;
   int64_t antiEntropyIntervalMs = 10'000;
@@ -119,6 +120,9 @@ class Controller {
   // One of the user's --max-user-uploads upload slots, released when the
   // returned object is destroyed; RATE_LIMITED when all are taken.
   Result<std::shared_ptr<void>> uploadSlot(const std::string& userId);
+  // The same for downloads (--max-user-downloads): each holds a transfer
+  // thread for as long as its client reads.
+  Result<std::shared_ptr<void>> downloadSlot(const std::string& userId);
   // Uploads holding a slot now, over all users.
   size_t uploadsInProgress();
   ChunkFetcher newFetcher();
@@ -149,7 +153,11 @@ class Controller {
   std::unique_ptr<RecordWriter> writer_;
   std::unique_ptr<AuthGuard> authGuard_;
   std::mutex uploadsMu_;
-  std::map<std::string, size_t> uploadsByUser_;  // GUARDED_BY(uploadsMu_)
+  std::map<std::string, size_t> uploadsByUser_;    // GUARDED_BY(uploadsMu_)
+  std::map<std::string, size_t> downloadsByUser_;  // GUARDED_BY(uploadsMu_)
+  Result<std::shared_ptr<void>> transferSlot(std::map<std::string, size_t>& byUser,
+                                             const std::string& userId, size_t limit,
+                                             const char* what);
   std::unique_ptr<FileService> files_;
   std::unique_ptr<ChunkserverRegistry> registry_;
   std::unique_ptr<ChunkGarbageCollector> gc_;

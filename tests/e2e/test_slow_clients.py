@@ -17,7 +17,7 @@ from conftest import Server, register
 
 V1 = "/api/v1"
 HEADER_TIMEOUT = 3
-IDLE_TIMEOUT = 4
+IDLE_TIMEOUT = 10
 BODY_TIMEOUT = 3
 
 
@@ -53,6 +53,23 @@ def read_all(sock):
             break
         out += chunk
     return out
+
+
+def read_answer(sock):
+    """One whole answer (header and Content-Length bytes of body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def status_of(raw):
@@ -105,12 +122,12 @@ def test_idle_keep_alive_is_reusable_then_closed(strict):
     sock = connect(s)
     request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
     sock.sendall(request)
-    first = sock.recv(65536)
+    first = read_answer(sock)
     assert status_of(first) == 200 and b"healthy" in first
-    time.sleep(IDLE_TIMEOUT / 2)  # well inside the idle deadline: still served
+    time.sleep(IDLE_TIMEOUT / 5)  # well inside the idle deadline: still served
     sock.sendall(request)
-    second = sock.recv(65536)
-    assert status_of(second) == 200, second
+    second = read_answer(sock)
+    assert status_of(second) == 200 and b"healthy" in second, second
     started = time.time()
     assert sock.recv(65536) == b""  # then the server closes the idle connection
     waited = time.time() - started
@@ -121,6 +138,8 @@ def test_idle_keep_alive_is_reusable_then_closed(strict):
 def test_slow_body_of_a_small_request_is_cut_and_changes_nothing(strict):
     s = strict
     me = register(s.url)
+    assert requests.put(s.url + V1 + "/files/by-name/tagged?tags=t", data=b"x",
+                        headers=me["headers"], timeout=30).status_code == 201
     sock = connect(s)
     body = b'{"query_tags": ["t"], "new_tags": ["late"]}'
     sock.sendall((f"POST {V1}/files/tags HTTP/1.1\r\nHost: x\r\n"
@@ -134,7 +153,10 @@ def test_slow_body_of_a_small_request_is_cut_and_changes_nothing(strict):
     assert answer == b"", answer[:300]  # cut off, nothing answered or applied
     assert BODY_TIMEOUT - 0.5 <= elapsed < BODY_TIMEOUT + 30, elapsed
     r = requests.get(s.url + V1 + "/tags", headers=me["headers"], timeout=30)
-    assert r.json()["tags"] == []
+    assert r.json()["tags"] == [{"tag": "t", "count": 1}]  # no "late"
+    # The same request sent whole is applied: the cut one was refused, not ignored.
+    r = requests.post(s.url + V1 + "/files/tags", data=body, headers=me["headers"], timeout=30)
+    assert r.status_code == 200 and r.json()["updated_count"] == 1, r.text
 
 
 def test_hundreds_of_slow_and_idle_connections_do_not_starve_the_api(tmp_path):
@@ -246,19 +268,26 @@ def test_too_many_header_fields(strict):
 
 
 def test_connection_limit_per_address(tmp_path):
-    s = Server(str(tmp_path / "d"), ["--max-connections-per-address", "20"]).start()
+    """20 connections from 127.0.0.3 fill its quota: the 21st from there gets
+    a 503, other addresses do not notice, and a closed one frees its slot."""
+    s = Server(str(tmp_path / "d"), ["--max-connections-per-address", "20",
+                                      "--http-idle-timeout", "600s"]).start()
     held = []
     try:
-        deadline = time.time() + 60
-        # Only the asking connection is left (readiness probes are gone).
-        while metric(s, "redcloud_http_connections_open") > 1 and time.time() < deadline:
-            time.sleep(0.05)
+        def open_now():  # asked from 127.0.0.2, which holds nothing
+            return metric_from(s, "127.0.0.2", "redcloud_http_connections_open")
+        base = open_now()  # counts the asking connection itself
         for _ in range(20):
-            held.append(connect(s))
-        while metric_from(s, "127.0.0.2", "redcloud_http_connections_open") < 21 and \
-                time.time() < deadline:
-            time.sleep(0.05)
-        extra = connect(s)
+            held.append(connect(s, source="127.0.0.3"))
+        deadline = time.time() + 60
+        while open_now() < base + 20 and time.time() < deadline:
+            time.sleep(0.05)  # the server has accepted all 20
+        assert open_now() >= base + 20
+        extra = connect(s, source="127.0.0.3")
+        try:  # a request as a client would send it; the answer must survive it
+            extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        except OSError:
+            pass
         answer = read_all(extra)
         extra.close()
         assert status_of(answer) == 503, answer[:200]
@@ -272,14 +301,14 @@ def test_connection_limit_per_address(tmp_path):
         other.close()
         # Closing one gives its slot back.
         held.pop().close()
-        while metric_from(s, "127.0.0.2", "redcloud_http_connections_open") > 20 and \
-                time.time() < deadline:
+        deadline = time.time() + 60
+        while open_now() > base + 19 and time.time() < deadline:
             time.sleep(0.05)
-        again = connect(s)
+        again = connect(s, source="127.0.0.3")
         again.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert status_of(read_all(again)) == 200
         again.close()
-        assert metric_from(s, "127.0.0.2", "redcloud_http_connections_refused_total") >= 1
+        assert metric_from(s, "127.0.0.2", "redcloud_http_connections_refused_total") == 1
     finally:
         for sock in held:
             sock.close()
@@ -296,3 +325,38 @@ def metric_from(s, source, name):
         if line.startswith(name + " "):
             return int(float(line.split()[1]))
     raise AssertionError(f"{name} missing")
+
+
+def test_downloads_per_user_are_bounded(tmp_path):
+    s = Server(str(tmp_path / "d"), ["--max-user-downloads", "1"]).start()
+    try:
+        me = register(s.url)
+        other = register(s.url)
+        data = os.urandom(48 * 1024 * 1024)
+        for who in (me, other):
+            assert requests.put(s.url + V1 + "/files/by-name/big?tags=t", data=data,
+                                headers=who["headers"], timeout=120).status_code == 201
+        # A download whose client reads nothing holds its slot (and its
+        # transfer thread) while the socket buffers are full.
+        held = connect(s)
+        held.sendall((f"GET {V1}/files/by-name/big/download HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: Bearer {me['api_key']}\r\n\r\n").encode())
+        assert status_of(held.recv(4096)) == 200
+        r = requests.get(s.url + V1 + "/files/by-name/big/download", headers=me["headers"],
+                         timeout=60)
+        assert r.status_code == 429 and r.json()["code"] == "RATE_LIMITED", r.text[:200]
+        assert r.headers["Retry-After"] == "1"
+        d = requests.get(s.url + V1 + "/files/by-name/big/download", headers=other["headers"],
+                         timeout=120)
+        assert d.status_code == 200 and d.content == data  # other users unaffected
+        held.close()  # the slot comes back once the server sees the close
+        deadline = time.time() + 60
+        while True:
+            d = requests.get(s.url + V1 + "/files/by-name/big/download", headers=me["headers"],
+                             timeout=120)
+            if d.status_code == 200 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert d.status_code == 200 and d.content == data
+    finally:
+        s.stop()

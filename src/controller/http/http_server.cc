@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -310,8 +311,13 @@ std::optional<std::pair<int, std::string>> requestFromHeader(
   }
   // A Transfer-Encoding that does not end in chunked has no framing this
   // server trusts (RFC 9112 §6.3): its body would be read as a request.
-  if (msg.count(bhttp::field::transfer_encoding) > 0 && (!msg.chunked() || req.version == 10)) {
-    return std::pair{400, std::string("unsupported Transfer-Encoding")};
+  if (msg.count(bhttp::field::transfer_encoding) > 0) {
+    // Exactly "chunked" (HTTP/1.1): other codings would be stored undecoded.
+    bool chunkedOnly = msg.count(bhttp::field::transfer_encoding) == 1 &&
+                       beast::iequals(msg[bhttp::field::transfer_encoding], "chunked");
+    if (!chunkedOnly || req.version == 10) {
+      return std::pair{400, std::string("unsupported Transfer-Encoding (only chunked)")};
+    }
   }
   req.method = std::string(msg.method_string());
   req.target = std::string(msg.target());
@@ -432,6 +438,8 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     buf_.shrink_to_fit();
     std::vector<char>().swap(chunk_);
     std::string().swap(bodyBuffered_);
+    parser_.reset();  // the last request's header fields
+    req_ = Request();
     lowest().expires_after(ms(srv_.opt.idleTimeoutMs));
     stream_.async_read_some(buf_.prepare(512),
                             [self = this->shared_from_this()](error_code ec, size_t n) {
@@ -542,8 +550,8 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
 
   void dispatch() {
     auto job = [self = this->shared_from_this()] { self->work(); };
-    bool queued = mode_ == Dispatch::kStreamed ? srv_.transfers.post(job)
-                                               : srv_.workers.post(job, srv_.opt.maxQueuedRequests);
+    bool queued = (mode_ == Dispatch::kStreamed ? srv_.transfers : srv_.workers)
+                      .post(job, srv_.opt.maxQueuedRequests);
     if (!queued) {
       bodyFailed_ = true;
       refuseAsync(503, "the server is overloaded; retry shortly");
@@ -834,6 +842,7 @@ Status HttpServer::Impl::start(const std::string& host, int listenPort) {
       return invalidRequest("HTTPS needs both a certificate and a key file");
     }
     ssl.emplace(asio::ssl::context::tls_server);
+    SSL_CTX_set_mode(ssl->native_handle(), SSL_MODE_RELEASE_BUFFERS);  // idle TLS: no buffers
     ssl->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                      asio::ssl::context::no_tlsv1_1);
@@ -900,7 +909,6 @@ void HttpServer::Impl::onAccept(error_code ec, tcp::socket socket) {
     });
     return;
   }
-  ++accepted;
   error_code ignored;
   auto remote = socket.remote_endpoint(ignored);
   std::string addr = addressText(remote);
@@ -908,7 +916,7 @@ void HttpServer::Impl::onAccept(error_code ec, tcp::socket socket) {
   if (!admit(addressGroup(addr))) {
     ++refusedConnections;
     refuseConnection(std::move(socket));
-  } else if (ssl) {
+  } else if (++accepted, ssl) {
     auto conn = std::make_shared<Conn<beast::ssl_stream<beast::tcp_stream>>>(
         *this, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *ssl),
         addr, remote.port());
@@ -935,10 +943,18 @@ void HttpServer::Impl::refuseConnection(tcp::socket socket) {
   auto text = std::make_shared<std::string>(
       refusal(503, "too many connections from this address or in total; retry shortly", false));
   s->expires_after(std::chrono::seconds(2));
-  asio::async_write(*s, asio::buffer(*text), [s, text](error_code, size_t) {
+  asio::async_write(*s, asio::buffer(*text), [s, text](error_code ec, size_t) {
     error_code ignored;
-    s->socket().shutdown(tcp::socket::shutdown_both, ignored);
-    s->socket().close(ignored);
+    if (ec) return s->socket().close(ignored);
+    // Stop sending, then drop what the client sends for a moment, so the
+    // close does not reset the connection before it has read the answer.
+    s->socket().shutdown(tcp::socket::shutdown_send, ignored);
+    auto sink = std::make_shared<std::array<char, 4096>>();
+    s->expires_after(std::chrono::seconds(1));
+    s->async_read_some(asio::buffer(*sink), [s, sink](error_code, size_t) {
+      error_code ignored2;
+      s->socket().close(ignored2);
+    });
   });
 }
 

@@ -324,6 +324,8 @@ void HttpApi::handleDownload(RequestContext& c, bool byName) {
     file = controller_.files().getFile(c.userId, std::string(c.req.matches[1]));
   }
   if (!file.isOk()) return writeError(c.res, file.status());
+  auto slot = controller_.downloadSlot(c.userId);
+  if (!slot.isOk()) return writeError(c.res, slot.status());
   auto range = parseRange(c.req.get_header_value("Range"), file->size);
   if (!range.isOk()) {
     writeError(c.res, range.status());
@@ -359,7 +361,7 @@ void HttpApi::handleDownload(RequestContext& c, bool byName) {
   // logged, never left to end the process.
   c.res.set_content_provider(
       range->length, "application/octet-stream",
-      [stream, &metrics, id = file->fileId](uint64_t offset, http::DataSink& sink) {
+      [stream, &metrics, id = file->fileId, slot = *slot](uint64_t offset, http::DataSink& sink) {
         try {
           return stream->write(offset, sink, metrics);
         } catch (const std::exception& e) {
