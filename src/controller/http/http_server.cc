@@ -945,7 +945,10 @@ void HttpServer::Impl::refuseConnection(tcp::socket socket) {
   s->expires_after(std::chrono::seconds(2));
   asio::async_write(*s, asio::buffer(*text), [s, text](error_code ec, size_t) {
     error_code ignored;
-    if (ec) return s->socket().close(ignored);
+    if (ec) {
+      s->socket().close(ignored);
+      return;
+    }
     // Stop sending, then drop what the client sends for a moment, so the
     // close does not reset the connection before it has read the answer.
     s->socket().shutdown(tcp::socket::shutdown_send, ignored);
