@@ -36,6 +36,7 @@ class Server:
         self.chunk_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.proc = None
+        self.verify = True  # requests' TLS verification (a CA file for HTTPS servers)
         self.log_path = os.path.join(os.path.dirname(data_dir), os.path.basename(data_dir) + ".log")
 
     def start(self, wait_ready=True):
@@ -57,7 +58,8 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log()}")
             try:
-                if requests.get(self.url + "/ready", timeout=1).status_code == 200:
+                if requests.get(self.url + "/ready", timeout=1,
+                                verify=self.verify).status_code == 200:
                     return
             except requests.RequestException:
                 pass

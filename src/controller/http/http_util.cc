@@ -122,24 +122,7 @@ Result<std::string> decodeCursor(const std::string& cursor) {
   return out;
 }
 
-std::string percentDecode(std::string_view s) {
-  auto nibble = [](char ch) -> int {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && nibble(s[i + 1]) >= 0 && nibble(s[i + 2]) >= 0) {
-      out += static_cast<char>(nibble(s[i + 1]) * 16 + nibble(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
+std::string percentDecode(std::string_view s) { return http::decodeUrl(s, false); }
 
 Result<std::string> nameFromTarget(const http::Request& req) {
   std::string_view target = req.target;
