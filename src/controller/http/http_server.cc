@@ -257,6 +257,8 @@ class HttpServer::Impl {
 
 namespace {
 
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
 bool bodyless(int status) { return status == 204 || status == 304 || status < 200; }
 
 bool validHeaderName(const std::string& name) {
@@ -510,7 +512,6 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
   void sendContinueThen(Next next) {
     if (continueSent_ || !expectsContinue()) return next();
     continueSent_ = true;
-    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     lowest().expires_after(ms(srv_.opt.writeTimeoutMs));
     asio::async_write(stream_, asio::buffer(kContinue),
                       [self = this->shared_from_this(), next](error_code ec, size_t) {
@@ -654,7 +655,6 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     if (bodyFailed_) return false;
     if (!continueSent_ && !parser_->is_done() && expectsContinue()) {
       continueSent_ = true;
-      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       if (!writeBlocking({asio::buffer(kContinue)})) return bodyFailed_ = true, false;
     }
     chunk_.resize(kChunk);
