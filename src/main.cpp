@@ -20,6 +20,7 @@
 #include "controller/cluster/node_command.h"
 #include "controller/controller.h"
 #include "rpc/node_security.h"
+#include "server/embedded_chunk_client.h"
 
 namespace {
 
@@ -491,7 +492,12 @@ int runDaemon(const std::string& role, int argc, char** argv) {
   }
   std::unique_ptr<redcloud::controller::Controller> controller;
   if (role != "chunkserver") {
-    if (server) o.chunkservers.insert(o.chunkservers.begin(), chunkServer->boundAddress());
+    if (server) {
+      o.chunkservers.insert(o.chunkservers.begin(), chunkServer->boundAddress());
+      // Its uploads and downloads use the store in this process, not gRPC.
+      o.chunkClientFactory = redcloud::server::embeddedChunkClientFactory(
+          chunkServer->boundAddress(), chunkServer->store());
+    }
     controller = std::make_unique<redcloud::controller::Controller>(o);
     if (Status s = controller->start(); !s.isOk()) return fail(s);
   }

@@ -8,12 +8,13 @@
 namespace redcloud::chunkserver {
 
 ChunkWriter::ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
-                         std::unique_ptr<WritableFile> file)
+                         std::unique_ptr<WritableFile> file, WriteCheck check)
     : store_(store),
       id_(std::move(id)),
       size_(size),
       tmpPath_(std::move(tmpPath)),
-      file_(std::move(file)) {}
+      file_(std::move(file)),
+      check_(check) {}
 
 ChunkWriter::~ChunkWriter() {
   if (!done_) {
@@ -26,7 +27,7 @@ Status ChunkWriter::append(std::string_view data) {
   if (written_ + data.size() > size_) {
     return invalidRequest("chunk " + id_ + " is longer than its declared size");
   }
-  hash_.update(data);
+  if (check_ == WriteCheck::kVerify) hash_.update(data);
   written_ += data.size();
   return file_->append(data);
 }
@@ -36,10 +37,12 @@ Status ChunkWriter::commit() {
     return invalidRequest("chunk " + id_ + " truncated: " + std::to_string(written_) + " of " +
                           std::to_string(size_) + " bytes");
   }
-  std::string actual = hash_.finishHex();
-  if (actual != id_) {
-    return Status(StatusCode::kChecksumMismatch,
-                  "chunk hash mismatch: expected " + id_ + ", got " + actual);
+  if (check_ == WriteCheck::kVerify) {
+    std::string actual = hash_.finishHex();
+    if (actual != id_) {
+      return Status(StatusCode::kChecksumMismatch,
+                    "chunk hash mismatch: expected " + id_ + ", got " + actual);
+    }
   }
   // The bytes must be on disk before the rename makes them visible under the id.
   RC_RETURN_IF_ERROR(file_->sync());
@@ -193,7 +196,8 @@ Result<bool> ChunkStore::quarantineIfCorrupt(const std::string& id) {
   return true;
 }
 
-Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& id, uint64_t size) {
+Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& id, uint64_t size,
+                                                            WriteCheck check) {
   if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
   if (size > kMaxChunkSize) return invalidRequest("chunk is larger than 4 MiB");
   uint64_t n;
@@ -230,11 +234,12 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& i
   }
   std::string tmp = root_ + "/tmp/" + id + "." + std::to_string(n) + "." + randomHex(4);
   RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(tmp, /*direct=*/size >= 64 * 1024));
-  return std::unique_ptr<ChunkWriter>(new ChunkWriter(*this, id, size, tmp, std::move(file)));
+  return std::unique_ptr<ChunkWriter>(
+      new ChunkWriter(*this, id, size, tmp, std::move(file), check));
 }
 
-Status ChunkStore::put(const std::string& id, std::string_view data) {
-  RC_ASSIGN_OR_RETURN(auto writer, beginWrite(id, data.size()));
+Status ChunkStore::put(const std::string& id, std::string_view data, WriteCheck check) {
+  RC_ASSIGN_OR_RETURN(auto writer, beginWrite(id, data.size(), check));
   if (!writer) return Status::ok();
   RC_RETURN_IF_ERROR(writer->append(data));
   return writer->commit();

@@ -27,6 +27,12 @@ namespace redcloud::chunkserver {
 
 class ChunkStore;
 
+// Who vouches for a chunk's bytes. kVerify hashes them as they are written
+// and refuses a mismatch: every write that came over the network. kTrusted
+// skips that second hash, for a caller in this process that computed the id
+// from these very bytes (the controller half of `redcloud server`).
+enum class WriteCheck { kVerify, kTrusted };
+
 // One chunk being written. Not thread-safe. Destroying it without commit()
 // removes the temp file.
 class ChunkWriter {
@@ -39,7 +45,7 @@ class ChunkWriter {
  private:
   friend class ChunkStore;
   ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
-              std::unique_ptr<WritableFile> file);
+              std::unique_ptr<WritableFile> file, WriteCheck check);
 
   ChunkStore& store_;
   std::string id_;
@@ -47,6 +53,7 @@ class ChunkWriter {
   uint64_t written_ = 0;
   std::string tmpPath_;
   std::unique_ptr<WritableFile> file_;
+  WriteCheck check_;
   Sha256 hash_;
   bool done_ = false;
 };
@@ -94,9 +101,10 @@ class ChunkStore {
 
   // REQUIRES: id is a SHA-256 hex string, size <= kMaxChunkSize.
   // Returns nullptr (with OK status) when the chunk is already stored.
-  Result<std::unique_ptr<ChunkWriter>> beginWrite(const std::string& id, uint64_t size);
-  // Stores a whole chunk (convenience for tests and repair).
-  Status put(const std::string& id, std::string_view data);
+  Result<std::unique_ptr<ChunkWriter>> beginWrite(const std::string& id, uint64_t size,
+                                                  WriteCheck check = WriteCheck::kVerify);
+  // Stores a whole chunk.
+  Status put(const std::string& id, std::string_view data, WriteCheck check = WriteCheck::kVerify);
 
   // Reads and verifies a chunk. CHECKSUM_MISMATCH when the disk copy is bad.
   Result<std::string> read(const std::string& id);

@@ -150,6 +150,7 @@ Status Controller::start() {
   ro.heartbeatTimeoutMs = options_.heartbeatTimeoutMs;
   ro.discover = options_.chunkserverDiscover;
   ro.security = options_.security;
+  ro.clientFactory = options_.chunkClientFactory;
   registry_ = std::make_unique<ChunkserverRegistry>(clock, ro);
   for (const auto& a : options_.chunkservers) registry_->addAddress(a);
   // Before the registry's first probe: a chunkserver turning healthy asks

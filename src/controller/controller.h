@@ -61,9 +61,10 @@ struct ControllerOptions {
   int64_t hedgeDelayMs = 1000;  // a chunk read or write slower than this is raced
   // The cluster secret / TLS of internal calls (open: loopback-only or tests).
   std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
-  bool insecure = false;  // --insecure: listening beyond loopback without a secret
-  AuthGuardOptions auth;  // login / register throttling, bounded password hashing
-  int64_t keyTtlMs = 0;   // --key-ttl: keys expire this long after issue (0: never)
+  ChunkClientFactory chunkClientFactory;  // null: every chunkserver over gRPC
+  bool insecure = false;                  // --insecure: listening beyond loopback without a secret
+  AuthGuardOptions auth;                  // login / register throttling, bounded password hashing
+  int64_t keyTtlMs = 0;                   // --key-ttl: keys expire this long after issue (0: never)
   // The HTTP API: HTTPS when both files are given; connection limits.
   std::string apiTlsCert;
   std::string apiTlsKey;

@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,17 +58,22 @@ class CallCanceller {
   bool cancelled_ = false;              // GUARDED_BY(mu_)
 };
 
+// The data calls (writeChunk, readChunk, hasChunks) are virtual: the
+// embedded chunkserver of `redcloud server` serves them from its store in
+// this process (server/embedded_chunk_client.h); everything else always goes
+// over gRPC.
 class ChunkClient {
  public:
   ChunkClient(std::string address, const NodeSecurity& security);
+  virtual ~ChunkClient() = default;
 
   const std::string& address() const { return address_; }
   // Stores a chunk; OK once the chunkserver has fsynced it. Gives up after
   // `deadlineMs` or when `cancel` fires.
-  Status writeChunk(const std::string& id, std::string_view data, CallCanceller* cancel = nullptr,
-                    int64_t deadlineMs = 120'000);
+  virtual Status writeChunk(const std::string& id, std::string_view data,
+                            CallCanceller* cancel = nullptr, int64_t deadlineMs = 120'000);
   // Reads a chunk and verifies its SHA-256 (CHECKSUM_MISMATCH on a bad copy).
-  Result<std::string> readChunk(const std::string& id, CallCanceller* cancel = nullptr);
+  virtual Result<std::string> readChunk(const std::string& id, CallCanceller* cancel = nullptr);
   // Tells this chunkserver to copy the chunk from the chunkserver at
   // `sourceAddress` (verified there before it is kept). Returns whether it
   // was held already.
@@ -85,13 +91,16 @@ class ChunkClient {
   Result<std::vector<std::string>> listAllChunks();
   // For each id, whether the chunkserver holds it; with `refresh`, the present
   // ones also count as referenced now (keeps an upload's chunks from GC).
-  Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids, bool refresh = false,
-                                      int64_t deadlineMs = 10'000);
+  virtual Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids,
+                                              bool refresh = false, int64_t deadlineMs = 10'000);
 
  private:
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<chunk::ChunkService::Stub> stub_;
 };
+
+using ChunkClientFactory = std::function<std::shared_ptr<ChunkClient>(
+    const std::string& address, const NodeSecurity& security)>;
 
 }  // namespace redcloud::controller

@@ -28,7 +28,9 @@ void UploadSession::maybeRefresh() {
   std::vector<ChunkRef> stored;
   {
     std::lock_guard lock(mu_);
-    stored = chunks_;
+    for (const auto& c : chunks_) {
+      if (!c.id.empty()) stored.push_back(c);  // not those still being hashed
+    }
   }
   if (stored.empty()) {
     lastRefresh_ = std::chrono::steady_clock::now();
@@ -94,7 +96,6 @@ Status UploadSession::feed(const char* data, size_t n) {
     }
     size_t take = std::min(n, kChunkSize - current_.size());
     current_.append(data, take);
-    chunkHash_.update(data, take);
     data += take;
     n -= take;
     if (current_.size() == kChunkSize) flushChunk();
@@ -105,7 +106,6 @@ Status UploadSession::feed(const char* data, size_t n) {
 }
 
 void UploadSession::flushChunk() {
-  std::string id = chunkHash_.finishHex();
   std::string data = std::move(current_);
   current_ = std::string();
   size_t index;
@@ -116,17 +116,24 @@ void UploadSession::flushChunk() {
     if (!error_.isOk()) return;
     ++inFlight_;
     index = chunks_.size();
-    chunks_.push_back({id, data.size()});
+    chunks_.push_back({"", data.size()});  // its id once the store task hashed it
   }
   // Keep at most kMaxInFlight threads around: join the oldest first.
   while (tasks_.size() >= kMaxInFlight) {
     tasks_.front().join();
     tasks_.erase(tasks_.begin());
   }
-  tasks_.emplace_back(&UploadSession::storeTask, this, index, std::move(id), std::move(data));
+  tasks_.emplace_back(&UploadSession::storeTask, this, index, std::move(data));
 }
 
-void UploadSession::storeTask(size_t index, std::string id, std::string data) {
+void UploadSession::storeTask(size_t index, std::string data) {
+  // The chunk's id is hashed here, on the store task, so the request thread
+  // only receives and hashes the whole file: two cores share the hashing.
+  std::string id = sha256Hex(data);
+  {
+    std::lock_guard lock(mu_);
+    chunks_[index].id = id;
+  }
   Status s;
   try {
     s = storeChunk(index, id, data);

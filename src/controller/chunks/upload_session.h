@@ -1,9 +1,9 @@
 // UploadSession: turns a streamed request body into durable chunks.
 //
-// feed() cuts the bytes into 4 MiB chunks, hashing each chunk and the whole
-// file as they fill. A full chunk is stored by one of up to `kMaxInFlight`
-// store tasks while the request thread receives the next one, so network
-// transfer, hashing and the chunkservers' fsyncs overlap.
+// feed() cuts the bytes into 4 MiB chunks, hashing the whole file as they
+// arrive. A full chunk is hashed (its id) and stored by one of up to
+// `kMaxInFlight` store tasks while the request thread receives the next one,
+// so network transfer, both hashes and the chunkservers' fsyncs overlap.
 //
 // One chunk's write goes to `quorum` of the healthy chunkservers (rotated per
 // chunk, slow ones last), not to all of them. A write that fails, or that has
@@ -82,7 +82,7 @@ class UploadSession {
   static constexpr size_t kMaxInFlight = 3;
 
   void flushChunk();
-  void storeTask(size_t index, std::string id, std::string data);
+  void storeTask(size_t index, std::string data);
   Status storeChunk(size_t index, const std::string& id, const std::string& data);
   void waitForAll();
   // Marks the chunks stored so far referenced; returns, per chunk, how many
@@ -97,7 +97,6 @@ class UploadSession {
   Metrics* metrics_;
   std::chrono::steady_clock::time_point lastRefresh_ = std::chrono::steady_clock::now();
   std::string current_;
-  Sha256 chunkHash_;
   Sha256 fileHash_;
   uint64_t received_ = 0;
   uint64_t sizeHint_ = 0;

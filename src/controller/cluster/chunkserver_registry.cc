@@ -36,6 +36,11 @@ void ChunkserverRegistry::refreshDns() {
   addresses_.insert(found->begin(), found->end());
 }
 
+std::shared_ptr<ChunkClient> ChunkserverRegistry::makeClient(const std::string& address) const {
+  if (options_.clientFactory) return options_.clientFactory(address, *options_.security);
+  return std::make_shared<ChunkClient>(address, *options_.security);
+}
+
 bool ChunkserverRegistry::healthyAt(const ChunkserverInfo& info, int64_t now) const {
   return info.lastSeenMs > 0 && now - info.lastSeenMs <= options_.heartbeatTimeoutMs;
 }
@@ -49,7 +54,7 @@ void ChunkserverRegistry::probeAll() {
     for (const auto& [id, e] : entries_) all.insert(e.info.address);
     for (const auto& a : all) {
       auto& c = probeClients_[a];
-      if (!c) c = std::make_shared<ChunkClient>(a, *options_.security);
+      if (!c) c = makeClient(a);
       targets.emplace_back(a, c);
     }
   }
@@ -157,7 +162,7 @@ void ChunkserverRegistry::upsertLocked(const ChunkserverInfo& report, int64_t no
                  report.address);
   }
   if (!e.client || e.info.address != report.address) {
-    e.client = std::make_shared<ChunkClient>(report.address, *options_.security);
+    e.client = makeClient(report.address);
   }
   bool was = e.info.healthy;
   ChunkserverInfo previous = e.info;

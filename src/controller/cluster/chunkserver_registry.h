@@ -63,6 +63,9 @@ struct RegistryOptions {
   std::function<void(const std::string&)> onHealthy;
   // How calls to chunkservers prove they come from the cluster.
   std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
+  // Makes the client for a chunkserver address; null: a gRPC ChunkClient.
+  // `redcloud server` serves its embedded chunkserver's data calls in process.
+  ChunkClientFactory clientFactory;
 };
 
 class ChunkserverRegistry {
@@ -103,6 +106,7 @@ class ChunkserverRegistry {
   void notifyHealthy();
   void upsertLocked(const ChunkserverInfo& report, int64_t now);
   bool healthyAt(const ChunkserverInfo& info, int64_t now) const;
+  std::shared_ptr<ChunkClient> makeClient(const std::string& address) const;
 
   const Clock& clock_;
   RegistryOptions options_;

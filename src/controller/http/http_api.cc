@@ -538,6 +538,9 @@ void HttpApi::handleMetrics(RequestContext& c) {
   };
   metric("redcloud_metadata_records", "gauge", static_cast<uint64_t>(counts.records));
   metric("redcloud_metadata_tombstones", "gauge", static_cast<uint64_t>(counts.tombstones));
+  auto commits = controller_.store().commitStats();
+  metric("redcloud_metadata_transactions_total", "counter", commits.transactions);
+  metric("redcloud_metadata_commits_total", "counter", commits.commits);
   metric("redcloud_replication_gossip_queue", "gauge", r.gossipQueue);
   metric("redcloud_replication_pushes_total", "counter", r.pushesSent);
   metric("redcloud_replication_push_failures_total", "counter", r.pushFailures);

@@ -196,18 +196,54 @@ Status MetadataStore::loadTree() {
                       db_.prepare("SELECT count(*), coalesce(sum(deleted), 0) FROM records"));
   RC_ASSIGN_OR_RETURN(bool row, n.step());
   if (row) counts_ = {n.integer(0), n.integer(1)};
+  // Counted once here, then kept current by materialize(): /cluster and
+  // /metrics read the counter, never scan.
+  RC_ASSIGN_OR_RETURN(auto live, db_.prepare("SELECT count(DISTINCT chunk_id) FROM file_chunks"));
+  RC_ASSIGN_OR_RETURN(bool liveRow, live.step());
+  counts_.liveChunks = liveRow ? live.integer(0) : 0;
   return Status::ok();
 }
 
 Status MetadataStore::transaction(const std::function<Status()>& fn) {
-  std::lock_guard lock(mu_);
-  if (txnDepth_ > 0) return fn();  // nested: part of the caller's transaction
-  RC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
-  ++txnDepth_;
-  treeUndo_.clear();
-  touchedLeaves_.clear();
-  countsAtBegin_ = counts_;
-  purgedAtBegin_ = purgedThroughTs_;
+  if (txnThread_.load() == std::this_thread::get_id()) return fn();  // nested
+  PendingTxn me{&fn, Status::ok()};
+  std::unique_lock group(groupMu_);
+  groupQueue_.push_back(&me);
+  while (!me.done) {
+    if (groupLeader_) {
+      groupCv_.wait(group);
+      continue;
+    }
+    // Lead: run everything queued so far (this one included) as one commit.
+    groupLeader_ = true;
+    std::vector<PendingTxn*> batch;
+    batch.swap(groupQueue_);
+    group.unlock();
+    runGroup(batch);
+    group.lock();
+    for (PendingTxn* p : batch) p->done = true;
+    groupLeader_ = false;
+    groupCv_.notify_all();
+  }
+  return me.status;
+}
+
+MetadataStore::CommitStats MetadataStore::commitStats() const {
+  return {txnCount_.load(), commitCount_.load()};
+}
+
+// One caller's fn inside the group's transaction: on failure, its own
+// changes (rows, digest tree, counts) are undone and the others' kept. Sets
+// *broken when the savepoint itself failed: then the whole group rolls back.
+Status MetadataStore::runInSavepoint(const std::function<Status()>& fn, bool* broken) {
+  Status mark = db_.exec("SAVEPOINT txn");
+  if (!mark.isOk()) {
+    *broken = true;
+    return mark;
+  }
+  size_t undoMark = treeUndo_.size();
+  StoreCounts counts = counts_;
+  int64_t purged = purgedThroughTs_;
   Status s;
   try {
     s = fn();
@@ -215,18 +251,64 @@ Status MetadataStore::transaction(const std::function<Status()>& fn) {
     // Never leave the transaction open: roll back and report.
     s = internalError(std::string("metadata transaction failed: ") + e.what());
   }
+  if (!s.isOk()) {
+    if (Status undone = db_.exec("ROLLBACK TO txn"); !undone.isOk()) {
+      *broken = true;
+      return s;
+    }
+    while (treeUndo_.size() > undoMark) {
+      tree_.toggle(treeUndo_.back().first, treeUndo_.back().second);
+      treeUndo_.pop_back();
+    }
+    counts_ = counts;
+    purgedThroughTs_ = purged;
+  }
+  if (Status released = db_.exec("RELEASE txn"); !released.isOk()) {
+    *broken = true;
+    return s.isOk() ? released : s;
+  }
+  return s;
+}
+
+void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
+  std::lock_guard lock(mu_);
+  txnThread_ = std::this_thread::get_id();
+  Status begin = db_.exec("BEGIN IMMEDIATE");
+  if (!begin.isOk()) {
+    for (PendingTxn* p : group) p->status = begin;
+    txnThread_ = std::thread::id();
+    return;
+  }
+  treeUndo_.clear();
+  touchedLeaves_.clear();
+  countsAtBegin_ = counts_;
+  purgedAtBegin_ = purgedThroughTs_;
+  bool broken = false;
+  Status s;
+  for (PendingTxn* p : group) {
+    p->status = runInSavepoint(*p->fn, &broken);
+    if (broken) {
+      s = p->status.isOk() ? internalError("metadata savepoint failed") : p->status;
+      break;
+    }
+  }
   if (s.isOk()) s = saveTouchedLeaves();
   if (s.isOk()) s = db_.exec("COMMIT");
-  --txnDepth_;
   if (!s.isOk()) {
     (void)db_.exec("ROLLBACK");
     undoTree();
     purgedThroughTs_ = purgedAtBegin_;
+    for (PendingTxn* p : group) {
+      if (p->status.isOk()) p->status = s;
+    }
+  } else {
+    txnCount_ += group.size();
+    ++commitCount_;
   }
   treeUndo_.clear();
   touchedLeaves_.clear();
   publishRoot();
-  return s;
+  txnThread_ = std::thread::id();
 }
 
 void MetadataStore::undoTree() {
@@ -407,7 +489,7 @@ Status MetadataStore::materialize(const Record& r) {
     }
     case RecordKind::kFile: {
       RC_RETURN_IF_ERROR(run("DELETE FROM files WHERE file_id=?1", {r.key}));
-      RC_RETURN_IF_ERROR(run("DELETE FROM file_chunks WHERE file_id=?1", {r.key}));
+      RC_RETURN_IF_ERROR(unlinkChunks(r.key));
       if (r.deleted) return Status::ok();
       RC_ASSIGN_OR_RETURN(auto stmt,
                           db_.prepare("INSERT INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
@@ -417,11 +499,37 @@ Status MetadataStore::materialize(const Record& r) {
           .bind(7, v.value("created_ms", int64_t{0}));
       RC_RETURN_IF_ERROR(stmt.run());
       for (const auto& c : v.value("chunks", json::array())) {
-        RC_RETURN_IF_ERROR(run("INSERT OR IGNORE INTO file_chunks VALUES (?1, ?2)",
-                               {c.at(0).get<std::string>(), r.key}));
+        std::string chunkId = c.at(0).get<std::string>();
+        RC_ASSIGN_OR_RETURN(bool referenced, chunkReferenced(chunkId));
+        if (!referenced) ++counts_.liveChunks;
+        RC_RETURN_IF_ERROR(
+            run("INSERT OR IGNORE INTO file_chunks VALUES (?1, ?2)", {chunkId, r.key}));
       }
       return Status::ok();
     }
+  }
+  return Status::ok();
+}
+
+Result<bool> MetadataStore::chunkReferenced(const std::string& chunkId) {
+  RC_ASSIGN_OR_RETURN(auto q, db_.prepare("SELECT 1 FROM file_chunks WHERE chunk_id=?1 LIMIT 1"));
+  q.bind(1, chunkId);
+  return q.step();
+}
+
+// Drops a file's chunk references, counting the chunks no file references
+// any more.
+Status MetadataStore::unlinkChunks(const std::string& fileId) {
+  RC_ASSIGN_OR_RETURN(auto q, db_.prepare("SELECT chunk_id FROM file_chunks WHERE file_id=?1"));
+  q.bind(1, fileId);
+  RC_ASSIGN_OR_RETURN(auto chunkIds, q.firstColumn());
+  if (chunkIds.empty()) return Status::ok();
+  RC_ASSIGN_OR_RETURN(auto del, db_.prepare("DELETE FROM file_chunks WHERE file_id=?1"));
+  del.bind(1, fileId);
+  RC_RETURN_IF_ERROR(del.run());
+  for (const auto& id : chunkIds) {
+    RC_ASSIGN_OR_RETURN(bool still, chunkReferenced(id));
+    if (!still) --counts_.liveChunks;
   }
   return Status::ok();
 }
@@ -570,6 +678,7 @@ void MetadataStore::publishRoot() {
   std::string root = tree_.rootHex();
   std::lock_guard lock(rootMu_);
   rootHex_ = std::move(root);
+  publishedCounts_ = counts_;
 }
 
 std::string MetadataStore::digest() {
@@ -617,8 +726,9 @@ Result<RecordPage> MetadataStore::recordsInBuckets(const std::vector<uint32_t>& 
 }
 
 StoreCounts MetadataStore::counts() {
-  std::lock_guard lock(mu_);
-  return counts_;
+  // As of the last commit, without waiting for one in progress.
+  std::lock_guard lock(rootMu_);
+  return publishedCounts_;
 }
 
 Result<int64_t> MetadataStore::orphanedFiles() {
@@ -762,12 +872,7 @@ Result<uint64_t> MetadataStore::usedBytes(const std::string& ownerId) {
   return row ? static_cast<uint64_t>(stmt.integer(0)) : 0;
 }
 
-Result<int64_t> MetadataStore::liveChunkCount() {
-  std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT count(DISTINCT chunk_id) FROM file_chunks"));
-  RC_ASSIGN_OR_RETURN(bool row, stmt.step());
-  return row ? stmt.integer(0) : 0;
-}
+Result<int64_t> MetadataStore::liveChunkCount() { return counts().liveChunks; }
 
 Result<std::vector<std::string>> MetadataStore::liveChunkIds(const std::string& after,
                                                              size_t limit) {

@@ -10,11 +10,14 @@
 // transaction on the calling thread while other threads wait.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "controller/metadata/record.h"
@@ -71,10 +74,25 @@ class MetadataStore {
   // checked against stored state (one owner across file, name and tag) and a
   // failing record is skipped and counted instead of failing the batch.
   Result<ApplyOutcome> apply(const std::vector<Record>& records, bool replicated = false);
-  // Runs fn in one write transaction (BEGIN IMMEDIATE … COMMIT) holding the
-  // store's lock: reads and apply() inside it see and make one atomic change.
-  // A non-OK status from fn rolls everything back.
+  // Runs fn in one write transaction holding the store's lock: reads and
+  // apply() inside it see and make one atomic change, durable (fsynced) when
+  // this returns OK. A non-OK status from fn rolls back everything fn did.
+  //
+  // Group commit: while one thread commits (and waits for its fsync), the
+  // transactions other threads ask for queue up; the next of them to run
+  // runs the whole queue, each fn in a savepoint of one SQLite transaction,
+  // and one COMMIT (one fsync) makes them all durable. A lone transaction
+  // never waits for company. Each fn runs on whichever thread leads the
+  // group, so it must not wait on a lock its caller holds (none do: they run
+  // store code and the writer's stamping only). Nested calls from inside fn
+  // run inline, as part of the enclosing transaction.
   Status transaction(const std::function<Status()>& fn);
+  // Transactions committed / COMMITs issued: their ratio is the group size.
+  struct CommitStats {
+    uint64_t transactions = 0;
+    uint64_t commits = 0;
+  };
+  CommitStats commitStats() const;
 
   Result<std::optional<Record>> getRecord(RecordKind kind, const std::string& key);
   // Every key of a kind, tombstones included, in order.
@@ -147,13 +165,32 @@ class MetadataStore {
   Status saveTouchedLeaves();
   void undoTree();
   Status materialize(const Record& r);
+  Result<bool> chunkReferenced(const std::string& chunkId);
+  Status unlinkChunks(const std::string& fileId);
   Result<std::optional<Record>> getRecordLocked(RecordKind kind, const std::string& key);
   Result<std::vector<FileRow>> queryFiles(const std::string& sql, const std::string& ownerId,
                                           const std::vector<std::string>& binds);
 
+  // One transaction waiting for (or in) a group commit.
+  struct PendingTxn {
+    const std::function<Status()>* fn;
+    Status status;
+    bool done = false;
+  };
+  void runGroup(const std::vector<PendingTxn*>& group);
+  Status runInSavepoint(const std::function<Status()>& fn, bool* broken);
+
+  std::mutex groupMu_;
+  std::condition_variable groupCv_;
+  std::vector<PendingTxn*> groupQueue_;  // GUARDED_BY(groupMu_)
+  bool groupLeader_ = false;             // GUARDED_BY(groupMu_): a group is being run
+  // The thread running a transaction now (nested calls run inline).
+  std::atomic<std::thread::id> txnThread_{};
+  std::atomic<uint64_t> txnCount_{0};
+  std::atomic<uint64_t> commitCount_{0};
+
   std::recursive_mutex mu_;
   SqliteDb db_;                                             // GUARDED_BY(mu_)
-  int txnDepth_ = 0;                                        // GUARDED_BY(mu_)
   DigestTree tree_;                                         // GUARDED_BY(mu_)
   std::vector<std::pair<uint32_t, std::string>> treeUndo_;  // toggles of the open transaction
   std::vector<uint32_t> touchedLeaves_;                     // GUARDED_BY(mu_)
@@ -162,6 +199,7 @@ class MetadataStore {
   int64_t purgedThroughTs_ = 0;
   int64_t purgedAtBegin_ = 0;
   std::mutex rootMu_;
+  StoreCounts publishedCounts_;  // GUARDED_BY(rootMu_): counts_ as of the last commit
   std::string
       rootHex_;  // GUARDED_BY(rootMu_): the tree's root as of the last commit // GUARDED_BY(mu_)
 };

@@ -44,6 +44,7 @@ struct RecordPage {
 struct StoreCounts {
   int64_t records = 0;
   int64_t tombstones = 0;
+  int64_t liveChunks = 0;  // distinct chunks referenced by live files (0 where not kept)
 };
 
 class ReplicaStore {
