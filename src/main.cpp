@@ -17,6 +17,7 @@
 #include "client/cli.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/periodic_task.h"
 #include "controller/cluster/node_command.h"
 #include "controller/controller.h"
 #include "rpc/node_security.h"
@@ -43,6 +44,7 @@ struct DaemonFlags {
   double authRate = 5, authBurst = 20;
   unsigned loginFailures = 10;
   uint64_t userQuota = 0;
+  uint64_t transferMemory = 32ULL * 1024 * 1024;
   size_t maxUserUploads = 8, maxUserDownloads = 8;
   int64_t reserveSpace = -1;
   size_t hashConcurrency = 2;
@@ -229,6 +231,12 @@ void addControllerFlags(CLI::App& app, DaemonFlags& f) {
                  "bytes of files one user may keep (0 = no quota); past it 507 QUOTA_EXCEEDED")
       ->envname("REDCLOUD_USER_QUOTA")
       ->capture_default_str();
+  app.add_option("--transfer-memory", f.transferMemory,
+                 "bytes of chunk buffers that uploads and downloads share beyond the two each "
+                 "always has (deeper read-ahead, more chunks stored at once)")
+      ->envname("REDCLOUD_TRANSFER_MEMORY")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--max-user-uploads", f.maxUserUploads,
                  "uploads one user may run at once (0 = no limit); past it 429")
       ->envname("REDCLOUD_MAX_USER_UPLOADS")
@@ -344,6 +352,7 @@ Status buildControllerOptions(const DaemonFlags& f, redcloud::controller::Contro
   o->writeQuorum = f.writeQuorum;
   o->maxUploadSize = f.maxUploadSize;
   o->userQuota = f.userQuota;
+  o->transferMemory = f.transferMemory;
   o->maxUserUploads = f.maxUserUploads;
   o->maxUserDownloads = f.maxUserDownloads;
   if (f.apiTlsCert.empty() != f.apiTlsKey.empty()) {
@@ -501,8 +510,15 @@ int runDaemon(const std::string& role, int argc, char** argv) {
     controller = std::make_unique<redcloud::controller::Controller>(o);
     if (Status s = controller->start(); !s.isOk()) return fail(s);
   }
+  // Chunk buffers are kept in the heap while transfers run (no page faults
+  // for every chunk); what is free is handed back to the system every few
+  // seconds, so an idle daemon returns to its idle size.
+  redcloud::PeriodicTask trimmer(
+      5000, [] { malloc_trim(0); }, /*runAtStart=*/false);
+  trimmer.start();
   int sig = 0;
   sigwait(&stopSignals, &sig);
+  trimmer.stop();
   spdlog::info("received {}, shutting down", strsignal(sig));
   if (controller) controller->stop();
   if (chunkServer) chunkServer->stop();
@@ -519,6 +535,9 @@ int main(int argc, char** argv) {
       // instead of a fresh mmap (and its page faults) for each one.
       mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
       mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+      // Few arenas: transfer threads come and go, and every arena keeps its
+      // own free chunk buffers.
+      mallopt(M_ARENA_MAX, 4);
       return runDaemon(cmd, argc - 1, argv + 1);
     }
     if (cmd == "node") return redcloud::controller::runNodeCommand(argc - 1, argv + 1);

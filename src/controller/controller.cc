@@ -358,6 +358,7 @@ Result<std::unique_ptr<UploadSession>> Controller::newUploadSession() {
   uo.quorum = quorum;
   uo.refreshEveryMs = chunkRefreshIntervalMs();
   uo.hedgeMs = options_.hedgeDelayMs;
+  uo.budget = transferBudget_.get();
   return std::make_unique<UploadSession>(std::move(targets), uo, registry_.get(), copies_.get(),
                                          &metrics_);
 }

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "controller/auth_guard.h"
+#include "controller/chunks/transfer_budget.h"
 #include "controller/cluster/chunkserver_registry.h"
 #include "controller/cluster/forgotten_nodes.h"
 #include "controller/cluster/membership.h"
@@ -50,6 +51,7 @@ struct ControllerOptions {
   std::string writeQuorum = "majority";  // majority | all | N
   uint64_t maxUploadSize = 0;            // 0: unlimited
   uint64_t userQuota = 0;                // --user-quota bytes per user; 0: none
+  uint64_t transferMemory = 32ULL << 20;  // --transfer-memory: shared beyond 2 chunks each
   size_t maxUserUploads = 8;             // uploads of one user at once (0: no limit)
   size_t maxUserDownloads = 8;           // downloads of one user at once (0: no limit)
   int64_t gcGraceMs = 10 * 60'000;
@@ -127,6 +129,7 @@ class Controller {
   // Uploads holding a slot now, over all users.
   size_t uploadsInProgress();
   ChunkFetcher newFetcher();
+  TransferBudget& transferBudget() { return *transferBudget_; }
   // Controllers that count for repair ownership: ourselves and every alive peer.
   std::vector<std::string> aliveControllers();
   Replicator& replicator() { return *replicator_; }
@@ -163,6 +166,8 @@ class Controller {
   std::unique_ptr<ChunkserverRegistry> registry_;
   std::unique_ptr<ChunkGarbageCollector> gc_;
   std::unique_ptr<CopyScheduler> copies_;
+  std::unique_ptr<TransferBudget> transferBudget_ =
+      std::make_unique<TransferBudget>(options_.transferMemory);
   std::unique_ptr<ChunkRepairer> repairer_;
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<LocalReplica> replica_;

@@ -109,11 +109,24 @@ void UploadSession::flushChunk() {
   std::string data = std::move(current_);
   current_ = std::string();
   size_t index;
+  uint64_t reserved = 0;
   {
     std::unique_lock lock(mu_);
     // Back-pressure: the request thread waits while the stores are behind.
-    cv_.wait(lock, [&] { return inFlight_ < kMaxInFlight || !error_.isOk(); });
-    if (!error_.isOk()) return;
+    // One store at a time is always allowed; more only with room in the
+    // process's transfer budget (polled: it is shared with other transfers).
+    while (error_.isOk() && inFlight_ > 0) {
+      if (inFlight_ < kMaxInFlight &&
+          (!options_.budget || options_.budget->tryAcquire(data.size()))) {
+        reserved = options_.budget ? data.size() : 0;
+        break;
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(5));
+    }
+    if (!error_.isOk()) {
+      if (reserved) options_.budget->release(reserved);
+      return;
+    }
     ++inFlight_;
     index = chunks_.size();
     chunks_.push_back({"", data.size()});  // its id once the store task hashed it
@@ -123,10 +136,10 @@ void UploadSession::flushChunk() {
     tasks_.front().join();
     tasks_.erase(tasks_.begin());
   }
-  tasks_.emplace_back(&UploadSession::storeTask, this, index, std::move(data));
+  tasks_.emplace_back(&UploadSession::storeTask, this, index, std::move(data), reserved);
 }
 
-void UploadSession::storeTask(size_t index, std::string data) {
+void UploadSession::storeTask(size_t index, std::string data, uint64_t reserved) {
   // The chunk's id is hashed here, on the store task, so the request thread
   // only receives and hashes the whole file: two cores share the hashing.
   std::string id = sha256Hex(data);
@@ -140,6 +153,8 @@ void UploadSession::storeTask(size_t index, std::string data) {
   } catch (const std::exception& e) {
     s = internalError(std::string("storing chunk ") + id + " failed: " + e.what());
   }
+  data = std::string();  // freed before the budget is given back
+  if (reserved) options_.budget->release(reserved);
   std::lock_guard lock(mu_);
   if (!s.isOk() && error_.isOk()) error_ = s;
   --inFlight_;

@@ -15,7 +15,7 @@
 // did, queued on the CopyScheduler at once — so the controller sends `quorum`
 // copies over its own link, not one per chunkserver.
 // Memory per upload stays bounded by kMaxInFlight + 1 chunks whatever the file
-// size. finish() returns the chunk list, in file order, once every chunk has
+// size; all but two of them come from the process's TransferBudget. finish() returns the chunk list, in file order, once every chunk has
 // its write quorum of acknowledgements and the quorum still holds every chunk
 // (checked at the end, so a chunk collected meanwhile fails the upload instead
 // of being committed missing). Every `refreshEveryMs` the chunks stored so far
@@ -34,6 +34,7 @@
 
 #include "common/sha256.h"
 #include "controller/chunks/chunk_client.h"
+#include "controller/chunks/transfer_budget.h"
 #include "controller/metadata/metadata_store.h"
 #include "controller/metrics.h"
 
@@ -60,6 +61,9 @@ struct UploadOptions {
   int64_t refreshEveryMs = 30'000;
   int64_t hedgeMs = 1000;            // race a write still running after this
   int64_t writeDeadlineMs = 60'000;  // give one chunk write up after this
+  // Chunks stored at once beyond the first take room from this (null: no
+  // limit but kMaxInFlight).
+  TransferBudget* budget = nullptr;
 };
 
 class UploadSession {
@@ -82,7 +86,7 @@ class UploadSession {
   static constexpr size_t kMaxInFlight = 3;
 
   void flushChunk();
-  void storeTask(size_t index, std::string data);
+  void storeTask(size_t index, std::string data, uint64_t reserved);
   Status storeChunk(size_t index, const std::string& id, const std::string& data);
   void waitForAll();
   // Marks the chunks stored so far referenced; returns, per chunk, how many

@@ -48,12 +48,20 @@ std::string contentDisposition(const std::string& name) {
 // the current one is written to the socket.
 class DownloadStream {
  public:
-  DownloadStream(ChunkFetcher fetcher, std::vector<ChunkRef> chunks, ByteRange range)
-      : fetcher_(fetcher), chunks_(std::move(chunks)), range_(range) {
+  DownloadStream(ChunkFetcher fetcher, std::vector<ChunkRef> chunks, ByteRange range,
+                 TransferBudget& budget)
+      : fetcher_(fetcher), chunks_(std::move(chunks)), range_(range), budget_(budget) {
     uint64_t at = 0;
     for (const auto& c : chunks_) {
       starts_.push_back(at);
       at += c.size;
+    }
+  }
+
+  ~DownloadStream() {
+    for (auto& a : ahead_) {
+      if (a.data.valid()) a.data.wait();
+      budget_.release(a.reserved);
     }
   }
 
@@ -80,8 +88,13 @@ class DownloadStream {
     size_t idx = chunkAt(pos);
     if (idx != current_) {
       if (idx != current_ + 1 || ahead_.empty()) return false;
-      auto data = ahead_.front().get();
+      auto data = ahead_.front().data.get();
       ahead_.pop_front();
+      // The next chunk ahead is now this download's own second buffer.
+      if (!ahead_.empty() && ahead_.front().reserved) {
+        budget_.release(ahead_.front().reserved);
+        ahead_.front().reserved = 0;
+      }
       if (!data.isOk()) {
         spdlog::error("download aborted: {}", data.status().message());
         return false;  // the connection is cut: never a short body that looks complete
@@ -99,26 +112,39 @@ class DownloadStream {
   }
 
  private:
-  // Keeps up to kAhead chunks being fetched after `from`, in order, so disk
-  // reads and transfers from the chunkservers overlap with sending.
+  // Keeps up to kAhead chunks being fetched (read, verified) after `from`, in
+  // order, so disk reads, hashing and sending overlap. The first chunk ahead
+  // is this download's own; deeper read-ahead takes room from the transfer
+  // budget, and is skipped while the budget is full.
   void prefetch(size_t from) {
-    static constexpr size_t kAhead = 3;
+    static constexpr size_t kAhead = 4;
     size_t end = std::min(chunks_.size(), from + kAhead);
     for (size_t idx = from + ahead_.size(); idx < end; ++idx) {
       if (starts_[idx] >= range_.start + range_.length) break;
+      uint64_t reserved = 0;
+      if (!ahead_.empty()) {
+        if (!budget_.tryAcquire(chunks_[idx].size)) break;
+        reserved = chunks_[idx].size;
+      }
       std::string id = chunks_[idx].id;
       ahead_.push_back(
-          std::async(std::launch::async, [f = fetcher_, id]() mutable { return f.fetch(id); }));
+          {std::async(std::launch::async, [f = fetcher_, id]() mutable { return f.fetch(id); }),
+           reserved});
     }
   }
 
+  struct Ahead {
+    std::future<Result<std::string>> data;
+    uint64_t reserved = 0;  // taken from the budget
+  };
   ChunkFetcher fetcher_;
   std::vector<ChunkRef> chunks_;
   std::vector<uint64_t> starts_;
   ByteRange range_;
+  TransferBudget& budget_;
   size_t current_ = 0;
   std::string data_;
-  std::deque<std::future<Result<std::string>>> ahead_;  // chunks current_+1, +2, …
+  std::deque<Ahead> ahead_;  // chunks current_+1, +2, …
 };
 
 // The most bytes an upload named `name` may bring under --user-quota (the
@@ -345,7 +371,8 @@ void HttpApi::handleDownload(RequestContext& c, bool byName) {
     c.res.set_content("", "application/octet-stream");
     return;
   }
-  auto stream = std::make_shared<DownloadStream>(controller_.newFetcher(), file->chunks, *range);
+  auto stream = std::make_shared<DownloadStream>(controller_.newFetcher(), file->chunks, *range,
+                                                 controller_.transferBudget());
   if (c.req.method != "HEAD") {
     Status primed = stream->prime();
     if (!primed.isOk()) {

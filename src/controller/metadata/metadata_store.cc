@@ -118,6 +118,13 @@ Status MetadataStore::open(const std::string& path, Options options) {
   RC_RETURN_IF_ERROR(createSchema());
   RC_RETURN_IF_ERROR(migrate());
   RC_RETURN_IF_ERROR(loadTree());
+  {
+    // Reads from the HTTP API use their own connection (see reader()).
+    std::lock_guard readLock(readMu_);
+    RC_RETURN_IF_ERROR(readDb_.open(path));
+    RC_RETURN_IF_ERROR(readDb_.exec("PRAGMA query_only=1; PRAGMA cache_size=-16384;"));
+    readDbOpen_ = true;
+  }
   RC_ASSIGN_OR_RETURN(auto horizon, getMeta("purged_through_ts"));
   purgedThroughTs_ = horizon ? std::strtoll(horizon->c_str(), nullptr, 10) : 0;
   publishRoot();
@@ -226,6 +233,13 @@ Status MetadataStore::transaction(const std::function<Status()>& fn) {
     groupCv_.notify_all();
   }
   return me.status;
+}
+
+MetadataStore::Reader MetadataStore::reader() {
+  if (!readDbOpen_ || txnThread_.load() == std::this_thread::get_id()) {
+    return {std::unique_lock(mu_), {}, &db_};
+  }
+  return {{}, std::unique_lock(readMu_), &readDb_};
 }
 
 MetadataStore::CommitStats MetadataStore::commitStats() const {
@@ -569,9 +583,9 @@ Result<std::vector<std::string>> MetadataStore::keysOf(RecordKind kind) {
 }
 
 Result<std::optional<UserRow>> MetadataStore::userByName(const std::string& username) {
-  std::lock_guard lock(mu_);
+  auto rd = reader();
   RC_ASSIGN_OR_RETURN(auto stmt,
-                      db_.prepare("SELECT user_id, password_hash FROM users WHERE username=?1"));
+                      rd.db->prepare("SELECT user_id, password_hash FROM users WHERE username=?1"));
   stmt.bind(1, username);
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return std::optional<UserRow>();
@@ -579,18 +593,18 @@ Result<std::optional<UserRow>> MetadataStore::userByName(const std::string& user
 }
 
 Result<std::optional<std::string>> MetadataStore::userIdForKeyHash(const std::string& keyHash) {
-  std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT user_id FROM api_keys WHERE key_hash=?1"));
+  auto rd = reader();
+  RC_ASSIGN_OR_RETURN(auto stmt, rd.db->prepare("SELECT user_id FROM api_keys WHERE key_hash=?1"));
   stmt.bind(1, keyHash);
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return std::optional<std::string>();
   return std::optional<std::string>(stmt.text(0));
 }
 
-Result<std::vector<FileRow>> MetadataStore::queryFiles(const std::string& sql,
+Result<std::vector<FileRow>> MetadataStore::queryFiles(SqliteDb& db, const std::string& sql,
                                                        const std::string& ownerId,
                                                        const std::vector<std::string>& binds) {
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(sql));
+  RC_ASSIGN_OR_RETURN(auto stmt, db.prepare(sql));
   stmt.bind(1, ownerId);
   int i = 2;
   for (const auto& b : binds) stmt.bind(i++, b);
@@ -629,8 +643,8 @@ Result<std::vector<FileRow>> MetadataStore::listFiles(const std::string& ownerId
   }
   sql += " ORDER BY n.name";
   if (limit > 0) sql += " LIMIT " + std::to_string(limit);
-  std::lock_guard lock(mu_);
-  return queryFiles(sql, ownerId, binds);
+  auto rd = reader();
+  return queryFiles(*rd.db, sql, ownerId, binds);
 }
 
 Result<std::optional<FileRow>> MetadataStore::visibleFile(const std::string& ownerId,
@@ -639,8 +653,8 @@ Result<std::optional<FileRow>> MetadataStore::visibleFile(const std::string& own
       std::string("SELECT ") + kFileColumns +
       " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
       " WHERE n.owner_id = ?1 AND n.file_id = ?2";
-  std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto rows, queryFiles(sql, ownerId, {fileId}));
+  auto rd = reader();
+  RC_ASSIGN_OR_RETURN(auto rows, queryFiles(*rd.db, sql, ownerId, {fileId}));
   if (rows.empty()) return std::optional<FileRow>();
   return std::optional<FileRow>(std::move(rows.front()));
 }
@@ -651,17 +665,17 @@ Result<std::optional<FileRow>> MetadataStore::visibleFileByName(const std::strin
       std::string("SELECT ") + kFileColumns +
       " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
       " WHERE n.owner_id = ?1 AND n.name = ?2";
-  std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto rows, queryFiles(sql, ownerId, {name}));
+  auto rd = reader();
+  RC_ASSIGN_OR_RETURN(auto rows, queryFiles(*rd.db, sql, ownerId, {name}));
   if (rows.empty()) return std::optional<FileRow>();
   return std::optional<FileRow>(std::move(rows.front()));
 }
 
 Result<std::vector<TagCount>> MetadataStore::tagCounts(const std::string& ownerId) {
-  std::lock_guard lock(mu_);
+  auto rd = reader();
   RC_ASSIGN_OR_RETURN(
       auto stmt,
-      db_.prepare("SELECT t.tag, count(*) FROM tags t JOIN names n ON n.file_id = t.file_id "
+      rd.db->prepare("SELECT t.tag, count(*) FROM tags t JOIN names n ON n.file_id = t.file_id "
                   "AND n.owner_id = t.owner_id JOIN files f ON f.file_id = t.file_id "
                   "WHERE t.owner_id = ?1 GROUP BY t.tag ORDER BY t.tag"));
   stmt.bind(1, ownerId);
@@ -732,9 +746,9 @@ StoreCounts MetadataStore::counts() {
 }
 
 Result<int64_t> MetadataStore::orphanedFiles() {
-  std::lock_guard lock(mu_);
+  auto rd = reader();
   RC_ASSIGN_OR_RETURN(auto stmt,
-                      db_.prepare("SELECT count(*) FROM files f WHERE NOT EXISTS "
+                      rd.db->prepare("SELECT count(*) FROM files f WHERE NOT EXISTS "
                                   "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   return row ? stmt.integer(0) : 0;
@@ -840,9 +854,9 @@ Status MetadataStore::setMeta(const std::string& key, const std::string& value) 
 
 Result<std::pair<KeyState, std::string>> MetadataStore::keyState(const std::string& keyHash,
                                                                  int64_t* expiresMs) {
-  std::lock_guard lock(mu_);
+  auto rd = reader();
   RC_ASSIGN_OR_RETURN(auto stmt,
-                      db_.prepare("SELECT k.user_id, u.username, k.expires_ms FROM api_keys k LEFT "
+                      rd.db->prepare("SELECT k.user_id, u.username, k.expires_ms FROM api_keys k LEFT "
                                   "JOIN users u ON u.user_id = k.user_id "
                                   "WHERE k.key_hash=?1"));
   stmt.bind(1, keyHash);
@@ -854,17 +868,17 @@ Result<std::pair<KeyState, std::string>> MetadataStore::keyState(const std::stri
 }
 
 Result<std::vector<std::string>> MetadataStore::keyHashesOfUser(const std::string& userId) {
-  std::lock_guard lock(mu_);
+  auto rd = reader();
   RC_ASSIGN_OR_RETURN(
-      auto stmt, db_.prepare("SELECT key_hash FROM api_keys WHERE user_id=?1 ORDER BY key_hash"));
+      auto stmt, rd.db->prepare("SELECT key_hash FROM api_keys WHERE user_id=?1 ORDER BY key_hash"));
   stmt.bind(1, userId);
   return stmt.firstColumn();
 }
 
 Result<uint64_t> MetadataStore::usedBytes(const std::string& ownerId) {
-  std::lock_guard lock(mu_);
+  auto rd = reader();
   RC_ASSIGN_OR_RETURN(auto stmt,
-                      db_.prepare("SELECT COALESCE(SUM(f.size), 0) FROM names n JOIN files f ON "
+                      rd.db->prepare("SELECT COALESCE(SUM(f.size), 0) FROM names n JOIN files f ON "
                                   "f.file_id = n.file_id AND f.owner_id = n.owner_id "
                                   "WHERE n.owner_id = ?1"));
   stmt.bind(1, ownerId);
@@ -876,8 +890,8 @@ Result<int64_t> MetadataStore::liveChunkCount() { return counts().liveChunks; }
 
 Result<std::vector<std::string>> MetadataStore::liveChunkIds(const std::string& after,
                                                              size_t limit) {
-  std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT DISTINCT chunk_id FROM file_chunks WHERE "
+  auto rd = reader();
+  RC_ASSIGN_OR_RETURN(auto stmt, rd.db->prepare("SELECT DISTINCT chunk_id FROM file_chunks WHERE "
                                              "chunk_id > ?1 ORDER BY chunk_id LIMIT ?2"));
   stmt.bind(1, after).bind(2, static_cast<int64_t>(limit));
   return stmt.firstColumn();

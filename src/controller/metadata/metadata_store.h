@@ -168,8 +168,9 @@ class MetadataStore {
   Result<bool> chunkReferenced(const std::string& chunkId);
   Status unlinkChunks(const std::string& fileId);
   Result<std::optional<Record>> getRecordLocked(RecordKind kind, const std::string& key);
-  Result<std::vector<FileRow>> queryFiles(const std::string& sql, const std::string& ownerId,
-                                          const std::vector<std::string>& binds);
+  static Result<std::vector<FileRow>> queryFiles(SqliteDb& db, const std::string& sql,
+                                                 const std::string& ownerId,
+                                                 const std::vector<std::string>& binds);
 
   // One transaction waiting for (or in) a group commit.
   struct PendingTxn {
@@ -189,8 +190,22 @@ class MetadataStore {
   std::atomic<uint64_t> txnCount_{0};
   std::atomic<uint64_t> commitCount_{0};
 
+  // Where a read runs: on the writer's connection inside a transaction on
+  // this thread (it must see its own uncommitted changes), else on the read
+  // connection, which WAL lets read the last commit while a group commits and
+  // waits for its fsync. Holds the matching lock for its lifetime.
+  struct Reader {
+    std::unique_lock<std::recursive_mutex> writerLock;
+    std::unique_lock<std::mutex> readerLock;
+    SqliteDb* db;
+  };
+  Reader reader();
+
   std::recursive_mutex mu_;
-  SqliteDb db_;                                             // GUARDED_BY(mu_)
+  SqliteDb db_;  // GUARDED_BY(mu_)
+  std::mutex readMu_;
+  SqliteDb readDb_;  // GUARDED_BY(readMu_)
+  bool readDbOpen_ = false;
   DigestTree tree_;                                         // GUARDED_BY(mu_)
   std::vector<std::pair<uint32_t, std::string>> treeUndo_;  // toggles of the open transaction
   std::vector<uint32_t> touchedLeaves_;                     // GUARDED_BY(mu_)
