@@ -247,13 +247,14 @@ Status ChunkStore::put(const std::string& id, std::string_view data, WriteCheck 
 
 Status ChunkStore::install(const std::string& id, uint64_t size, const std::string& tmpPath) {
   std::string path = pathOf(id);
-  std::string dir = parentDir(path);
+  std::string dir = parentDir(path);  // chunks/ab/cd
+  std::string top = parentDir(dir);   // chunks/ab
+  RC_ASSIGN_OR_RETURN(bool topCreated, fs_.createDirs(top));
   RC_ASSIGN_OR_RETURN(bool created, fs_.createDirs(dir));
-  if (created) {
-    // New folders must be durable too, or the rename below may vanish with them.
-    RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(dir)));
-    RC_RETURN_IF_ERROR(fs_.syncDir(root_ + "/chunks"));
-  }
+  // New folders must be durable too, or the rename below may vanish with
+  // them: each new entry is synced in its parent, and only those.
+  if (created) RC_RETURN_IF_ERROR(fs_.syncDir(top));
+  if (topCreated) RC_RETURN_IF_ERROR(fs_.syncDir(root_ + "/chunks"));
   RC_RETURN_IF_ERROR(fs_.rename(tmpPath, path));
   RC_RETURN_IF_ERROR(fs_.syncDir(dir));
   std::lock_guard lock(mu_);

@@ -48,12 +48,12 @@ struct ControllerOptions {
   int64_t gossipIntervalMs = 1000;
   int64_t heartbeatTimeoutMs = 10'000;
   int64_t probeIntervalMs = 1000;
-  std::string writeQuorum = "majority";  // majority | all | N
-  uint64_t maxUploadSize = 0;            // 0: unlimited
-  uint64_t userQuota = 0;                // --user-quota bytes per user; 0: none
+  std::string writeQuorum = "majority";   // majority | all | N
+  uint64_t maxUploadSize = 0;             // 0: unlimited
+  uint64_t userQuota = 0;                 // --user-quota bytes per user; 0: none
   uint64_t transferMemory = 32ULL << 20;  // --transfer-memory: shared beyond 2 chunks each
-  size_t maxUserUploads = 8;             // uploads of one user at once (0: no limit)
-  size_t maxUserDownloads = 8;           // downloads of one user at once (0: no limit)
+  size_t maxUserUploads = 8;              // uploads of one user at once (0: no limit)
+  size_t maxUserDownloads = 8;            // downloads of one user at once (0: no limit)
   int64_t gcGraceMs = 10 * 60'000;
   size_t gossipFanout = 3;
   int64_t antiEntropyIntervalMs = 10'000;

@@ -24,8 +24,8 @@ Result<std::string> EmbeddedChunkClient::readChunk(const std::string& id,
   RC_ASSIGN_OR_RETURN(std::string data, store_.readUnverified(id));
   // As for a remote chunkserver: the disk may have rotted since the write.
   if (sha256Hex(data) != id) {
-    return Status(StatusCode::kChecksumMismatch, "chunk " + id + " from " + address() +
-                                                     " (embedded) is corrupt");
+    return Status(StatusCode::kChecksumMismatch,
+                  "chunk " + id + " from " + address() + " (embedded) is corrupt");
   }
   return data;
 }

@@ -25,10 +25,9 @@ class EmbeddedChunkClient : public controller::ChunkClient {
   EmbeddedChunkClient(std::string address, const NodeSecurity& security,
                       chunkserver::ChunkStore& store);
 
-  Status writeChunk(const std::string& id, std::string_view data,
-                    controller::CallCanceller* cancel, int64_t deadlineMs) override;
-  Result<std::string> readChunk(const std::string& id,
-                                controller::CallCanceller* cancel) override;
+  Status writeChunk(const std::string& id, std::string_view data, controller::CallCanceller* cancel,
+                    int64_t deadlineMs) override;
+  Result<std::string> readChunk(const std::string& id, controller::CallCanceller* cancel) override;
   Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids, bool refresh,
                                       int64_t deadlineMs) override;
 

@@ -23,6 +23,24 @@ HedgedOutcome runHedged(size_t candidates, size_t needed, int64_t hedgeMs,
                         const std::function<Status(size_t, CallCanceller*)>& attempt,
                         const std::function<void(size_t)>& onSlow) {
   HedgedOutcome out;
+  if (candidates == 1) {
+    // Nobody to race it with: the one attempt runs on this thread (a
+    // single-chunkserver upload or read costs no thread).
+    CallCanceller cancel;
+    Status st;
+    try {
+      st = attempt(0, &cancel);
+    } catch (const std::exception& e) {
+      st = internalError(std::string("attempt failed: ") + e.what());
+    }
+    if (st.isOk()) {
+      out.succeeded.push_back(0);
+    } else {
+      out.failed.push_back({0, std::move(st)});
+      if (onSlow) onSlow(0);
+    }
+    return out;
+  }
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::unique_ptr<Attempt>> attempts;

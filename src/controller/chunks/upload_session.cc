@@ -53,17 +53,20 @@ std::vector<size_t> UploadSession::refreshChunks(const std::vector<ChunkRef>& ch
   auto ids = std::make_shared<std::vector<std::string>>();
   for (const auto& c : chunks) ids->push_back(c.id);
   shared->holders.assign(ids->size(), 0);
-  for (const auto& t : targets_) {
-    std::thread([shared, ids, client = t.client] {
-      auto present = client->hasChunks(*ids, /*refresh=*/true, /*deadlineMs=*/5000);
-      std::lock_guard lock(shared->mu);
-      // An unreachable chunkserver holds nothing we can count on.
-      if (present.isOk()) {
-        for (size_t i = 0; i < ids->size(); ++i) shared->holders[i] += (*present)[i] ? 1 : 0;
-      }
-      ++shared->answered;
-      shared->cv.notify_all();
-    }).detach();
+  auto ask = [shared, ids](std::shared_ptr<ChunkClient> client) {
+    auto present = client->hasChunks(*ids, /*refresh=*/true, /*deadlineMs=*/5000);
+    std::lock_guard lock(shared->mu);
+    // An unreachable chunkserver holds nothing we can count on.
+    if (present.isOk()) {
+      for (size_t i = 0; i < ids->size(); ++i) shared->holders[i] += (*present)[i] ? 1 : 0;
+    }
+    ++shared->answered;
+    shared->cv.notify_all();
+  };
+  if (targets_.size() == 1) {
+    ask(targets_.front().client);  // nothing to wait for in parallel
+  } else {
+    for (const auto& t : targets_) std::thread(ask, t.client).detach();
   }
   std::unique_lock lock(shared->mu);
   shared->cv.wait_for(lock, std::chrono::seconds(6), [&] {
@@ -105,7 +108,7 @@ Status UploadSession::feed(const char* data, size_t n) {
   return error_;
 }
 
-void UploadSession::flushChunk() {
+void UploadSession::flushChunk(bool storeInline) {
   std::string data = std::move(current_);
   current_ = std::string();
   size_t index;
@@ -130,6 +133,12 @@ void UploadSession::flushChunk() {
     ++inFlight_;
     index = chunks_.size();
     chunks_.push_back({"", data.size()});  // its id once the store task hashed it
+  }
+  if (storeInline) {
+    // The last chunk: the request thread has nothing else to do (and a small
+    // file's only chunk costs no thread).
+    storeTask(index, std::move(data), reserved);
+    return;
   }
   // Keep at most kMaxInFlight threads around: join the oldest first.
   while (tasks_.size() >= kMaxInFlight) {
@@ -162,7 +171,7 @@ void UploadSession::storeTask(size_t index, std::string data, uint64_t reserved)
 }
 
 Result<UploadedContent> UploadSession::finish() {
-  if (!current_.empty()) flushChunk();
+  if (!current_.empty()) flushChunk(/*inline=*/true);
   waitForAll();
   std::vector<ChunkRef> chunks;
   {

@@ -15,13 +15,13 @@
 // did, queued on the CopyScheduler at once — so the controller sends `quorum`
 // copies over its own link, not one per chunkserver.
 // Memory per upload stays bounded by kMaxInFlight + 1 chunks whatever the file
-// size; all but two of them come from the process's TransferBudget. finish() returns the chunk list, in file order, once every chunk has
-// its write quorum of acknowledgements and the quorum still holds every chunk
-// (checked at the end, so a chunk collected meanwhile fails the upload instead
-// of being committed missing). Every `refreshEveryMs` the chunks stored so far
-// are marked referenced again on the chunkservers, so garbage collection
-// (which spares chunks referenced within its grace) never takes the chunks of
-// an upload in progress. Not thread-safe: one request thread feeds it.
+// size; all but two of them come from the process's TransferBudget. finish() returns the chunk
+// list, in file order, once every chunk has its write quorum of acknowledgements and the quorum
+// still holds every chunk (checked at the end, so a chunk collected meanwhile fails the upload
+// instead of being committed missing). Every `refreshEveryMs` the chunks stored so far are marked
+// referenced again on the chunkservers, so garbage collection (which spares chunks referenced
+// within its grace) never takes the chunks of an upload in progress. Not thread-safe: one request
+// thread feeds it.
 #pragma once
 
 #include <chrono>
@@ -85,7 +85,7 @@ class UploadSession {
  private:
   static constexpr size_t kMaxInFlight = 3;
 
-  void flushChunk();
+  void flushChunk(bool storeInline = false);
   void storeTask(size_t index, std::string data, uint64_t reserved);
   Status storeChunk(size_t index, const std::string& id, const std::string& data);
   void waitForAll();

@@ -115,6 +115,9 @@ Status MetadataStore::open(const std::string& path, Options options) {
   // 16 MiB of page cache (SQLite's default is 2 MiB): a large batch of
   // replicated records would otherwise spill pages mid-transaction.
   RC_RETURN_IF_ERROR(db_.exec("PRAGMA cache_size=-16384;"));
+  // Savepoints (one per transaction of a group commit) keep their undo in
+  // memory, not in a temp file created and deleted for every commit.
+  RC_RETURN_IF_ERROR(db_.exec("PRAGMA temp_store=MEMORY;"));
   RC_RETURN_IF_ERROR(createSchema());
   RC_RETURN_IF_ERROR(migrate());
   RC_RETURN_IF_ERROR(loadTree());
@@ -124,6 +127,18 @@ Status MetadataStore::open(const std::string& path, Options options) {
     RC_RETURN_IF_ERROR(readDb_.open(path));
     RC_RETURN_IF_ERROR(readDb_.exec("PRAGMA query_only=1; PRAGMA cache_size=-16384;"));
     readDbOpen_ = true;
+  }
+  if (options.durable && !checkpointer_) {
+    RC_RETURN_IF_ERROR(checkpointDb_.open(path));
+    RC_RETURN_IF_ERROR(db_.exec("PRAGMA wal_autocheckpoint=0;"));
+    checkpointer_ = std::make_unique<PeriodicTask>(
+        200,
+        [this] {
+          // PASSIVE: copies what no reader still needs, never blocks a commit.
+          (void)checkpointDb_.exec("PRAGMA wal_checkpoint(PASSIVE);");
+        },
+        /*runAtStart=*/false);
+    checkpointer_->start();
   }
   RC_ASSIGN_OR_RETURN(auto horizon, getMeta("purged_through_ts"));
   purgedThroughTs_ = horizon ? std::strtoll(horizon->c_str(), nullptr, 10) : 0;
@@ -676,8 +691,8 @@ Result<std::vector<TagCount>> MetadataStore::tagCounts(const std::string& ownerI
   RC_ASSIGN_OR_RETURN(
       auto stmt,
       rd.db->prepare("SELECT t.tag, count(*) FROM tags t JOIN names n ON n.file_id = t.file_id "
-                  "AND n.owner_id = t.owner_id JOIN files f ON f.file_id = t.file_id "
-                  "WHERE t.owner_id = ?1 GROUP BY t.tag ORDER BY t.tag"));
+                     "AND n.owner_id = t.owner_id JOIN files f ON f.file_id = t.file_id "
+                     "WHERE t.owner_id = ?1 GROUP BY t.tag ORDER BY t.tag"));
   stmt.bind(1, ownerId);
   std::vector<TagCount> out;
   while (true) {
@@ -749,7 +764,7 @@ Result<int64_t> MetadataStore::orphanedFiles() {
   auto rd = reader();
   RC_ASSIGN_OR_RETURN(auto stmt,
                       rd.db->prepare("SELECT count(*) FROM files f WHERE NOT EXISTS "
-                                  "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
+                                     "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   return row ? stmt.integer(0) : 0;
 }
@@ -855,10 +870,10 @@ Status MetadataStore::setMeta(const std::string& key, const std::string& value) 
 Result<std::pair<KeyState, std::string>> MetadataStore::keyState(const std::string& keyHash,
                                                                  int64_t* expiresMs) {
   auto rd = reader();
-  RC_ASSIGN_OR_RETURN(auto stmt,
-                      rd.db->prepare("SELECT k.user_id, u.username, k.expires_ms FROM api_keys k LEFT "
-                                  "JOIN users u ON u.user_id = k.user_id "
-                                  "WHERE k.key_hash=?1"));
+  RC_ASSIGN_OR_RETURN(
+      auto stmt, rd.db->prepare("SELECT k.user_id, u.username, k.expires_ms FROM api_keys k LEFT "
+                                "JOIN users u ON u.user_id = k.user_id "
+                                "WHERE k.key_hash=?1"));
   stmt.bind(1, keyHash);
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return std::make_pair(KeyState::kUnknown, std::string());
@@ -870,7 +885,8 @@ Result<std::pair<KeyState, std::string>> MetadataStore::keyState(const std::stri
 Result<std::vector<std::string>> MetadataStore::keyHashesOfUser(const std::string& userId) {
   auto rd = reader();
   RC_ASSIGN_OR_RETURN(
-      auto stmt, rd.db->prepare("SELECT key_hash FROM api_keys WHERE user_id=?1 ORDER BY key_hash"));
+      auto stmt,
+      rd.db->prepare("SELECT key_hash FROM api_keys WHERE user_id=?1 ORDER BY key_hash"));
   stmt.bind(1, userId);
   return stmt.firstColumn();
 }
@@ -879,8 +895,8 @@ Result<uint64_t> MetadataStore::usedBytes(const std::string& ownerId) {
   auto rd = reader();
   RC_ASSIGN_OR_RETURN(auto stmt,
                       rd.db->prepare("SELECT COALESCE(SUM(f.size), 0) FROM names n JOIN files f ON "
-                                  "f.file_id = n.file_id AND f.owner_id = n.owner_id "
-                                  "WHERE n.owner_id = ?1"));
+                                     "f.file_id = n.file_id AND f.owner_id = n.owner_id "
+                                     "WHERE n.owner_id = ?1"));
   stmt.bind(1, ownerId);
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   return row ? static_cast<uint64_t>(stmt.integer(0)) : 0;
@@ -892,7 +908,7 @@ Result<std::vector<std::string>> MetadataStore::liveChunkIds(const std::string& 
                                                              size_t limit) {
   auto rd = reader();
   RC_ASSIGN_OR_RETURN(auto stmt, rd.db->prepare("SELECT DISTINCT chunk_id FROM file_chunks WHERE "
-                                             "chunk_id > ?1 ORDER BY chunk_id LIMIT ?2"));
+                                                "chunk_id > ?1 ORDER BY chunk_id LIMIT ?2"));
   stmt.bind(1, after).bind(2, static_cast<int64_t>(limit));
   return stmt.firstColumn();
 }

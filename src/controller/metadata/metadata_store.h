@@ -14,12 +14,14 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/periodic_task.h"
 #include "controller/metadata/record.h"
 #include "controller/metadata/sqlite_db.h"
 #include "controller/replication/digest_tree.h"
@@ -206,6 +208,10 @@ class MetadataStore {
   std::mutex readMu_;
   SqliteDb readDb_;  // GUARDED_BY(readMu_)
   bool readDbOpen_ = false;
+  // Copies the WAL back into the database off the commit path (the writer's
+  // automatic checkpoint would run inside a commit, holding the group).
+  SqliteDb checkpointDb_;  // checkpointer thread only
+  std::unique_ptr<PeriodicTask> checkpointer_;
   DigestTree tree_;                                         // GUARDED_BY(mu_)
   std::vector<std::pair<uint32_t, std::string>> treeUndo_;  // toggles of the open transaction
   std::vector<uint32_t> touchedLeaves_;                     // GUARDED_BY(mu_)
