@@ -86,7 +86,7 @@ deploy-test:
 # (bench/replication.py); all write docs/PERFORMANCE.md. The replication
 # cluster figures need root (netns).
 bench: build
-	@ninja -C $(BUILD) -j$(JOBS) replication_bench
+	@ninja -C $(BUILD) -j$(JOBS) replication_bench rc_loadgen
 	@bash bench/run.sh $(BUILD)/redcloud
 
 # Only the "## Chunks" section of docs/PERFORMANCE.md: 1 GiB uploads to 1 and
@@ -100,7 +100,7 @@ bench-chunks: configure
 # Only the "## Replication" section of docs/PERFORMANCE.md (real daemons in
 # network namespaces as root, and the build/replication_bench simulation).
 bench-replication: build
-	@ninja -C $(BUILD) -j$(JOBS) replication_bench
+	@ninja -C $(BUILD) -j$(JOBS) replication_bench rc_loadgen
 	@bash bench/run.sh --replication-only $(BUILD)/redcloud
 
 # Only the "## Slow clients" section of docs/PERFORMANCE.md: /health latency

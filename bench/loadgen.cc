@@ -70,7 +70,8 @@ Subcommands:
            CLIENTS threads PUT N empty files PREFIX000000..., tagged all,hit when
            index % HIT_EVERY == 0, else all
   mixed    --file PATH [--clients 8] [--name-prefix mixed]
-           CLIENTS threads each upload PATH (sendfile) as NAME_PREFIX-I, all together,
+           CLIENTS threads each upload PATH rotated by I x (1 MiB + 4 KiB), so no two
+           share a chunk, (sendfile) as NAME_PREFIX-I, all together,
            then each downloads its file back, all together
 
 Options of every subcommand:
@@ -418,9 +419,11 @@ class HttpConnection {
     }
   }
 
-  // Sends the header, then `size` bytes of `file` from offset 0 with
-  // sendfile(2): the body never passes through this process.
-  void sendFile(std::string_view head, int file, uint64_t size) {
+  // Sends the header, then `size` bytes of `file` with sendfile(2): the body
+  // never passes through this process. With `rotate`, the body is the file
+  // rotated left by that many bytes (from `rotate` to the end, then the
+  // start): the same size, different chunks.
+  void sendFile(std::string_view head, int file, uint64_t size, uint64_t rotate = 0) {
     std::string_view rest = head;
     while (!rest.empty()) {
       ssize_t n = ::send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL | (size > 0 ? MSG_MORE : 0));
@@ -430,9 +433,15 @@ class HttpConnection {
       }
       rest.remove_prefix(static_cast<size_t>(n));
     }
-    off_t offset = 0;
-    while (static_cast<uint64_t>(offset) < size) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(size - offset, 1u << 30));
+    rotate = size ? rotate % size : 0;
+    sendRange(file, rotate, size);
+    sendRange(file, 0, rotate);
+  }
+
+  void sendRange(int file, uint64_t from, uint64_t to) {
+    off_t offset = static_cast<off_t>(from);
+    while (static_cast<uint64_t>(offset) < to) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(to - offset, 1u << 30));
       ssize_t n = ::sendfile(fd_, file, &offset, want);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -798,10 +807,10 @@ class OpenFile {
 
 // One PUT of a whole file with sendfile(2); the answer must be 201.
 void uploadFile(HttpConnection& conn, const Context& ctx, const OpenFile& file,
-                const std::string& name, const std::string& tags) {
+                const std::string& name, const std::string& tags, uint64_t rotate = 0) {
   std::string head = ctx.head("PUT", ctx.uploadTarget(name, tags), file.size());
   Response r =
-      exchange(conn, BodyMode::kKeep, [&] { conn.sendFile(head, file.fd(), file.size()); });
+      exchange(conn, BodyMode::kKeep, [&] { conn.sendFile(head, file.fd(), file.size(), rotate); });
   expectStatus(r, 201, "upload of " + name);
 }
 
@@ -1000,7 +1009,10 @@ Json runMixed(const Options& opts, const Context& ctx) {
     std::string name = prefix + "-" + std::to_string(i);
     attempt(errors, [&] { conn.connect(); });
     rendezvous.arrive_and_wait();
-    attempt(errors, [&] { uploadFile(conn, ctx, file, name, "mixed"); });
+    // Each client's body is the file rotated by i × (1 MiB + 4 KiB): every
+    // upload has chunks of its own, none deduplicated against another's.
+    uint64_t rotate = static_cast<uint64_t>(i) * ((1u << 20) + 4096);
+    attempt(errors, [&] { uploadFile(conn, ctx, file, name, "mixed", rotate); });
     rendezvous.arrive_and_wait();
     attempt(errors, [&] { downloadFile(conn, ctx, name, file.size()); });
   });

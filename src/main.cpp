@@ -15,6 +15,7 @@
 
 #include "chunkserver/chunk_server.h"
 #include "client/cli.h"
+#include "common/buffer_pool.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/periodic_task.h"
@@ -44,7 +45,7 @@ struct DaemonFlags {
   double authRate = 5, authBurst = 20;
   unsigned loginFailures = 10;
   uint64_t userQuota = 0;
-  uint64_t transferMemory = 32ULL * 1024 * 1024;
+  uint64_t transferMemory = 16ULL * 1024 * 1024;
   size_t maxUserUploads = 8, maxUserDownloads = 8;
   int64_t reserveSpace = -1;
   size_t hashConcurrency = 2;
@@ -510,11 +511,17 @@ int runDaemon(const std::string& role, int argc, char** argv) {
     controller = std::make_unique<redcloud::controller::Controller>(o);
     if (Status s = controller->start(); !s.isOk()) return fail(s);
   }
-  // Chunk buffers are kept in the heap while transfers run (no page faults
-  // for every chunk); what is free is handed back to the system every few
-  // seconds, so an idle daemon returns to its idle size.
+  // Chunk buffers are recycled while transfers run (no page faults for
+  // every chunk); once none was taken for a few seconds they are freed, and
+  // what the heap holds free is handed back, so an idle daemon returns to its
+  // idle size.
   redcloud::PeriodicTask trimmer(
-      5000, [] { malloc_trim(0); }, /*runAtStart=*/false);
+      5000,
+      [] {
+        redcloud::BufferPool::chunks().releaseIdle(std::chrono::seconds(5));
+        malloc_trim(0);
+      },
+      /*runAtStart=*/false);
   trimmer.start();
   int sig = 0;
   sigwait(&stopSignals, &sig);
@@ -531,12 +538,12 @@ int main(int argc, char** argv) {
   if (argc >= 2) {
     std::string cmd = argv[1];
     if (cmd == "server" || cmd == "controller" || cmd == "chunkserver") {
-      // 4 MiB chunk buffers come and go constantly: keep them in the heap
-      // instead of a fresh mmap (and its page faults) for each one.
-      mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
-      mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
-      // Few arenas: transfer threads come and go, and every arena keeps its
-      // own free chunk buffers.
+      // Chunk buffers (4 MiB) are mapped and unmapped by themselves, so the
+      // memory of a transfer goes back to the system when it ends; smaller
+      // buffers (the HTTP server's 1 MiB pieces) stay in the heap.
+      mallopt(M_MMAP_THRESHOLD, 2 * 1024 * 1024);
+      // Few arenas: transfer threads come and go, and each arena keeps what
+      // was freed in it until the trimmer below returns it.
       mallopt(M_ARENA_MAX, 4);
       return runDaemon(cmd, argc - 1, argv + 1);
     }

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/buffer_pool.h"
+
 namespace redcloud::chunkserver {
 
 grpc::Status ChunkServiceImpl::WriteChunk(grpc::ServerContext* ctx,
@@ -43,9 +45,13 @@ grpc::Status ChunkServiceImpl::ReadChunk(grpc::ServerContext* ctx,
     size_t n = std::min(rest.size(), kPieceSize);
     msg.set_data(rest.data(), n);
     rest.remove_prefix(n);
-    if (!writer->Write(msg)) return {grpc::StatusCode::CANCELLED, "reader went away"};
+    if (!writer->Write(msg)) {
+      BufferPool::chunks().give(std::move(*data));
+      return {grpc::StatusCode::CANCELLED, "reader went away"};
+    }
     msg.clear_size();
   } while (!rest.empty());
+  BufferPool::chunks().give(std::move(*data));
   return grpc::Status::OK;
 }
 

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/buffer_pool.h"
+
 namespace redcloud {
 namespace {
 
@@ -136,9 +138,12 @@ class PosixFileSystem : public FileSystem {
     // buffer, one syscall for a whole chunk when it is in the page cache.
     size_t want = ::fstat(fd, &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
     (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    if (want >= BufferPool::kMinPooled) out = BufferPool::chunks().take(want + 1);
     size_t have = 0;
+    // One byte more than the file: the read that finds its end fits too.
+    out.resize(std::max<size_t>(want + 1, 4096));
     while (true) {
-      if (out.size() - have < 64 * 1024) out.resize(std::max(have + 64 * 1024, want + 1));
+      if (have == out.size()) out.resize(out.size() * 2);  // it grew since fstat
       ssize_t n = ::read(fd, out.data() + have, out.size() - have);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {

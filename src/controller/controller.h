@@ -51,7 +51,7 @@ struct ControllerOptions {
   std::string writeQuorum = "majority";   // majority | all | N
   uint64_t maxUploadSize = 0;             // 0: unlimited
   uint64_t userQuota = 0;                 // --user-quota bytes per user; 0: none
-  uint64_t transferMemory = 32ULL << 20;  // --transfer-memory: shared beyond 2 chunks each
+  uint64_t transferMemory = 16ULL << 20;  // --transfer-memory: shared beyond 2 chunks each
   size_t maxUserUploads = 8;              // uploads of one user at once (0: no limit)
   size_t maxUserDownloads = 8;            // downloads of one user at once (0: no limit)
   int64_t gcGraceMs = 10 * 60'000;

@@ -1,5 +1,6 @@
 #include "controller/chunks/chunk_client.h"
 
+#include "common/buffer_pool.h"
 #include "common/chunk_limits.h"
 #include "common/sha256.h"
 #include "rpc/channels.h"
@@ -99,7 +100,7 @@ Result<std::string> ChunkClient::readChunk(const std::string& id, CallCanceller*
   std::string data;
   bool first = true;
   while (reader->Read(&msg)) {
-    if (first) data.reserve(msg.size());
+    if (first) data = BufferPool::chunks().take(msg.size());
     first = false;
     data.append(msg.data());
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <future>
 
+#include "common/buffer_pool.h"
 #include "controller/chunks/chunk_repair.h"
 #include "controller/chunks/hedged_race.h"
 #include "controller/chunks/placement.h"
@@ -95,7 +96,8 @@ Status UploadSession::feed(const char* data, size_t n) {
       // Size the buffer for what is still expected, so a small file does not
       // cost a 4 MiB allocation.
       uint64_t expected = sizeHint_ > received_ - n ? sizeHint_ - (received_ - n) : kChunkSize;
-      current_.reserve(static_cast<size_t>(std::min<uint64_t>(kChunkSize, expected)));
+      current_ =
+          BufferPool::chunks().take(static_cast<size_t>(std::min<uint64_t>(kChunkSize, expected)));
     }
     size_t take = std::min(n, kChunkSize - current_.size());
     current_.append(data, take);
@@ -162,7 +164,7 @@ void UploadSession::storeTask(size_t index, std::string data, uint64_t reserved)
   } catch (const std::exception& e) {
     s = internalError(std::string("storing chunk ") + id + " failed: " + e.what());
   }
-  data = std::string();  // freed before the budget is given back
+  BufferPool::chunks().give(std::move(data));  // before the budget is given back
   if (reserved) options_.budget->release(reserved);
   std::lock_guard lock(mu_);
   if (!s.isOk() && error_.isOk()) error_ = s;

@@ -5,6 +5,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "common/buffer_pool.h"
 #include "common/validate.h"
 #include "controller/chunks/chunk_fetcher.h"
 #include "controller/chunks/upload_session.h"
@@ -63,6 +64,7 @@ class DownloadStream {
       if (a.data.valid()) a.data.wait();
       budget_.release(a.reserved);
     }
+    BufferPool::chunks().give(std::move(data_));
   }
 
   size_t chunkAt(uint64_t pos) const {
@@ -99,6 +101,7 @@ class DownloadStream {
         spdlog::error("download aborted: {}", data.status().message());
         return false;  // the connection is cut: never a short body that looks complete
       }
+      BufferPool::chunks().give(std::move(data_));
       data_ = std::move(*data);
       current_ = idx;
       prefetch(idx + 1);

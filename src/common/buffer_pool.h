@@ -1,0 +1,50 @@
+// BufferPool: recycles the large buffers that chunks travel in.
+//
+// A chunk buffer (up to 4 MiB) is mapped by the allocator on its own (see
+// the daemon's mallopt), so its memory goes back to the system when it is
+// freed. Mapping and unmapping one per chunk would cost page faults and TLB
+// flushes on every chunk, so transfers take their buffers from here and give
+// them back when done; at most `maxIdle` wait for reuse, and releaseIdle()
+// (the daemon's idle trimmer) frees those once transfers stop. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace redcloud {
+
+class BufferPool {
+ public:
+  // Buffers smaller than this are not pooled (the heap recycles them).
+  static constexpr size_t kMinPooled = 1024 * 1024;
+  // Every pooled buffer has this capacity (a whole chunk and a page more, so
+  // a read of a whole chunk file sees its end without growing the buffer),
+  // so any of them serves any request.
+  static constexpr size_t kPooledCapacity = 4 * 1024 * 1024 + 4096;
+
+  explicit BufferPool(size_t maxIdle) : maxIdle_(maxIdle) {}
+
+  // The pool for chunk buffers, shared by the whole process.
+  static BufferPool& chunks();
+
+  // An empty string with room for at least `capacity` bytes: a recycled one
+  // when one is free.
+  std::string take(size_t capacity);
+  // Keeps `buffer` for reuse (its contents are dropped) or frees it.
+  void give(std::string&& buffer);
+  // Frees the idle buffers if nothing was taken for `quiet`; returns how
+  // many bytes were freed.
+  size_t releaseIdle(std::chrono::milliseconds quiet);
+  size_t idleBuffers() const;
+
+ private:
+  const size_t maxIdle_;
+  mutable std::mutex mu_;
+  std::vector<std::string> idle_;                      // GUARDED_BY(mu_)
+  std::chrono::steady_clock::time_point lastTaken_{};  // GUARDED_BY(mu_)
+};
+
+}  // namespace redcloud
