@@ -271,6 +271,7 @@ Status MetadataStore::runInSavepoint(const std::function<Status()>& fn, bool* br
     return mark;
   }
   size_t undoMark = treeUndo_.size();
+  size_t leavesMark = touchedLeaves_.size();
   StoreCounts counts = counts_;
   int64_t purged = purgedThroughTs_;
   Status s;
@@ -289,6 +290,7 @@ Status MetadataStore::runInSavepoint(const std::function<Status()>& fn, bool* br
       tree_.toggle(treeUndo_.back().first, treeUndo_.back().second);
       treeUndo_.pop_back();
     }
+    touchedLeaves_.resize(leavesMark);  // their rows are unchanged: nothing to save
     counts_ = counts;
     purgedThroughTs_ = purged;
   }
@@ -314,12 +316,23 @@ void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
   purgedAtBegin_ = purgedThroughTs_;
   bool broken = false;
   Status s;
+  size_t succeeded = 0;
   for (PendingTxn* p : group) {
     p->status = runInSavepoint(*p->fn, &broken);
     if (broken) {
       s = p->status.isOk() ? internalError("metadata savepoint failed") : p->status;
       break;
     }
+    succeeded += p->status.isOk() ? 1 : 0;
+  }
+  if (s.isOk() && succeeded == 0) {
+    // Every one failed and was rolled back: nothing to make durable.
+    (void)db_.exec("ROLLBACK");
+    treeUndo_.clear();
+    touchedLeaves_.clear();
+    publishRoot();
+    txnThread_ = std::thread::id();
+    return;
   }
   if (s.isOk()) s = saveTouchedLeaves();
   if (s.isOk()) s = db_.exec("COMMIT");
@@ -331,7 +344,7 @@ void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
       if (p->status.isOk()) p->status = s;
     }
   } else {
-    txnCount_ += group.size();
+    txnCount_ += succeeded;
     ++commitCount_;
   }
   treeUndo_.clear();
