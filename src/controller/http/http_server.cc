@@ -657,7 +657,13 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
       continueSent_ = true;
       if (!writeBlocking({asio::buffer(kContinue)})) return bodyFailed_ = true, false;
     }
-    chunk_.resize(kChunk);
+    // A piece as large as the body, at most kChunk: a small upload does not
+    // allocate (and zero) a whole megabyte.
+    size_t piece = kChunk;
+    if (auto length = parser_->content_length(); length && *length < kChunk) {
+      piece = std::max<size_t>(static_cast<size_t>(*length), 4096);
+    }
+    chunk_.resize(piece);
     while (!parser_->is_done()) {
       auto [ec, n] = await([&](auto done) {
         if (buf_.capacity() < 64 * 1024) buf_.reserve(64 * 1024);
