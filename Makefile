@@ -11,7 +11,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 
 # (asan-configure is internal)
-.PHONY: asan-configure setup configure build run test unit sim soak e2e cluster cluster-cleanup deploy-test asan fuzz bench bench-chunks bench-replication bench-slow-clients format check-format clean
+.PHONY: asan-configure setup configure build run test unit sim soak e2e cluster cluster-cleanup deploy-test asan fuzz bench bench-chunks bench-growth bench-replication bench-slow-clients format check-format clean
 
 setup:
 	@bash scripts/setup.sh
@@ -86,7 +86,7 @@ deploy-test:
 # (bench/replication.py); all write docs/PERFORMANCE.md. The replication
 # cluster figures need root (netns).
 bench: build
-	@ninja -C $(BUILD) -j$(JOBS) replication_bench rc_loadgen
+	@ninja -C $(BUILD) -j$(JOBS) replication_bench rc_loadgen metadata_populate
 	@bash bench/run.sh $(BUILD)/redcloud
 
 # Only the "## Chunks" section of docs/PERFORMANCE.md: 1 GiB uploads to 1 and
@@ -102,6 +102,14 @@ bench-chunks: configure
 bench-replication: build
 	@ninja -C $(BUILD) -j$(JOBS) replication_bench rc_loadgen
 	@bash bench/run.sh --replication-only $(BUILD)/redcloud
+
+# Only the "## Growth" section of docs/PERFORMANCE.md: list p99, a 4 KiB
+# upload's latency and RSS with 10^4, 10^5 and 10^6 files in the metadata
+# store (filled by build/metadata_populate through the store's write path).
+bench-growth: configure
+	@ninja -C $(BUILD) -j$(JOBS) redcloud rc_loadgen metadata_populate
+	@/usr/bin/python3 bench/growth.py --bin $(BUILD)/redcloud --out docs/PERFORMANCE.md \
+		--json $(BUILD)/growth-figures.json
 
 # Only the "## Slow clients" section of docs/PERFORMANCE.md: /health latency
 # and upload MB/s with and without 200 slow-header + 5,000 idle connections.

@@ -392,7 +392,11 @@ def report(r, args):
            "Caches were dropped before the cold download and the O_DIRECT baseline"
            + ("" if r.get("dropped") else " (dropping them failed: not root?)") +
            "; on a virtual machine the host may still cache the disk, which both see alike.",
-           mfs_note, "",
+           mfs_note]
+    if args.profile:
+        md += ["This run was profiled: `perf record -g` was attached to the server during each "
+               "measured phase, which slows it; compare unprofiled runs."]
+    md += ["",
            "Command: `make bench` (or `bash bench/run.sh build/redcloud`; "
            "`python3 bench/bench.py --bin build/redcloud --profile DIR` also records a "
            "`perf record -g` profile of each phase).", ""]

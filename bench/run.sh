@@ -27,6 +27,9 @@ fi
 CHUNKS_RC=0
 /usr/bin/python3 bench/chunks.py --bin "$BIN" --out docs/PERFORMANCE.md \
   --json "$(dirname "$BIN")/chunks-figures.json" || CHUNKS_RC=$?
+# Per-request cost and memory as the metadata store grows (its "## Growth" section).
+/usr/bin/python3 bench/growth.py --bin "$BIN" --out docs/PERFORMANCE.md \
+  --json "$(dirname "$BIN")/growth-figures.json" || CHUNKS_RC=$?
 # The HTTP API under slow and idle clients (its "## Slow clients" section).
 /usr/bin/python3 bench/slow_clients.py --bin "$BIN" --out docs/PERFORMANCE.md || CHUNKS_RC=$?
 /usr/bin/python3 bench/replication.py --bin "$BIN" --sim-bin "$SIM_BIN" --out docs/PERFORMANCE.md \

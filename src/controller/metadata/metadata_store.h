@@ -202,6 +202,7 @@ class MetadataStore {
     SqliteDb* db;
   };
   Reader reader();
+  void checkpointWal();
 
   std::recursive_mutex mu_;
   SqliteDb db_;  // GUARDED_BY(mu_)
