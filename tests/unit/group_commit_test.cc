@@ -28,25 +28,18 @@
 #include "common/sha256.h"
 #include "controller/metadata/metadata_store.h"
 #include "temp_store_test_base.h"
+#include "wait_util.h"
 
 namespace redcloud::controller {
 namespace {
+
+using redcloud::test_util::joinWithin;
+using redcloud::test_util::waitUntil;
 
 using nlohmann::json;
 
 constexpr auto kDeadline = std::chrono::seconds(60);
 constexpr int64_t kT0 = 1'700'000'000'000;
-
-// Polls `pred` (yielding) until it holds or the deadline passes.
-template <typename Pred>
-bool waitUntil(Pred pred, std::chrono::steady_clock::duration deadline = kDeadline) {
-  auto end = std::chrono::steady_clock::now() + deadline;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
 
 // A one-shot gate: wait() blocks until open() (or the deadline: false).
 class Gate {
@@ -66,18 +59,6 @@ class Gate {
   std::condition_variable cv_;
   bool open_ = false;
 };
-
-// Joins a thread that sets `done` when it ends. One still running after the
-// deadline is a hang (a deadlock): reported, and the run aborted rather than
-// left blocked forever.
-void joinWithin(std::thread& t, const std::atomic<bool>& done, const char* what) {
-  if (!waitUntil([&] { return done.load(); })) {
-    ADD_FAILURE() << what << " did not finish within a minute: a hang";
-    std::fflush(stdout);
-    std::abort();
-  }
-  t.join();
-}
 
 pid_t currentTid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 

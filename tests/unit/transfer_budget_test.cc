@@ -24,32 +24,15 @@
 
 #include "common/sha256.h"
 #include "controller/chunks/upload_session.h"
+#include "wait_util.h"
 
 namespace redcloud::controller {
 namespace {
 
+using redcloud::test_util::joinWithin;
+using redcloud::test_util::waitUntil;
+
 constexpr auto kDeadline = std::chrono::seconds(60);
-
-template <typename Pred>
-bool waitUntil(Pred pred) {
-  auto end = std::chrono::steady_clock::now() + kDeadline;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
-
-// Joins a thread that sets `done` when it ends; one still running after the
-// deadline is a hang: reported, and the run aborted rather than blocked.
-void joinWithin(std::thread& t, const std::atomic<bool>& done, const char* what) {
-  if (!waitUntil([&] { return done.load(); })) {
-    ADD_FAILURE() << what << " did not finish within a minute: a hang";
-    std::fflush(stdout);
-    std::abort();
-  }
-  t.join();
-}
 
 TEST(TransferBudgetTest, AcquiresOnlyWhatFitsAndReleases) {
   TransferBudget budget(10);
