@@ -157,8 +157,8 @@ int main(int argc, char** argv) {
     }
     if (a.rfind("--", 0) != 0 || i + 1 >= argc) usage("bad argument '" + a + "'");
     std::string key = a.substr(2);
-    static const char* kKnown[] = {"data-dir", "user", "password", "files",
-                                   "hit-every", "batch", "prefix", "mode", "cache-mib"};
+    static const char* kKnown[] = {"data-dir", "user",   "password", "files",    "hit-every",
+                                   "batch",    "prefix", "mode",     "cache-mib"};
     bool known = false;
     for (const char* k : kKnown) known = known || key == k;
     if (!known) usage("unknown option '" + a + "'");
@@ -247,9 +247,9 @@ int main(int argc, char** argv) {
                   for (int64_t i = lo; i < hi; ++i) {
                     const std::string name = fileName(prefix, i);
                     const std::string fileId = newUuid();
-                    json value{{"owner_id", ownerId},       {"name", name},
-                               {"size", uint64_t{0}},       {"sha256", emptySha},
-                               {"chunks", json::array()},   {"created_ms", clock.nowMillis()}};
+                    json value{{"owner_id", ownerId},     {"name", name},
+                               {"size", uint64_t{0}},     {"sha256", emptySha},
+                               {"chunks", json::array()}, {"created_ms", clock.nowMillis()}};
                     m.push_back({RecordKind::kFile, fileId, value.dump(), false});
                     m.push_back({RecordKind::kName, nameKey(ownerId, name),
                                  json{{"file_id", fileId}}.dump(), false});
