@@ -7,6 +7,20 @@
 
 namespace redcloud::chunkserver {
 
+namespace {
+
+constexpr std::string_view kTempMarker = ".tmp.";
+
+// <64 hex digits>.tmp.<anything>: a chunk's temp file.
+bool isTempName(const std::string& name) {
+  return name.size() > 64 + kTempMarker.size() &&
+         name.compare(64, kTempMarker.size(), kTempMarker) == 0 && isSha256Hex(name.substr(0, 64));
+}
+
+int hexByte(const std::string& id, size_t at) { return std::stoi(id.substr(at, 2), nullptr, 16); }
+
+}  // namespace
+
 ChunkWriter::ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
                          std::unique_ptr<WritableFile> file, WriteCheck check)
     : store_(store),
@@ -60,18 +74,20 @@ std::string ChunkStore::pathOf(const std::string& id) const {
 
 Status ChunkStore::open() {
   RC_ASSIGN_OR_RETURN(bool newChunks, fs_.createDirs(root_ + "/chunks"));
-  RC_ASSIGN_OR_RETURN(bool newTmp, fs_.createDirs(root_ + "/tmp"));
   RC_ASSIGN_OR_RETURN(bool newQuarantine, fs_.createDirs(root_ + "/quarantine"));
-  if (newChunks || newTmp || newQuarantine) {
+  if (newChunks || newQuarantine) {
     // Folders just created must be durable before a chunk is acknowledged in
     // them: their entries in <root>, and <root>'s own in its parent.
     RC_RETURN_IF_ERROR(fs_.syncDir(root_));
     std::string parent = parentDir(root_);
     RC_RETURN_IF_ERROR(fs_.syncDir(parent.empty() ? "." : parent));
   }
-  // Temp files are chunks whose write was never acknowledged: drop them.
-  RC_ASSIGN_OR_RETURN(auto tmps, fs_.listDir(root_ + "/tmp"));
-  for (const auto& e : tmps) RC_RETURN_IF_ERROR(fs_.remove(root_ + "/tmp/" + e.name));
+  // Temp files are chunks whose write was never acknowledged: the scan drops
+  // them, and so does this in <root>/tmp/, where earlier versions wrote them.
+  if (fs_.exists(root_ + "/tmp")) {
+    RC_ASSIGN_OR_RETURN(auto tmps, fs_.listDir(root_ + "/tmp"));
+    for (const auto& e : tmps) RC_RETURN_IF_ERROR(fs_.remove(root_ + "/tmp/" + e.name));
+  }
   return scanChunks();
 }
 
@@ -87,6 +103,10 @@ Status ChunkStore::scanChunks() {
       std::string dir = root_ + "/chunks/" + a.name + "/" + b.name;
       RC_ASSIGN_OR_RETURN(auto files, fs_.listDir(dir));
       for (const auto& f : files) {
+        if (!f.isDir && isTempName(f.name)) {  // a write never acknowledged
+          RC_RETURN_IF_ERROR(fs_.remove(dir + "/" + f.name));
+          continue;
+        }
         if (f.isDir || !isSha256Hex(f.name) || f.name.compare(0, 2, a.name) != 0 ||
             f.name.compare(2, 2, b.name) != 0) {
           continue;
@@ -232,7 +252,8 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& i
       }
     }
   }
-  std::string tmp = root_ + "/tmp/" + id + "." + std::to_string(n) + "." + randomHex(4);
+  RC_RETURN_IF_ERROR(ensureFolders(id));
+  std::string tmp = pathOf(id) + std::string(kTempMarker) + std::to_string(n) + "." + randomHex(4);
   RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(tmp, /*direct=*/size >= 64 * 1024));
   return std::unique_ptr<ChunkWriter>(
       new ChunkWriter(*this, id, size, tmp, std::move(file), check));
@@ -245,18 +266,29 @@ Status ChunkStore::put(const std::string& id, std::string_view data, WriteCheck 
   return writer->commit();
 }
 
+Status ChunkStore::ensureFolders(const std::string& id) {
+  int top = hexByte(id, 0);
+  int folder = top * 256 + hexByte(id, 2);
+  if (durableFolder_[folder].load(std::memory_order_acquire)) return Status::ok();
+  std::string dir = parentDir(pathOf(id));  // chunks/ab/cd
+  std::string topDir = parentDir(dir);      // chunks/ab
+  // The folders must be durable before a chunk renamed into them is
+  // acknowledged, or it may vanish with them in a crash.
+  if (!durableTop_[top].load(std::memory_order_acquire)) {
+    RC_RETURN_IF_ERROR(fs_.createDirs(topDir).status());
+    RC_RETURN_IF_ERROR(fs_.syncDir(root_ + "/chunks"));
+    durableTop_[top].store(true, std::memory_order_release);
+  }
+  RC_RETURN_IF_ERROR(fs_.createDirs(dir).status());
+  RC_RETURN_IF_ERROR(fs_.syncDir(topDir));
+  durableFolder_[folder].store(true, std::memory_order_release);
+  return Status::ok();
+}
+
 Status ChunkStore::install(const std::string& id, uint64_t size, const std::string& tmpPath) {
   std::string path = pathOf(id);
-  std::string dir = parentDir(path);  // chunks/ab/cd
-  std::string top = parentDir(dir);   // chunks/ab
-  RC_ASSIGN_OR_RETURN(bool topCreated, fs_.createDirs(top));
-  RC_ASSIGN_OR_RETURN(bool created, fs_.createDirs(dir));
-  // New folders must be durable too, or the rename below may vanish with
-  // them: each new entry is synced in its parent, and only those.
-  if (created) RC_RETURN_IF_ERROR(fs_.syncDir(top));
-  if (topCreated) RC_RETURN_IF_ERROR(fs_.syncDir(root_ + "/chunks"));
   RC_RETURN_IF_ERROR(fs_.rename(tmpPath, path));
-  RC_RETURN_IF_ERROR(fs_.syncDir(dir));
+  RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(path)));
   std::lock_guard lock(mu_);
   if (index_.emplace(id, Entry{size, nowMillis(), ++nextGen_}).second) {
     usedBytes_ += size;

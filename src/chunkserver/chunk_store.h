@@ -1,10 +1,12 @@
 // ChunkStore: content-addressed chunks on local disk.
 //
 // A chunk's id is the lowercase hex SHA-256 of its bytes; it lives at
-// <root>/chunks/ab/cd/<id>. Writes go to <root>/tmp/, are hashed as they
-// arrive, fsynced, renamed into place and the directory fsynced, so a chunk is
-// either wholly present under its id or absent — never partial. The in-memory
-// index is rebuilt by scanning at open(); leftover temp files are removed then.
+// <root>/chunks/ab/cd/<id>. A write goes to a temp file in that same folder
+// (<id>.tmp.N.R), is hashed as it arrives, fsynced, renamed into place and the
+// folder fsynced, so a chunk is either wholly present under its id or absent —
+// never partial. Temp files sit in the chunk's own folder so that concurrent
+// writes create their files under different folder locks. The in-memory index
+// is rebuilt by scanning at open(); leftover temp files are removed then.
 // Thread-safe: the index is guarded by a mutex, disk I/O runs outside it.
 #pragma once
 
@@ -147,6 +149,9 @@ class ChunkStore {
  private:
   friend class ChunkWriter;
   Status install(const std::string& id, uint64_t size, const std::string& tmpPath);
+  // Creates the id's folders ab and ab/cd as needed and makes each durable in
+  // its parent, once per folder per process.
+  Status ensureFolders(const std::string& id);
   Status scanChunks();
   void touchLocked(const std::string& id);
   static int64_t nowMillis();
@@ -165,7 +170,12 @@ class ChunkStore {
   std::map<std::string, Entry> index_;  // GUARDED_BY(mu_)
   uint64_t usedBytes_ = 0;              // GUARDED_BY(mu_)
   uint64_t tmpCounter_ = 0;             // GUARDED_BY(mu_)
-  uint64_t nextGen_ = 0;                // GUARDED_BY(mu_)
+  // Folders this process has created or synced in their parent: ab (by the
+  // id's first byte) and ab/cd (by its first two). A folder merely seen on
+  // disk is synced once anyway: its creator may not have synced it yet.
+  std::unique_ptr<std::atomic<bool>[]> durableTop_ { new std::atomic<bool>[ 256 ]() };
+  std::unique_ptr<std::atomic<bool>[]> durableFolder_ { new std::atomic<bool>[ 65536 ]() };
+  uint64_t nextGen_ = 0;  // GUARDED_BY(mu_)
   // The inventory's change log (bounded: the oldest entries fall off).
   struct LoggedChange {
     uint64_t seq;

@@ -70,11 +70,20 @@ def test_data_dir_is_created_private(tmp_path):
 def test_partial_temp_chunks_are_removed_at_start(fresh_server):
     s = fresh_server.start()
     s.stop()
-    tmp = os.path.join(s.data_dir, "tmp", "deadbeef.1.partial")
-    with open(tmp, "wb") as f:
-        f.write(b"half a chunk")
+    chunk_id = "deadbeef" * 8
+    # Next to the chunk it would have been, and in tmp/, where earlier
+    # versions wrote them.
+    partial = [
+        os.path.join(s.data_dir, "chunks", "de", "ad", chunk_id + ".tmp.1.a1b2"),
+        os.path.join(s.data_dir, "tmp", chunk_id + ".1.partial"),
+    ]
+    for path in partial:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(b"half a chunk")
     s.start()
-    assert not os.path.exists(tmp)
+    for path in partial:
+        assert not os.path.exists(path)
 
 
 class PatternStream:

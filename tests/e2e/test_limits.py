@@ -64,12 +64,15 @@ def test_concurrent_uploads_per_user_are_bounded(tmp_path):
         me = register(s.url, "busy")
         other = register(s.url, "calm")
         # Two uploads that send their headers, then hold their bodies back.
+        # Larger than 64 KiB: a smaller body is read whole before the upload
+        # starts, so holding it back takes no upload slot.
+        size = 1024 * 1024
         held = []
         for i in range(2):
             sock = socket.create_connection(("127.0.0.1", s.http_port), timeout=60)
             sock.sendall((f"PUT {V1}/files/by-name/slow{i}?tags=t HTTP/1.1\r\n"
                           f"Host: x\r\nAuthorization: Bearer {me['api_key']}\r\n"
-                          f"Content-Length: 10\r\n\r\n12345").encode())
+                          f"Content-Length: {size}\r\n\r\n12345").encode())
             held.append(sock)
 
         def in_progress():
@@ -86,12 +89,18 @@ def test_concurrent_uploads_per_user_are_bounded(tmp_path):
         assert r.headers["Retry-After"] == "1"
         assert put(s, other, "fine", b"ok").status_code == 201  # other users unaffected
         for sock in held:
-            sock.sendall(b"67890")
+            sock.sendall(b"6" * (size - 5))
             assert b" 201 " in sock.recv(4096).split(b"\r\n")[0] + b" "
             sock.close()
         assert put(s, me, "after", b"z").status_code == 201  # slots released
     finally:
         s.stop()
+
+
+def temp_chunks(data_dir):
+    """Temp files of chunk writes (<id>.tmp.* next to their chunk) under data_dir."""
+    return [os.path.join(d, f) for d, _, files in os.walk(data_dir)
+            for f in files if ".tmp." in f]
 
 
 @pytest.fixture
@@ -124,7 +133,7 @@ def test_full_chunk_disk_gives_507_and_metadata_keeps_working(small_disk):
         assert full.json()["code"] == "STORAGE_FULL", full.text
         assert stored, "nothing fitted at all"
         assert names(s, me) == [n for n, _ in stored], "the refused upload left a file"
-        assert not os.listdir(os.path.join(s.data_dir, "tmp")), "temp chunks left behind"
+        assert not temp_chunks(s.data_dir), "temp chunks left behind"
         # What was stored before the disk filled reads back intact.
         name, data = stored[0]
         r = requests.get(f"{s.url}{V1}/files/by-name/{name}/download", headers=me["headers"],

@@ -12,6 +12,7 @@ namespace {
 using test::filesIn;
 using test::randomBytes;
 using test::StringPieceSource;
+using test::tempFilesUnder;
 
 class ChunkCopierTest : public controller::TempStoreTest {
  protected:
@@ -25,7 +26,7 @@ class ChunkCopierTest : public controller::TempStoreTest {
   void expectNothingLeft(const std::string& id) {
     EXPECT_FALSE(store_->has(id));
     EXPECT_FALSE(std::filesystem::exists(store_->pathOf(id)));
-    EXPECT_TRUE(filesIn(dir_ / "tmp").empty());
+    EXPECT_TRUE(tempFilesUnder(dir_).empty());
     EXPECT_EQ(store_->stats().chunkCount, 0u);
     EXPECT_EQ(store_->stats().usedBytes, 0u);
     EXPECT_EQ(store_->inventory().seq, 0u);
@@ -46,7 +47,7 @@ TEST_F(ChunkCopierTest, CopiesTheRightBytes) {
   ASSERT_TRUE(store_->has(id));
   EXPECT_EQ(*store_->read(id), data);
   EXPECT_EQ(store_->sizeOf(id), data.size());
-  EXPECT_TRUE(filesIn(dir_ / "tmp").empty());
+  EXPECT_TRUE(tempFilesUnder(dir_).empty());
 }
 
 TEST_F(ChunkCopierTest, CopiesAnEmptyChunk) {
@@ -148,14 +149,14 @@ TEST_F(ChunkCopierTest, AlreadyPresentReadsNoFurther) {
   EXPECT_EQ(source.calls(), 1u);  // the first piece only
   EXPECT_EQ(store_->inventory().seq, seq);
   EXPECT_EQ(*store_->read(id), data);
-  EXPECT_TRUE(filesIn(dir_ / "tmp").empty());
+  EXPECT_TRUE(tempFilesUnder(dir_).empty());
 }
 
 TEST_F(ChunkCopierTest, InvalidIdIsRefused) {
   StringPieceSource source("abc");
   EXPECT_EQ(copyChunk(*store_, "../../etc/passwd", source).status().code(),
             StatusCode::kInvalidRequest);
-  EXPECT_TRUE(filesIn(dir_ / "tmp").empty());
+  EXPECT_TRUE(tempFilesUnder(dir_).empty());
 }
 
 }  // namespace

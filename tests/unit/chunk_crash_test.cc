@@ -29,6 +29,7 @@ using test::filesIn;
 using test::flipByte;
 using test::randomBytes;
 using test::StringPieceSource;
+using test::tempFilesUnder;
 
 class ChunkCrashTest : public controller::TempStoreTest {
  protected:
@@ -81,7 +82,7 @@ class ChunkCrashTest : public controller::TempStoreTest {
       SCOPED_TRACE("interrupted: " + (fired ? faulty.crashedAt() : "nothing (crash after)"));
       ChunkStore after(posixFileSystem(), root().string());
       ASSERT_TRUE(after.open().isOk());
-      EXPECT_TRUE(filesIn(root() / "tmp").empty()) << "temp files left after open()";
+      EXPECT_TRUE(tempFilesUnder(root()).empty()) << "temp files left after open()";
       c.check(after, acknowledged);
       if (!fired) {
         *crashPoints = n - 1;

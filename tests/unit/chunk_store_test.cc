@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <random>
 
@@ -13,6 +14,8 @@
 
 namespace redcloud::chunkserver {
 namespace {
+
+using test::tempFilesUnder;
 
 std::string randomBytes(size_t n, unsigned seed) {
   std::mt19937 rng(seed);
@@ -61,7 +64,7 @@ TEST_F(ChunkStoreTest, RefusesNewChunksBelowTheReserveButKeepsDedupHits) {
   ASSERT_FALSE(w.isOk());
   EXPECT_EQ(w.status().code(), StatusCode::kStorageFull);
   EXPECT_NE(w.status().message().find("kept for metadata"), std::string::npos);
-  EXPECT_TRUE(std::filesystem::is_empty(root_ / "tmp"));
+  EXPECT_TRUE(tempFilesUnder(root_).empty());
   EXPECT_FALSE(store.has(sha256Hex(fresh)));
   // A chunk already held needs no space: the dedup hit still succeeds.
   auto dedup = store.beginWrite(sha256Hex(held), held.size());
@@ -69,6 +72,44 @@ TEST_F(ChunkStoreTest, RefusesNewChunksBelowTheReserveButKeepsDedupHits) {
   EXPECT_EQ(*dedup, nullptr);
   store.setReserveBytes(0);
   EXPECT_TRUE(store.put(sha256Hex(fresh), fresh).isOk());
+}
+
+// Temp files of writes a crash cut short sit next to their chunk (or in
+// <root>/tmp/, where earlier versions wrote them): open() removes them, and
+// only them.
+TEST_F(ChunkStoreTest, OpenRemovesLeftoverTempFilesOnly) {
+  std::string data = randomBytes(3000, 21);
+  std::string id = sha256Hex(data);
+  std::filesystem::path folder;
+  {
+    ChunkStore store(posixFileSystem(), root_);
+    ASSERT_TRUE(store.open().isOk());
+    ASSERT_TRUE(store.put(id, data).isOk());
+    folder = std::filesystem::path(store.pathOf(id)).parent_path();
+  }
+  auto plant = [](const std::filesystem::path& p) {
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << "partial";
+  };
+  std::string other = sha256Hex("another chunk");
+  plant(folder / (id + ".tmp.7.ab12"));        // a rewrite of a chunk held
+  plant(folder / (other + ".tmp.8.cd34"));     // a chunk never finished
+  plant(root_ / "tmp" / (other + ".3.ef56"));  // the old place
+  plant(folder / "notes.tmp.txt");             // not a chunk's temp file: left alone
+  ASSERT_EQ(tempFilesUnder(root_).size(), 4u);
+
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  EXPECT_EQ(
+      tempFilesUnder(root_),
+      std::vector<std::string>{
+          std::filesystem::path(store.pathOf(id)).parent_path().lexically_relative(root_).string() +
+          "/notes.tmp.txt"});
+  EXPECT_EQ(store.stats().chunkCount, 1u);
+  auto r = store.read(id);
+  ASSERT_TRUE(r.isOk());
+  EXPECT_EQ(*r, data);
+  EXPECT_FALSE(store.has(other));
 }
 
 TEST_F(ChunkStoreTest, RejectsHashMismatchAndStoresNothing) {
@@ -79,7 +120,7 @@ TEST_F(ChunkStoreTest, RejectsHashMismatchAndStoresNothing) {
   Status s = store.put(wrong, data);
   EXPECT_EQ(s.code(), StatusCode::kChecksumMismatch);
   EXPECT_FALSE(store.has(wrong));
-  EXPECT_TRUE(std::filesystem::is_empty(root_ / "tmp"));
+  EXPECT_TRUE(tempFilesUnder(root_).empty());
   EXPECT_EQ(store.stats().chunkCount, 0u);
 }
 
@@ -99,7 +140,7 @@ TEST_F(ChunkStoreTest, RejectsBadIdsSizesAndTruncation) {
   EXPECT_FALSE((*w)->append("defgh").isOk());                     // longer than declared
   w->reset();
   EXPECT_FALSE(store.has(sha256Hex(data)));
-  EXPECT_TRUE(std::filesystem::is_empty(root_ / "tmp"));
+  EXPECT_TRUE(tempFilesUnder(root_).empty());
 }
 
 TEST_F(ChunkStoreTest, DetectsCorruptionOnRead) {
@@ -199,7 +240,7 @@ TEST_F(ChunkStoreTest, CrashLosesNothingAcknowledgedAndShowsNoPartialChunk) {
       EXPECT_EQ(*r, data);
     }
     for (const auto& id : after.list("", 1000)) EXPECT_TRUE(after.read(id).isOk());
-    EXPECT_TRUE(std::filesystem::is_empty(root_ / "tmp"));
+    EXPECT_TRUE(tempFilesUnder(root_).empty());
   }
 }
 
@@ -587,7 +628,7 @@ TEST_F(ChunkStoreTest, DedupHitOnAnIntactCopyTouchesItAndWritesNothing) {
   EXPECT_EQ(store.inventory().seq, before.seq);
   EXPECT_EQ(store.inventory().quarantined, 0u);
   EXPECT_TRUE(filesIn(root_ / "quarantine").empty());
-  EXPECT_TRUE(filesIn(root_ / "tmp").empty());
+  EXPECT_TRUE(tempFilesUnder(root_).empty());
 }
 
 // Passes everything to `base`; runs `onRead` once, right after a readFile(),

@@ -72,6 +72,23 @@ inline std::vector<std::string> filesIn(const std::filesystem::path& dir) {
   return out;
 }
 
+// Temp files of unfinished writes anywhere under a store's root: next to
+// their chunk (<id>.tmp.*) or in <root>/tmp/ (where older versions put them).
+inline std::vector<std::string> tempFilesUnder(const std::filesystem::path& root) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::string rel = it->path().lexically_relative(root).string();
+    bool inOldTmp = rel.rfind("tmp/", 0) == 0;
+    if (it->is_regular_file() && (inOldTmp || rel.find(".tmp.") != std::string::npos)) {
+      out.push_back(rel);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // Serves `data` in pieces of `pieceSize`, declaring `declaredSize` (default:
 // the true size). Optionally fails instead of serving piece number
 // `failAtPiece` (0-based). Counts the calls to next().

@@ -270,7 +270,10 @@ TEST_F(LiveServer, StopReturnsWhileAHandlerWaitsForABody) {
   addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  std::string head = "PUT /stream/echo-size HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab";
+  // Larger than a small streamed body, which the I/O thread would read whole
+  // before the handler runs.
+  std::string head =
+      "PUT /stream/echo-size HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nab";
   ASSERT_EQ(::write(fd, head.data(), head.size()), static_cast<ssize_t>(head.size()));
   ASSERT_EQ(entered_.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready);
   // On a thread of its own, so a hang fails the test instead of hanging it.
@@ -285,6 +288,36 @@ TEST_F(LiveServer, StopReturnsWhileAHandlerWaitsForABody) {
     std::_Exit(1);  // the detached thread still uses the server
   }
   ::close(fd);
+}
+
+// A small streamed body is read whole before its handler runs: the handler
+// is not entered while the body is still arriving, and gets it in one piece.
+TEST_F(LiveServer, SmallStreamedBodyReachesTheHandlerWhole) {
+  start();
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string head = "PUT /stream/echo-size HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabcd";
+  ASSERT_EQ(::write(fd, head.data(), head.size()), static_cast<ssize_t>(head.size()));
+  auto entered = entered_.get_future();
+  EXPECT_EQ(entered.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "the handler ran before its body had arrived";
+  ASSERT_EQ(::write(fd, "efghij", 6), 6);
+  std::string answer;
+  char buf[4096];
+  while (answer.find(" complete") == std::string::npos &&
+         answer.find(" cut") == std::string::npos) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("\r\n\r\n10 complete"), std::string::npos) << answer;
+  EXPECT_EQ(entered.wait_for(std::chrono::seconds(0)), std::future_status::ready);
 }
 
 TEST_F(LiveServer, BadRequestsAreRefusedByTheServer) {

@@ -393,6 +393,7 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
  public:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   static constexpr size_t kChunk = 1024 * 1024;  // body bytes handed to a handler at once
+  static constexpr size_t kSmallStreamedBody = 64 * 1024;
   static constexpr int kLingerMs = 5000;
   static constexpr size_t kLingerBytes = 64 * 1024 * 1024;
 
@@ -495,10 +496,20 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     continueSent_ = false;
 
     mode_ = srv_.hooks.classify(req_);
+    prebuffered_ = false;
     if (mode_ == Dispatch::kInline) return runInline();
-    if (parser_->is_done() || mode_ == Dispatch::kStreamed) return dispatch();
+    if (parser_->is_done()) return dispatch();
     auto length = parser_->content_length();
-    if (length && *length > srv_.opt.bufferedBodyLimit) return dispatch();  // refused unread
+    if (mode_ == Dispatch::kStreamed) {
+      // A small streamed body is read here, like a buffered one: the handler
+      // then gets it without waiting on this thread for every piece.
+      if (!length || *length > std::min(kSmallStreamedBody, srv_.opt.bufferedBodyLimit)) {
+        return dispatch();
+      }
+      prebuffered_ = true;
+    } else if (length && *length > srv_.opt.bufferedBodyLimit) {
+      return dispatch();  // refused unread
+    }
     sendContinueThen([self = this->shared_from_this()] { self->readBufferedBody(); });
   }
 
@@ -569,14 +580,24 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
       return closeNow();
     }
     bool keep = keepAlive(*res);
+    bool headOnly = req_.method == "HEAD" || bodyless(res->status);
+    sendAsync(std::move(res), keep, headOnly);
+  }
+
+  // Sends an answer held in memory, then reads the next request or closes.
+  // Runs on the strand.
+  void sendAsync(std::shared_ptr<Response> res, bool keep, bool headOnly) {
     auto head =
         std::make_shared<std::string>(serializeHead(*res, res->body.size(), keep, req_.version));
     std::vector<asio::const_buffer> bufs{asio::buffer(*head)};
-    if (req_.method != "HEAD" && !bodyless(res->status)) bufs.push_back(asio::buffer(res->body));
+    if (!headOnly && !res->body.empty()) bufs.push_back(asio::buffer(res->body));
     lowest().expires_after(ms(srv_.opt.writeTimeoutMs));
     asio::async_write(stream_, bufs,
                       [self = this->shared_from_this(), head, res, keep](error_code ec, size_t) {
-                        if (ec) return self->closeNow();
+                        if (ec) {
+                          if (timedOut(ec)) ++self->srv_.timedOutCount;
+                          return self->closeNow();
+                        }
                         self->finish(keep);
                       });
   }
@@ -710,7 +731,7 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     bodyDelivered_ = false;
     ContentReader reader(
         [this](const ContentReceiver& r) {
-          return mode_ == Dispatch::kStreamed ? pullStreamed(r) : pullBuffered(r);
+          return mode_ == Dispatch::kStreamed && !prebuffered_ ? pullStreamed(r) : pullBuffered(r);
         },
         req_);
     if (!runHandler(res, reader)) {
@@ -720,28 +741,26 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     }
     bool keep = keepAlive(res);
     bool head = req_.method == "HEAD" || bodyless(res.status);
-    bool ok;
-    if (res.provider) {
-      std::string h = serializeHead(res, res.contentLength, keep, req_.version);
-      ok = writeBlocking({asio::buffer(h)});
-      Sink sink(*this, res.contentLength);
-      while (ok && !head && sink.written < res.contentLength) {
-        uint64_t before = sink.written;
-        bool more = false;
-        try {
-          more = res.provider(sink.written, sink);
-        } catch (const std::exception& e) {
-          spdlog::error("HTTP stream failed: {}", e.what());
-        }
-        ok = more && sink.written > before;
-      }
-      ok = ok && (head || sink.written == res.contentLength);
-    } else {
-      std::string h = serializeHead(res, res.body.size(), keep, req_.version);
-      std::vector<asio::const_buffer> bufs{asio::buffer(h)};
-      if (!head && !res.body.empty()) bufs.push_back(asio::buffer(res.body));
-      ok = writeBlocking(bufs);
+    if (!res.provider) {
+      // An answer from memory is sent by the I/O thread; this worker moves on.
+      return asio::post(stream_.get_executor(), [self = this->shared_from_this(),
+                                                 res = std::make_shared<Response>(std::move(res)),
+                                                 keep, head] { self->sendAsync(res, keep, head); });
     }
+    std::string h = serializeHead(res, res.contentLength, keep, req_.version);
+    bool ok = writeBlocking({asio::buffer(h)});
+    Sink sink(*this, res.contentLength);
+    while (ok && !head && sink.written < res.contentLength) {
+      uint64_t before = sink.written;
+      bool more = false;
+      try {
+        more = res.provider(sink.written, sink);
+      } catch (const std::exception& e) {
+        spdlog::error("HTTP stream failed: {}", e.what());
+      }
+      ok = more && sink.written > before;
+    }
+    ok = ok && (head || sink.written == res.contentLength);
     asio::post(stream_.get_executor(), [self = this->shared_from_this(), ok, keep] {
       if (!ok) return self->closeNow();
       self->finish(keep);
@@ -801,6 +820,7 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
   bool bodyFailed_ = false;
   bool bodyDelivered_ = false;
   bool continueSent_ = false;
+  bool prebuffered_ = false;  // a small streamed body read before the handler ran
   std::vector<char> chunk_;
   size_t drained_ = 0;
 };
