@@ -334,14 +334,22 @@ void HttpApi::handleList(RequestContext& c) {
   // Fetch one extra row to know whether another page exists.
   auto files = controller_.files().list(c.userId, *tags, after, limit ? limit + 1 : 0);
   if (!files.isOk()) return writeError(c.res, files.status());
-  json next = nullptr;
+  std::string next = "null";
   if (limit && files->size() > limit) {
     files->resize(limit);
-    next = encodeCursor(files->back().name);
+    next.clear();
+    appendJsonString(next, encodeCursor(files->back().name));
   }
-  json out = json::array();
-  for (const auto& f : *files) out.push_back(fileJson(f));
-  c.res.set_content(json{{"files", out}, {"next_cursor", next}}.dump(), "application/json");
+  // Written directly (the bytes json{{"files", ...}, {"next_cursor", ...}}
+  // would dump): a tree of thousands of objects cost as much as the query.
+  std::string body = "{\"files\":[";
+  body.reserve(files->size() * 320 + 64);
+  for (size_t i = 0; i < files->size(); ++i) {
+    if (i) body += ',';
+    appendFileJson(body, (*files)[i]);
+  }
+  body += "],\"next_cursor\":" + next + "}";
+  c.res.set_content(std::move(body), "application/json");
 }
 
 void HttpApi::handleGetFile(RequestContext& c) {

@@ -147,6 +147,73 @@ json fileJson(const FileRow& f) {
           {"created_at", formatRfc3339(f.createdMs)}};
 }
 
+void appendJsonString(std::string& out, std::string_view s) {
+  if (!isValidUtf8(s)) {  // dump() refuses it: throw the same way
+    out += nlohmann::json(std::string(s)).dump();
+    return;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  size_t plain = 0;  // start of the run of bytes copied as they are
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto ch = static_cast<unsigned char>(s[i]);
+    if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
+    out.append(s.data() + plain, i - plain);
+    plain = i + 1;
+    switch (ch) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\u00";
+        out += kHex[ch >> 4];
+        out += kHex[ch & 0xf];
+    }
+  }
+  out.append(s.data() + plain, s.size() - plain);
+  out += '"';
+}
+
+void appendFileJson(std::string& out, const FileRow& f) {
+  // nlohmann::json objects keep their keys sorted: the same order here.
+  out += "{\"created_at\":";
+  appendJsonString(out, formatRfc3339(f.createdMs));
+  out += ",\"file_id\":";
+  appendJsonString(out, f.fileId);
+  out += ",\"name\":";
+  appendJsonString(out, f.name);
+  out += ",\"owner_id\":";
+  appendJsonString(out, f.ownerId);
+  out += ",\"sha256\":";
+  appendJsonString(out, f.sha256);
+  out += ",\"size\":";
+  out += std::to_string(f.size);
+  out += ",\"tags\":[";
+  for (size_t i = 0; i < f.tags.size(); ++i) {
+    if (i) out += ',';
+    appendJsonString(out, f.tags[i]);
+  }
+  out += "]}";
+}
+
 // Parses a single "bytes=a-b", "bytes=a-" or "bytes=-n". Several ranges or a
 // malformed header are answered with the whole body; unsatisfiable → 416.
 Result<ByteRange> parseRange(const std::string& header, uint64_t size) {

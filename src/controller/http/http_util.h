@@ -43,6 +43,13 @@ std::string percentDecode(std::string_view s);
 
 nlohmann::json fileJson(const FileRow& f);
 
+// Appends fileJson(f).dump() to `out`, written directly: a listing of
+// thousands of files builds no JSON tree. Same bytes as the dump (keys in
+// its order); a string that is not UTF-8 throws as dump() does.
+void appendFileJson(std::string& out, const FileRow& f);
+// Appends `s` as a JSON string, quoted and escaped as nlohmann::json's dump().
+void appendJsonString(std::string& out, std::string_view s);
+
 struct ByteRange {
   uint64_t start = 0;
   uint64_t length = 0;
