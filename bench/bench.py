@@ -106,6 +106,11 @@ class Server:
         st = self.status()
         return int(st["VmRSS"].split()[0]) / 1024, int(st["VmHWM"].split()[0]) / 1024
 
+    def reset_peak(self):
+        """Resets VmHWM to the current RSS (Linux: 5 > /proc/PID/clear_refs)."""
+        with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+            f.write("5")
+
     def threads(self):
         return int(self.status()["Threads"])
 
@@ -235,6 +240,10 @@ def measure_memory(args, root, body, size, results):
     try:
         results["mem_idle_start"], _ = srv.rss_mib()
         lg = Loadgen(args.loadgen, srv.url, register(srv.port, "memory"))
+        # Registering hashes the password with Argon2id in 64 MiB: a spike of
+        # its own, reported apart; the peak below is the transfers'.
+        _, results["mem_register_peak"] = srv.rss_mib()
+        srv.reset_peak()
         print(f"memory: 8 concurrent {args.size_mib} MiB uploads, then downloads ...", flush=True)
         r = lg("mixed", "--file", body, "--clients", 8, "--name-prefix", "m")
         results["mixed_up"] = r["upload"]["mb_per_s"]
@@ -359,7 +368,8 @@ def report(r, args):
         rows += [
             (f"8 concurrent {args.size_mib} MiB uploads, then downloads (fresh server)",
              f"{r['mixed_up']:.0f} / {r['mixed_down']:.0f} MB/s", "", ""),
-            ("… peak RSS of the server", f"{r['mem_peak']:.0f} MiB", "target < 128 MiB", ""),
+            ("… peak RSS of the server", f"{r['mem_peak']:.0f} MiB", "target < 128 MiB; "
+             f"registering the user before: {r.get('mem_register_peak', 0):.0f} MiB (Argon2id)", ""),
             ("… RSS 60 s after (idle at start)",
              f"{r['mem_idle_60s']:.0f} MiB ({r['mem_idle_start']:.0f} MiB)",
              idle + " (target < 48 MiB within 60 s)", ""),

@@ -65,7 +65,7 @@ class PosixWritableFile : public WritableFile {
 class DirectWritableFile : public PosixWritableFile {
  public:
   static constexpr size_t kAlign = 4096;
-  static constexpr size_t kBuffer = 1024 * 1024;
+  static constexpr size_t kBuffer = 256 * 1024;
 
   DirectWritableFile(std::string path, int fd) : PosixWritableFile(std::move(path), fd) {
     RC_CHECK(::posix_memalign(reinterpret_cast<void**>(&buf_), kAlign, kBuffer) == 0);

@@ -90,7 +90,7 @@ TEST(TransferBudgetTest, ConcurrentAcquirersNeverExceedTheCapacity) {
 }
 
 // A chunkserver client that stores chunks in memory and checks, at every
-// write, the budget rule: each store running beyond the first holds a whole
+// write, the budget rule: each store running beyond one holds a whole
 // chunk's reservation (the uploads here are whole chunks), and the budget is
 // never over its capacity. Writes can be held at a gate.
 class RecordingClient : public ChunkClient {
@@ -242,12 +242,15 @@ class UploadBudgetTest : public ::testing::Test {
     std::thread thread;
     std::atomic<bool> done{false};
     Status fed;
+    std::atomic<uint64_t> fedBytes{0};  // bytes feed() has taken and returned from
     Result<UploadedContent> result = internalError("not finished");
   };
   void start(Run& run, UploadSession& session, const std::string& data) {
     run.thread = std::thread([&run, &session, &data] {
       for (size_t off = 0; off < data.size() && run.fed.isOk(); off += 1 << 20) {
-        run.fed = session.feed(data.data() + off, std::min<size_t>(1 << 20, data.size() - off));
+        size_t n = std::min<size_t>(1 << 20, data.size() - off);
+        run.fed = session.feed(data.data() + off, n);
+        run.fedBytes += n;
       }
       run.result = session.finish();
       run.done = true;
@@ -257,8 +260,8 @@ class UploadBudgetTest : public ::testing::Test {
   std::shared_ptr<const NodeSecurity> security_;
 };
 
-// A budget of nothing: the chunks are stored one at a time (the one store
-// always allowed), the upload completes, and nothing stays reserved.
+// A budget of nothing: the chunks are stored one at a time (by the request
+// thread), the upload completes, and nothing stays reserved.
 TEST_F(UploadBudgetTest, ZeroBudgetStillCompletesOneStoreAtATime) {
   TransferBudget budget(0);
   auto client = std::make_shared<RecordingClient>(*security_, budget);
@@ -287,8 +290,37 @@ TEST_F(UploadBudgetTest, ZeroBudgetStillCompletesOneStoreAtATime) {
   EXPECT_EQ(budget.used(), 0u);
 }
 
-// A budget of one chunk: exactly one store beyond the first runs at once,
-// holding that chunk's reservation while it runs; never more.
+// Without room in the budget the request thread stores the chunk itself:
+// while that store runs the upload receives nothing more, so it never holds a
+// second chunk buffer of its own.
+TEST_F(UploadBudgetTest, WithoutRoomTheRequestThreadStoresAndReceivesNothingMeanwhile) {
+  TransferBudget budget(0);
+  auto client = std::make_shared<RecordingClient>(*security_, budget);
+  client->closeGate();
+  auto session = newSession(client, &budget);
+  const std::string data = fileBytes(3 * kChunkSize, 5);
+  Run run;
+  start(run, *session, data);
+  ASSERT_TRUE(client->waitForActive(1)) << "the first store never started";
+  // Were the store on a task of its own, feeding would go on into a second
+  // chunk buffer; give it the time to show.
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  while (run.fedBytes.load() < kChunkSize && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // The piece that completed the first chunk is still inside feed().
+  EXPECT_EQ(run.fedBytes.load(), kChunkSize - (1 << 20));
+  client->openGate();
+  joinWithin(run.thread, run.done, "the upload");
+  ASSERT_TRUE(run.result.isOk()) << run.result.status().toString();
+  EXPECT_EQ(run.result->chunks.size(), 3u);
+  EXPECT_EQ(client->maxActive(), 1u);
+  EXPECT_EQ(client->violations(), std::vector<std::string>{});
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+// A budget of one chunk: one store runs on a task with that chunk's
+// reservation while the request thread stores the next itself; never more.
 TEST_F(UploadBudgetTest, BudgetOfOneChunkAllowsOneMoreStoreAndNeverMore) {
   TransferBudget budget(kChunkSize);
   auto client = std::make_shared<RecordingClient>(*security_, budget);

@@ -1,12 +1,13 @@
 // TransferBudget: the memory that uploads and downloads may use beyond their
 // own buffers, shared by the whole process.
 //
-// Every transfer may always hold two chunk buffers (the one it fills or
-// sends, and one being stored or read ahead), so it always makes progress.
-// More parallelism per transfer (further chunks stored at once, deeper
-// read-ahead) is taken from this budget when it has room and given back when
-// the chunk is done, so memory is bounded by design: about
-// 2 × 4 MiB × concurrent transfers + the budget, whatever the file sizes.
+// Every transfer may always hold one chunk buffer of its own (the chunk it
+// fills and then stores, or the one it sends), so it always makes progress.
+// Overlap (a chunk stored while the next is received, chunks read ahead while
+// one is sent) is taken from this budget when it has room and given back when
+// the chunk is done; without room a transfer stores or reads its chunk
+// itself. Memory is therefore bounded by design: about
+// 4 MiB × concurrent transfers + the budget, whatever the file sizes.
 // Thread-safe.
 #pragma once
 

@@ -117,16 +117,22 @@ void UploadSession::flushChunk(bool storeInline) {
   uint64_t reserved = 0;
   {
     std::unique_lock lock(mu_);
-    // Back-pressure: the request thread waits while the stores are behind.
-    // One store at a time is always allowed; more only with room in the
-    // process's transfer budget (polled: it is shared with other transfers).
-    while (error_.isOk() && inFlight_ > 0) {
+    // A chunk is stored on a task of its own, so receiving goes on meanwhile,
+    // only with room in the process's transfer budget for its buffer (and at
+    // most kMaxInFlight at once). Without room the request thread stores it
+    // itself: each upload always holds one chunk buffer of its own, and the
+    // budget bounds the rest.
+    while (error_.isOk() && !storeInline) {
       if (inFlight_ < kMaxInFlight &&
           (!options_.budget || options_.budget->tryAcquire(data.size()))) {
         reserved = options_.budget ? data.size() : 0;
         break;
       }
-      cv_.wait_for(lock, std::chrono::milliseconds(5));
+      if (options_.budget && inFlight_ < kMaxInFlight) {
+        storeInline = true;  // the budget is full
+      } else {
+        cv_.wait_for(lock, std::chrono::milliseconds(5));
+      }
     }
     if (!error_.isOk()) {
       if (reserved) options_.budget->release(reserved);
@@ -137,8 +143,8 @@ void UploadSession::flushChunk(bool storeInline) {
     chunks_.push_back({"", data.size()});  // its id once the store task hashed it
   }
   if (storeInline) {
-    // The last chunk: the request thread has nothing else to do (and a small
-    // file's only chunk costs no thread).
+    // The last chunk (the request thread has nothing else to do, and a small
+    // file's only chunk costs no thread), or one without room in the budget.
     storeTask(index, std::move(data), reserved);
     return;
   }

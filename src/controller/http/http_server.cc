@@ -392,7 +392,7 @@ template <class Stream>
 class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> {
  public:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
-  static constexpr size_t kChunk = 1024 * 1024;  // body bytes handed to a handler at once
+  static constexpr size_t kChunk = 256 * 1024;  // body bytes handed to a handler at once
   static constexpr size_t kSmallStreamedBody = 64 * 1024;
   static constexpr int kLingerMs = 5000;
   static constexpr size_t kLingerBytes = 64 * 1024 * 1024;

@@ -89,19 +89,24 @@ class DownloadStream {
     uint64_t pos = range_.start + offset;
     size_t idx = chunkAt(pos);
     if (idx != current_) {
-      if (idx != current_ + 1 || ahead_.empty()) return false;
-      auto data = ahead_.front().data.get();
-      ahead_.pop_front();
-      // The next chunk ahead is now this download's own second buffer.
-      if (!ahead_.empty() && ahead_.front().reserved) {
+      if (idx != current_ + 1) return false;
+      // The chunk sent is done: its buffer goes first, so that a fetch made
+      // now (none was read ahead: the budget was full) is the only one held.
+      BufferPool::chunks().give(std::move(data_));
+      data_ = std::string();
+      Result<std::string> data = std::string();
+      if (ahead_.empty()) {
+        data = fetcher_.fetch(chunks_[idx].id);
+      } else {
+        data = ahead_.front().data.get();
+        // It becomes this download's own buffer: its reservation goes back.
         budget_.release(ahead_.front().reserved);
-        ahead_.front().reserved = 0;
+        ahead_.pop_front();
       }
       if (!data.isOk()) {
         spdlog::error("download aborted: {}", data.status().message());
         return false;  // the connection is cut: never a short body that looks complete
       }
-      BufferPool::chunks().give(std::move(data_));
       data_ = std::move(*data);
       current_ = idx;
       prefetch(idx + 1);
@@ -116,19 +121,16 @@ class DownloadStream {
 
  private:
   // Keeps up to kAhead chunks being fetched (read, verified) after `from`, in
-  // order, so disk reads, hashing and sending overlap. The first chunk ahead
-  // is this download's own; deeper read-ahead takes room from the transfer
-  // budget, and is skipped while the budget is full.
+  // order, so disk reads, hashing and sending overlap. Each chunk read ahead
+  // takes its room from the transfer budget; while the budget is full there
+  // is no read-ahead and the next chunk is fetched when it is needed.
   void prefetch(size_t from) {
     static constexpr size_t kAhead = 4;
     size_t end = std::min(chunks_.size(), from + kAhead);
     for (size_t idx = from + ahead_.size(); idx < end; ++idx) {
       if (starts_[idx] >= range_.start + range_.length) break;
-      uint64_t reserved = 0;
-      if (!ahead_.empty()) {
-        if (!budget_.tryAcquire(chunks_[idx].size)) break;
-        reserved = chunks_[idx].size;
-      }
+      if (!budget_.tryAcquire(chunks_[idx].size)) break;
+      uint64_t reserved = chunks_[idx].size;
       std::string id = chunks_[idx].id;
       ahead_.push_back(
           {std::async(std::launch::async, [f = fetcher_, id]() mutable { return f.fetch(id); }),
