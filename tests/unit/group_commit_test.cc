@@ -98,19 +98,6 @@ std::string fileValue(const std::string& name, const std::vector<std::string>& c
       .dump();
 }
 
-Record rec(RecordKind kind, std::string key, std::string value, const std::string& clock,
-           int64_t ts, bool deleted = false) {
-  Record r;
-  r.kind = kind;
-  r.key = std::move(key);
-  r.value = deleted ? "{}" : std::move(value);
-  r.deleted = deleted;
-  r.version.clock = *VectorClock::decode(clock);
-  r.version.timestamp = ts;
-  r.version.origin = "n1";
-  return r;
-}
-
 Record fileRec(const std::string& fileId, const std::string& name,
                const std::vector<std::string>& chunkIds, const std::string& clock = "n1=1",
                int64_t ts = kT0 + 1) {
@@ -123,7 +110,7 @@ Record nameRec(const std::string& name, const std::string& fileId, int64_t ts = 
 }
 
 Record tombOf(const Record& live, const std::string& clock, int64_t ts) {
-  return rec(live.kind, live.key, "", clock, ts, /*deleted=*/true);
+  return rec(live.kind, live.key, "", clock, ts, "n1", /*deleted=*/true);
 }
 
 bool sameRecord(const Record& a, const Record& b) {

@@ -218,19 +218,6 @@ std::string fileVal(const std::string& owner, const std::string& name, uint64_t 
 std::string nameVal(const std::string& fileId) { return json{{"file_id", fileId}}.dump(); }
 std::string tagVal(const std::string& owner) { return json{{"owner_id", owner}}.dump(); }
 
-Record rec(RecordKind kind, std::string key, std::string value, const std::string& clock,
-           int64_t ts, std::string origin, bool deleted = false) {
-  Record r;
-  r.kind = kind;
-  r.key = std::move(key);
-  r.value = deleted ? "{}" : std::move(value);
-  r.deleted = deleted;
-  r.version.clock = *VectorClock::decode(clock);
-  r.version.timestamp = ts;
-  r.version.origin = std::move(origin);
-  return r;
-}
-
 Record tomb(const Record& live, const std::string& clock, int64_t ts, std::string origin) {
   return rec(live.kind, live.key, "", clock, ts, std::move(origin), true);
 }

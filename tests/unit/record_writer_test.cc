@@ -43,15 +43,7 @@ std::string fileValue(const std::string& owner, const std::string& name) {
 // A version written elsewhere.
 Record remote(RecordKind kind, std::string key, std::string value, const std::string& clock,
               int64_t ts, std::string origin, bool deleted = false) {
-  Record r;
-  r.kind = kind;
-  r.key = std::move(key);
-  r.value = deleted ? "{}" : std::move(value);
-  r.deleted = deleted;
-  r.version.clock = *VectorClock::decode(clock);
-  r.version.timestamp = ts;
-  r.version.origin = std::move(origin);
-  return r;
+  return rec(kind, std::move(key), std::move(value), clock, ts, std::move(origin), deleted);
 }
 
 bool sameRecord(const Record& a, const Record& b) {

@@ -1,5 +1,5 @@
 // A test fixture base: a fresh folder per test (removed afterwards) and real
-// MetadataStores opened in it.
+// MetadataStores opened in it; rec() builds the records they are fed.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,6 +12,20 @@
 #include "controller/metadata/metadata_store.h"
 
 namespace redcloud::controller {
+
+// A record as the metadata tests write them (the value "{}" when deleted).
+inline Record rec(RecordKind kind, std::string key, std::string value, const std::string& clock,
+                  int64_t ts, std::string origin = "n1", bool deleted = false) {
+  Record r;
+  r.kind = kind;
+  r.key = std::move(key);
+  r.value = deleted ? "{}" : std::move(value);
+  r.deleted = deleted;
+  r.version.clock = *VectorClock::decode(clock);
+  r.version.timestamp = ts;
+  r.version.origin = std::move(origin);
+  return r;
+}
 
 class TempStoreTest : public ::testing::Test {
  protected:
