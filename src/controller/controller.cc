@@ -257,6 +257,14 @@ Status Controller::startPeerService() {
   if (wanted == 0) membership_->setSelfPeerAddress(advertiseHost_ + ":" + std::to_string(port));
   membership_->start();
   replicator_->start();
+  slowCounts_ = std::make_unique<PeriodicTask>(
+      kSlowCountMs,
+      [this] {
+        auto n = store_.orphanedFiles();
+        if (n.isOk()) orphaned_ = *n;
+      },
+      /*runAtStart=*/true);
+  slowCounts_->start();
   return Status::ok();
 }
 
@@ -280,6 +288,7 @@ bool Controller::inSync() {
 }
 
 void Controller::stop() {
+  if (slowCounts_) slowCounts_->stop();
   if (replicator_) replicator_->stop();
   if (peerServer_) {
     peerServer_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -298,16 +307,6 @@ int Controller::httpPort() const { return http_ ? http_->port() : 0; }
 
 std::string Controller::advertisedAddress() const {
   return advertiseHost_ + ":" + std::to_string(httpPort());
-}
-
-int64_t Controller::orphanedFiles() {
-  std::lock_guard lock(countsMu_);
-  int64_t now = SystemClock::instance().nowMillis();
-  if (orphaned_.atMs < 0 || now - orphaned_.atMs >= kSlowCountTtlMs) {
-    auto n = store_.orphanedFiles();
-    orphaned_ = {n.isOk() ? *n : 0, now};
-  }
-  return orphaned_.value;
 }
 
 Result<std::shared_ptr<void>> Controller::uploadSlot(const std::string& userId) {

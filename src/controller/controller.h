@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/periodic_task.h"
 #include "controller/auth_guard.h"
 #include "controller/chunks/transfer_budget.h"
 #include "controller/cluster/chunkserver_registry.h"
@@ -112,9 +113,10 @@ class Controller {
   const QuorumRule& quorum() const { return quorum_; }
   // The HTTP address this controller advertises (host:port).
   std::string advertisedAddress() const;
-  // Live files whose owner lost its username: a scan, so /cluster reads it
-  // at most every few seconds (kSlowCountTtlMs).
-  int64_t orphanedFiles();
+  // Live files whose owner lost its username. Counting them is a scan of
+  // every file: a background task does it every kSlowCountMs, and this reads
+  // its last result (-1 before the first), so /cluster never scans.
+  int64_t orphanedFiles() const { return orphaned_.load(); }
   ChunkRepairer& repairer() { return *repairer_; }
   CopyScheduler& copies() { return *copies_; }
   // An upload session over the healthy chunkservers with the write quorum;
@@ -179,14 +181,10 @@ class Controller {
   std::string advertiseHost_;
   std::unique_ptr<HttpApi> http_;
 
-  struct CachedCount {
-    int64_t value = 0;
-    int64_t atMs = -1;
-  };
-  static constexpr int64_t kSlowCountTtlMs = 5000;
+  static constexpr int64_t kSlowCountMs = 5000;
   std::atomic<bool> started_{false};
-  std::mutex countsMu_;
-  CachedCount orphaned_;  // GUARDED_BY(countsMu_)
+  std::atomic<int64_t> orphaned_{-1};
+  std::unique_ptr<PeriodicTask> slowCounts_;  // refreshes orphaned_
 };
 
 }  // namespace redcloud::controller

@@ -414,6 +414,7 @@ void HttpApi::handleCluster(RequestContext& c) {
   }
   json chunkservers = json::array();
   auto& inventory = controller_.chunkservers().inventory();
+  int64_t orphaned = controller_.orphanedFiles();
   uint64_t corrupt = 0;
   for (const auto& cs : controller_.chunkservers().snapshot()) {
     auto held = inventory.count(cs.nodeId);
@@ -495,7 +496,8 @@ void HttpApi::handleCluster(RequestContext& c) {
         {"insecure", controller_.insecure()},
         {"api_tls", tls()},
         {"refused_calls", controller_.refusedInternalCalls()}}},
-      {"orphaned_files", controller_.orphanedFiles()}};
+      // Counted in the background every few seconds; null before the first count.
+      {"orphaned_files", orphaned >= 0 ? json(orphaned) : json(nullptr)}};
   c.res.set_content(out.dump(), "application/json");
 }
 

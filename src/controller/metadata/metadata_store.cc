@@ -943,8 +943,9 @@ Result<std::vector<std::string>> MetadataStore::liveChunkIds(const std::string& 
 }
 
 bool MetadataStore::healthy() {
-  std::lock_guard lock(mu_);
-  auto stmt = db_.prepare("SELECT 1");
+  // On the read connection: /ready never waits behind a commit's fsync.
+  auto rd = reader();
+  auto stmt = rd.db->prepare("SELECT 1");
   return stmt.isOk() && stmt->step().isOk();
 }
 
