@@ -502,8 +502,11 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     auto length = parser_->content_length();
     if (mode_ == Dispatch::kStreamed) {
       // A small streamed body is read here, like a buffered one: the handler
-      // then gets it without waiting on this thread for every piece.
-      if (!length || *length > std::min(kSmallStreamedBody, srv_.opt.bufferedBodyLimit)) {
+      // then gets it without waiting on this thread for every piece. Not when
+      // the client waits for 100 Continue: a streamed route sends it only
+      // once it has checked the request, and a refusal leaves the body unread.
+      if (!length || *length > std::min(kSmallStreamedBody, srv_.opt.bufferedBodyLimit) ||
+          expectsContinue()) {
         return dispatch();
       }
       prebuffered_ = true;
