@@ -30,14 +30,10 @@ import sys
 import tempfile
 import time
 
+from benchutil import free_port
+
 MIB = 1024 * 1024
 LOADGEN_CPU = 1  # the load generator's core (the server may use both)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def drop_caches():

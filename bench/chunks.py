@@ -48,6 +48,8 @@ import tempfile
 import threading
 import time
 
+from benchutil import cpu_model, free_port, log
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 HEADING = "## Chunks"
@@ -62,16 +64,6 @@ SETTLE_TIMEOUT = 1800.0   # every copy made / the fill done
 POLL = 0.1                # between two /cluster polls while timing
 SCAN_MARGIN = 1.0         # a repair scan ending this long after the 201 began after it
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rfc3339_seconds(text):
@@ -694,14 +686,6 @@ def run(args):
 
 
 # --- the report -------------------------------------------------------------------
-
-def cpu_model():
-    try:
-        return [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                if l.startswith("model name")][0]
-    except (OSError, IndexError):
-        return platform.machine()
-
 
 def source_note(binary):
     def git(*a):

@@ -53,6 +53,8 @@ import tempfile
 import threading
 import time
 
+from benchutil import cpu_model, free_port, log
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 HEADING = "## Growth"
@@ -87,16 +89,6 @@ START_SQL = {
     "live_chunks": "SELECT count(DISTINCT chunk_id) FROM file_chunks",
     "max_ts": "SELECT coalesce(max(ts), 0) FROM records",
 }
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def loadavg():
@@ -294,12 +286,7 @@ def measure(args, n):
 
 def run(args):
     t0 = time.monotonic()
-    cpu = ""
-    try:
-        cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-               if l.startswith("model name")][0]
-    except (OSError, IndexError):
-        pass
+    cpu = cpu_model("")
     res = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "host": platform.node(), "nproc": os.cpu_count(), "cpu": cpu or platform.machine(),
            "work": args.work, "sizes": args.sizes, "list_samples": args.list_samples,

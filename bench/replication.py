@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from benchutil import cpu_model
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 HEADING = "## Replication"
@@ -114,12 +116,7 @@ def ms(s):
 
 
 def section(cluster, sim, args, run_at=None):
-    cpu = ""
-    try:
-        cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-               if l.startswith("model name")][0]
-    except (OSError, IndexError):
-        pass
+    cpu = cpu_model("")
     cmd_c = "sudo python3 bench/replication_cluster.py"
     cmd_s = f"build/replication_bench --nodes {SIM_NODES} --records {SIM_RECORDS}"
     md = [HEADING, "",

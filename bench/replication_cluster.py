@@ -65,6 +65,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 import harness  # noqa: E402
 from harness import Timing  # noqa: E402
 
+from benchutil import log
+
 CONTROLLERS = ["c1", "c2", "c3", "c4", "c5"]
 CHUNKSERVERS = ["s1", "s2", "s3"]
 ISOLATED, ISOLATED_CS = "c5", "s3"
@@ -77,10 +79,6 @@ CONVERGE_TIMEOUT = 300.0
 CLONE_NEWNET = 0x40000000
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def percentile(values, p):

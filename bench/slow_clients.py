@@ -47,16 +47,12 @@ import tempfile
 import threading
 import time
 
+from benchutil import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 HEADING = "## Slow clients"
 BEFORE = "## Replication"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raise_fd_limit():
