@@ -545,6 +545,12 @@ int main(int argc, char** argv) {
       // Few arenas: transfer threads come and go, and each arena keeps what
       // was freed in it until the trimmer below returns it.
       mallopt(M_ARENA_MAX, 4);
+      // Setting the mmap threshold also fixes the trim threshold at its
+      // 128 KiB default: gRPC's message buffers, freed at the top of a heap,
+      // were handed back (madvise) and faulted in again for every 64 KiB
+      // piece of a chunk. Free memory at the top of a heap is kept up to
+      // 16 MiB; the trimmer below returns it once transfers stop.
+      mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
       return runDaemon(cmd, argc - 1, argv + 1);
     }
     if (cmd == "node") return redcloud::controller::runNodeCommand(argc - 1, argv + 1);
