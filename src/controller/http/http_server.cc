@@ -189,6 +189,12 @@ std::string addressText(const tcp::endpoint& ep) {
 
 bool timedOut(const error_code& ec) { return ec == beast::error::timeout; }
 
+// Completion condition for async_write: asio's own (transfer_all) hands the
+// socket at most 64 KiB per write, so a 4 MiB chunk cost 64 sends, each with
+// its own readiness wait and timer update. This lets one send take whatever
+// the socket buffer has room for.
+size_t inLargeSends(const error_code& ec, size_t) { return ec ? 0 : size_t{4} << 20; }
+
 // Raises the soft open-file limit to the hard one: every connection is a
 // descriptor, and 1,024 is far below what an event-driven server can hold.
 void raiseFileLimit() {
@@ -595,7 +601,7 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
     std::vector<asio::const_buffer> bufs{asio::buffer(*head)};
     if (!headOnly && !res->body.empty()) bufs.push_back(asio::buffer(res->body));
     lowest().expires_after(ms(srv_.opt.writeTimeoutMs));
-    asio::async_write(stream_, bufs,
+    asio::async_write(stream_, bufs, inLargeSends,
                       [self = this->shared_from_this(), head, res, keep](error_code ec, size_t) {
                         if (ec) {
                           if (timedOut(ec)) ++self->srv_.timedOutCount;
@@ -650,7 +656,7 @@ class Conn : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> 
   bool writeBlocking(const std::vector<asio::const_buffer>& bufs) {
     auto [ec, n] = await([&](auto done) {
       lowest().expires_after(ms(srv_.opt.writeTimeoutMs));
-      asio::async_write(stream_, bufs, std::move(done));
+      asio::async_write(stream_, bufs, inLargeSends, std::move(done));
     });
     if (timedOut(ec)) ++srv_.timedOutCount;
     return !ec;
