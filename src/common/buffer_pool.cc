@@ -9,6 +9,18 @@ BufferPool& BufferPool::chunks() {
 }
 
 std::string BufferPool::take(size_t capacity) {
+  std::string out = recycled(capacity);
+  out.clear();
+  return out;
+}
+
+std::string BufferPool::takeSized(size_t size) {
+  std::string out = recycled(size);
+  out.resize(size);  // zeroes only bytes this buffer never held
+  return out;
+}
+
+std::string BufferPool::recycled(size_t capacity) {
   if (capacity >= kMinPooled && capacity <= kPooledCapacity) {
     capacity = kPooledCapacity;
     std::lock_guard lock(mu_);
@@ -17,7 +29,6 @@ std::string BufferPool::take(size_t capacity) {
       if (it->capacity() >= capacity) {
         std::string out = std::move(*it);
         idle_.erase(std::next(it).base());
-        out.clear();
         return out;
       }
     }

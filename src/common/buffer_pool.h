@@ -33,6 +33,10 @@ class BufferPool {
   // An empty string with room for at least `capacity` bytes: a recycled one
   // when one is free.
   std::string take(size_t capacity);
+  // A string of `size` bytes whose contents are unspecified (left from its
+  // last use), for a caller that overwrites them: a recycled buffer is not
+  // zeroed again, as resize() on an empty one would.
+  std::string takeSized(size_t size);
   // Keeps `buffer` for reuse (its contents are dropped) or frees it.
   void give(std::string&& buffer);
   // Frees the idle buffers if nothing was taken for `quiet`; returns how
@@ -41,6 +45,9 @@ class BufferPool {
   size_t idleBuffers() const;
 
  private:
+  // An idle buffer with room for `capacity` (contents as left), or a new one.
+  std::string recycled(size_t capacity);
+
   const size_t maxIdle_;
   mutable std::mutex mu_;
   std::vector<std::string> idle_;                      // GUARDED_BY(mu_)

@@ -138,10 +138,13 @@ class PosixFileSystem : public FileSystem {
     // buffer, one syscall for a whole chunk when it is in the page cache.
     size_t want = ::fstat(fd, &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
     (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    if (want >= BufferPool::kMinPooled) out = BufferPool::chunks().take(want + 1);
     size_t have = 0;
     // One byte more than the file: the read that finds its end fits too.
-    out.resize(std::max<size_t>(want + 1, 4096));
+    if (want >= BufferPool::kMinPooled) {
+      out = BufferPool::chunks().takeSized(want + 1);
+    } else {
+      out.resize(std::max<size_t>(want + 1, 4096));
+    }
     while (true) {
       if (have == out.size()) out.resize(out.size() * 2);  // it grew since fstat
       ssize_t n = ::read(fd, out.data() + have, out.size() - have);
