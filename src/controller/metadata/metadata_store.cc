@@ -128,6 +128,13 @@ Status MetadataStore::open(const std::string& path, Options options) {
     RC_RETURN_IF_ERROR(readDb_.exec("PRAGMA query_only=1; PRAGMA cache_size=-16384;"));
     readDbOpen_ = true;
   }
+  {
+    std::lock_guard scanLock(scanMu_);
+    RC_RETURN_IF_ERROR(scanDb_.open(path));
+    // SQLite's default page cache (2 MiB): a scan reads each page once.
+    RC_RETURN_IF_ERROR(scanDb_.exec("PRAGMA query_only=1;"));
+    scanDbOpen_ = true;
+  }
   if (options.durable && !checkpointer_) {
     RC_RETURN_IF_ERROR(checkpointDb_.open(path));
     // The WAL file shrinks back to 64 MiB when it restarts.
@@ -389,13 +396,30 @@ Status MetadataStore::saveTouchedLeaves() {
 
 Result<ApplyOutcome> MetadataStore::apply(const std::vector<Record>& records, bool replicated) {
   ApplyOutcome out;
+  // Replicated records stand alone (each wins or loses on its own version),
+  // so a large batch commits in slices. In one transaction, the undo of every
+  // record's savepoint piles up in SQLite's in-memory sub-journal, a list of
+  // 1 KiB blocks that it walks from the start: a 10,000-record batch (a heal,
+  // an anti-entropy pull) spent seconds of CPU there.
+  static constexpr size_t kReplicatedSlice = 256;
+  size_t sliceSize = replicated ? kReplicatedSlice : std::max<size_t>(records.size(), 1);
+  for (size_t begin = 0; begin < records.size(); begin += sliceSize) {
+    size_t end = std::min(records.size(), begin + sliceSize);
+    RC_RETURN_IF_ERROR(applySlice(records, begin, end, replicated, out));
+  }
+  return out;
+}
+
+Status MetadataStore::applySlice(const std::vector<Record>& all, size_t begin, size_t end,
+                                 bool replicated, ApplyOutcome& out) {
   // Savepoints run per replicated record: prepared once, from the cache.
   auto exec = [&](const char* sql) -> Status {
     RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(sql));
     return stmt.run();
   };
-  RC_RETURN_IF_ERROR(transaction([&]() -> Status {
-    for (const auto& r : records) {
+  return transaction([&]() -> Status {
+    for (size_t i = begin; i < end; ++i) {
+      const Record& r = all[i];
       if (!replicated) {
         RC_RETURN_IF_ERROR(applyOne(r, false, out));
         continue;
@@ -419,8 +443,7 @@ Result<ApplyOutcome> MetadataStore::apply(const std::vector<Record>& records, bo
       RC_RETURN_IF_ERROR(exec("RELEASE one"));
     }
     return Status::ok();
-  }));
-  return out;
+  });
 }
 
 // A name or tag record must belong to the owner of the file it names, when
@@ -790,10 +813,11 @@ StoreCounts MetadataStore::counts() {
 }
 
 Result<int64_t> MetadataStore::orphanedFiles() {
-  auto rd = reader();
+  std::lock_guard scanLock(scanMu_);
+  if (!scanDbOpen_) return Status(StatusCode::kUnavailable, "metadata store not open");
   RC_ASSIGN_OR_RETURN(auto stmt,
-                      rd.db->prepare("SELECT count(*) FROM files f WHERE NOT EXISTS "
-                                     "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
+                      scanDb_.prepare("SELECT count(*) FROM files f WHERE NOT EXISTS "
+                                      "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   return row ? stmt.integer(0) : 0;
 }

@@ -132,7 +132,9 @@ class MetadataStore {
   Result<RecordPage> recordsInBuckets(const std::vector<uint32_t>& buckets,
                                       const std::optional<BucketCursor>& after, size_t maxBytes);
   StoreCounts counts();
-  // Live files whose owner lost the registration of its username.
+  // Live files whose owner lost the registration of its username. A scan of
+  // every file, on a connection of its own: it never holds up the API's
+  // reads (reader()) or the writer.
   Result<int64_t> orphanedFiles();
   // The largest HLC timestamp stored (0 when empty).
   Result<int64_t> maxTimestamp();
@@ -161,6 +163,9 @@ class MetadataStore {
   Status migrateBuckets();
   void publishRoot();
   Status loadTree();
+  // apply() of records [begin, end) in one transaction.
+  Status applySlice(const std::vector<Record>& all, size_t begin, size_t end, bool replicated,
+                    ApplyOutcome& out);
   Status applyOne(const Record& r, bool replicated, ApplyOutcome& out);
   Status checkOwner(const Record& r, bool* ok);
   Status storeRecord(const Record& r, const std::optional<Record>& old);
@@ -209,6 +214,11 @@ class MetadataStore {
   std::mutex readMu_;
   SqliteDb readDb_;  // GUARDED_BY(readMu_)
   bool readDbOpen_ = false;
+  // Background scans (orphanedFiles) read here, so a scan of every file does
+  // not make the API's reads wait for readMu_.
+  std::mutex scanMu_;
+  SqliteDb scanDb_;  // GUARDED_BY(scanMu_)
+  bool scanDbOpen_ = false;
   // Copies the WAL back into the database off the commit path (the writer's
   // automatic checkpoint would run inside a commit, holding the group).
   SqliteDb checkpointDb_;  // checkpointer thread only
