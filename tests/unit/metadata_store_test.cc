@@ -412,6 +412,39 @@ struct Preload {
   std::vector<Record> all() const { return {fileF, fileG, nameDoc, alice}; }
 };
 
+// A large replicated batch commits in slices (SQLite's in-memory savepoint
+// journal makes one huge transaction quadratic): every record still lands,
+// in order, and a bad record in a later slice is rejected alone.
+TEST_F(MetadataStoreTest, LargeReplicatedBatchLandsWholeInSlicedCommits) {
+  auto s = openStore("s.db");
+  std::vector<Record> batch;
+  for (int i = 0; i < 600; ++i) {
+    batch.push_back(rec(RecordKind::kApiKey, sha256Hex("key-" + std::to_string(i)), keyVal(kO1),
+                        "n2=" + std::to_string(i + 1), kT0 + i, "n2"));
+  }
+  // In the second slice: a file record whose size is not a number.
+  batch[300] = rec(RecordKind::kFile, uuidOf(0xbad),
+                   R"({"owner_id":")" + kO1 + R"(","name":"b","size":"big","chunks":[]})", "n2=301",
+                   kT0 + 300, "n2");
+  auto before = s->commitStats();
+  auto out = s->apply(batch, /*replicated=*/true);
+  ASSERT_TRUE(out.isOk()) << out.status().toString();
+  EXPECT_EQ(out->rejected, 1u);
+  ASSERT_EQ(out->won.size(), 599u);
+  EXPECT_TRUE(sameRecord(out->won.front(), batch[0]));
+  EXPECT_TRUE(sameRecord(out->won[299], batch[299]));
+  EXPECT_TRUE(sameRecord(out->won[300], batch[301]));
+  EXPECT_TRUE(sameRecord(out->won.back(), batch[599]));
+  for (int i : {0, 255, 256, 299, 301, 511, 512, 599}) {
+    auto got = s->getRecord(RecordKind::kApiKey, batch[i].key);
+    ASSERT_TRUE(got.isOk() && got->has_value()) << i;
+    EXPECT_TRUE(sameRecord(**got, batch[i])) << i;
+  }
+  EXPECT_FALSE(s->getRecord(RecordKind::kFile, uuidOf(0xbad))->has_value());
+  // 600 records in slices of 256: three transactions, not one.
+  EXPECT_EQ(s->commitStats().transactions - before.transactions, 3u);
+}
+
 TEST_F(MetadataStoreTest, ReplicatedBatchSkipsAndCountsBadRecords) {
   Preload p;
   auto s = openStore("s.db");

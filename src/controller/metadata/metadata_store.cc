@@ -402,7 +402,7 @@ Result<ApplyOutcome> MetadataStore::apply(const std::vector<Record>& records, bo
   // 1 KiB blocks that it walks from the start: a 10,000-record batch (a heal,
   // an anti-entropy pull) spent seconds of CPU there.
   static constexpr size_t kReplicatedSlice = 256;
-  size_t sliceSize = replicated ? kReplicatedSlice : std::max<size_t>(records.size(), 1);
+  size_t sliceSize = replicated ? kReplicatedSlice : records.size();
   for (size_t begin = 0; begin < records.size(); begin += sliceSize) {
     size_t end = std::min(records.size(), begin + sliceSize);
     RC_RETURN_IF_ERROR(applySlice(records, begin, end, replicated, out));
