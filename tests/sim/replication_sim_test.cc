@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "common/probe.h"
 #include "sim_cluster.h"
@@ -209,6 +210,63 @@ TEST(ReplicationSim, AntiEntropyBytesFollowTheDifference) {
   EXPECT_GT(result.sent, 0u);
   EXPECT_LT(result.bytes, 64u * 1024);
   c.deliverAll();  // the push back is in flight
+  EXPECT_TRUE(c.digestsEqual());
+}
+
+// A controller pulling in a session of its own (catching up) is left alone by
+// the others' sessions: they would read its store while it writes, and it
+// refuses their pushes meanwhile. Once it is done, a session runs normally.
+TEST(ReplicationSim, SessionsLeaveAPullingPeerAlone) {
+  SimOptions o;
+  o.seed = 9;
+  o.nodes = 3;
+  o.nemeses = false;
+  o.dir = simDir("busy");
+  SimCluster c(o);
+  auto& a = *c.nodes()[0];
+  auto& b = *c.nodes()[1];
+  auto& d = *c.nodes()[2];
+  ASSERT_TRUE(c.doRegister(a, "ann").isOk());
+  ASSERT_GE(c.converge(20), 0);
+  // n1 misses 200 uploads on n0; n2 gets them.
+  c.partition({{"n0", "n2"}, {"n1"}});
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(c.doUpload(a, "ann", "f" + std::to_string(i), {"red"}).isOk());
+  }
+  c.deliverAll();
+  ASSERT_TRUE(d.replicator->antiEntropy("n0").ok);
+  c.deliverAll();
+  ASSERT_EQ(a.store->digest(), d.store->digest());
+  ASSERT_NE(a.store->digest(), b.store->digest());
+  c.heal();
+  // While n1 pulls from n0, n2 starts a session with n1.
+  std::optional<controller::AntiEntropyResult> during;
+  uint64_t n1ReceivedBefore = 0;
+  c.onPull = [&](const std::string& from, const std::string& to) {
+    if (from != "n1" || to != "n0" || during) return;
+    n1ReceivedBefore = b.replicator->stats().recordsReceived;
+    during = d.replicator->antiEntropy("n1");
+  };
+  uint64_t n2Sessions = d.replicator->stats().antiEntropySessions;
+  auto pulled = b.replicator->antiEntropy("n0");
+  c.onPull = nullptr;
+  ASSERT_TRUE(pulled.ok) << pulled.error;
+  EXPECT_GE(pulled.applied, 600u);  // each upload: file, name, tag
+  ASSERT_TRUE(during.has_value());
+  EXPECT_TRUE(during->peerBusy);
+  EXPECT_EQ(during->differingBuckets, 0u);
+  EXPECT_EQ(during->sent, 0u);
+  EXPECT_EQ(during->received, 0u);
+  // Not counted as a session, and nothing reached n1 from n2 meanwhile.
+  EXPECT_EQ(d.replicator->stats().antiEntropySessions, n2Sessions);
+  EXPECT_EQ(b.replicator->stats().recordsReceived - n1ReceivedBefore, pulled.received);
+  // Now n1 is not pulling: n2's session runs and finds nothing to move.
+  auto after = d.replicator->antiEntropy("n1");
+  ASSERT_TRUE(after.ok) << after.error;
+  EXPECT_FALSE(after.peerBusy);
+  EXPECT_TRUE(after.equal);
+  EXPECT_EQ(d.replicator->stats().antiEntropySessions, n2Sessions + 1);
+  c.deliverAll();
   EXPECT_TRUE(c.digestsEqual());
 }
 

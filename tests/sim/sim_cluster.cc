@@ -33,6 +33,7 @@ class NodeNetwork final : public controller::ReplicationNetwork {
   }
   Result<peer::PullResponse> pull(const std::string& p, const peer::PullRequest& r) override {
     if (c_.callFails(self_, p)) return unreachable(p);
+    if (c_.onPull) c_.onPull(self_, p);
     return c_.node(p)->replicator->handlePull(r);
   }
   Result<peer::ConfirmResponse> confirm(const std::string& p,

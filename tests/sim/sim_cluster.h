@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -144,6 +145,8 @@ class SimCluster {
   std::vector<std::unique_ptr<SimNode>>& nodes() { return nodes_; }
   std::mt19937_64& rng() { return rng_; }
   uint64_t bytesOnWire() const { return bytes_; }
+  // Called with (caller, callee) before each pull is answered (tests).
+  std::function<void(const std::string&, const std::string&)> onPull;
   void resetBytes() { bytes_ = 0; }
   void setLoss(double drop, double dup, int64_t maxDelayMs);
   void partition(const std::vector<std::vector<std::string>>& groups);

@@ -417,32 +417,51 @@ struct Preload {
 // in order, and a bad record in a later slice is rejected alone.
 TEST_F(MetadataStoreTest, LargeReplicatedBatchLandsWholeInSlicedCommits) {
   auto s = openStore("s.db");
+  const size_t slice = MetadataStore::kReplicatedSlice;
+  const size_t n = slice + 300;
   std::vector<Record> batch;
-  for (int i = 0; i < 600; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     batch.push_back(rec(RecordKind::kApiKey, sha256Hex("key-" + std::to_string(i)), keyVal(kO1),
-                        "n2=" + std::to_string(i + 1), kT0 + i, "n2"));
+                        "n2=" + std::to_string(i + 1), kT0 + static_cast<int64_t>(i), "n2"));
   }
-  // In the second slice: a file record whose size is not a number.
-  batch[300] = rec(RecordKind::kFile, uuidOf(0xbad),
-                   R"({"owner_id":")" + kO1 + R"(","name":"b","size":"big","chunks":[]})", "n2=301",
-                   kT0 + 300, "n2");
+  // In the first slice, two file records whose size is not a number: the
+  // slice rolls back and runs again without each.
+  const size_t bad1 = 7, bad2 = slice - 1;
+  for (size_t b : {bad1, bad2}) {
+    batch[b] = rec(RecordKind::kFile, uuidOf(0xbad0 + static_cast<int>(b)),
+                   R"({"owner_id":")" + kO1 + R"(","name":"b","size":"big","chunks":[]})",
+                   "n2=" + std::to_string(b + 1), kT0 + static_cast<int64_t>(b), "n2");
+  }
   auto before = s->commitStats();
+  StoreCounts countsBefore = s->counts();
   auto out = s->apply(batch, /*replicated=*/true);
   ASSERT_TRUE(out.isOk()) << out.status().toString();
-  EXPECT_EQ(out->rejected, 1u);
-  ASSERT_EQ(out->won.size(), 599u);
-  EXPECT_TRUE(sameRecord(out->won.front(), batch[0]));
-  EXPECT_TRUE(sameRecord(out->won[299], batch[299]));
-  EXPECT_TRUE(sameRecord(out->won[300], batch[301]));
-  EXPECT_TRUE(sameRecord(out->won.back(), batch[599]));
-  for (int i : {0, 255, 256, 299, 301, 511, 512, 599}) {
+  EXPECT_EQ(out->rejected, 2u);
+  EXPECT_EQ(out->stale, 0u);
+  ASSERT_EQ(out->won.size(), n - 2);
+  // In order, each good record once, none of the bad ones.
+  std::vector<Record> good;
+  for (size_t i = 0; i < n; ++i) {
+    if (i != bad1 && i != bad2) good.push_back(batch[i]);
+  }
+  for (size_t i = 0; i < good.size(); ++i) ASSERT_TRUE(sameRecord(out->won[i], good[i])) << i;
+  for (size_t i : {size_t{0}, bad1 + 1, slice - 2, slice, n - 1}) {
     auto got = s->getRecord(RecordKind::kApiKey, batch[i].key);
     ASSERT_TRUE(got.isOk() && got->has_value()) << i;
     EXPECT_TRUE(sameRecord(**got, batch[i])) << i;
   }
-  EXPECT_FALSE(s->getRecord(RecordKind::kFile, uuidOf(0xbad))->has_value());
-  // 600 records in slices of 256: three transactions, not one.
-  EXPECT_EQ(s->commitStats().transactions - before.transactions, 3u);
+  for (size_t b : {bad1, bad2}) {
+    EXPECT_FALSE(
+        s->getRecord(RecordKind::kFile, uuidOf(0xbad0 + static_cast<int>(b)))->has_value());
+  }
+  // The rolled-back attempts left nothing behind: counts and digest are those
+  // of the good records alone, as a store that got only them would have.
+  EXPECT_EQ(s->counts().records - countsBefore.records, static_cast<int64_t>(n - 2));
+  auto clean = openStore("clean.db");
+  ASSERT_TRUE(clean->apply(good, /*replicated=*/true).isOk());
+  EXPECT_EQ(s->digest(), clean->digest());
+  // Two slices: two transactions committed, the failed attempts not counted.
+  EXPECT_EQ(s->commitStats().transactions - before.transactions, 2u);
 }
 
 TEST_F(MetadataStoreTest, ReplicatedBatchSkipsAndCountsBadRecords) {

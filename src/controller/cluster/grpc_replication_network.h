@@ -23,6 +23,8 @@ class GrpcReplicationNetwork final : public ReplicationNetwork {
   Result<peer::PushResponse> push(const std::string& peer, const peer::PushRequest& r) override;
   Result<peer::TreeResponse> getTree(const std::string& peer, const peer::TreeRequest& r) override;
   Result<peer::PullResponse> pull(const std::string& peer, const peer::PullRequest& r) override;
+  std::future<Result<peer::PullResponse>> pullAsync(const std::string& peer,
+                                                    const peer::PullRequest& r) override;
   Result<peer::ConfirmResponse> confirm(const std::string& peer,
                                         const peer::ConfirmRequest& r) override;
 

@@ -334,6 +334,13 @@ void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
   touchedLeaves_.clear();
   countsAtBegin_ = counts_;
   purgedAtBegin_ = purgedThroughTs_;
+  if (group.size() == 1) {
+    // Alone: no savepoint (its undo would copy every page the transaction
+    // touches into the sub-journal); a failure rolls the transaction back.
+    runAlone(*group.front());
+    txnThread_ = std::thread::id();
+    return;
+  }
   bool broken = false;
   Status s;
   size_t succeeded = 0;
@@ -373,6 +380,31 @@ void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
   txnThread_ = std::thread::id();
 }
 
+// A group of one, inside BEGIN IMMEDIATE: fn, then COMMIT or ROLLBACK.
+void MetadataStore::runAlone(PendingTxn& txn) {
+  Status s;
+  try {
+    s = (*txn.fn)();
+  } catch (const std::exception& e) {
+    // Never leave the transaction open: roll back and report.
+    s = internalError(std::string("metadata transaction failed: ") + e.what());
+  }
+  if (s.isOk()) s = saveTouchedLeaves();
+  if (s.isOk()) s = db_.exec("COMMIT");
+  if (s.isOk()) {
+    ++txnCount_;
+    ++commitCount_;
+  } else {
+    (void)db_.exec("ROLLBACK");
+    undoTree();
+    purgedThroughTs_ = purgedAtBegin_;
+  }
+  txn.status = s;
+  treeUndo_.clear();
+  touchedLeaves_.clear();
+  publishRoot();
+}
+
 void MetadataStore::undoTree() {
   for (auto it = treeUndo_.rbegin(); it != treeUndo_.rend(); ++it)
     tree_.toggle(it->first, it->second);
@@ -396,60 +428,120 @@ Status MetadataStore::saveTouchedLeaves() {
 
 Result<ApplyOutcome> MetadataStore::apply(const std::vector<Record>& records, bool replicated) {
   ApplyOutcome out;
+  if (!replicated) {
+    RC_RETURN_IF_ERROR(transaction([&]() -> Status {
+      for (const Record& r : records) RC_RETURN_IF_ERROR(applyOne(r, false, out));
+      return Status::ok();
+    }));
+    return out;
+  }
   // Replicated records stand alone (each wins or loses on its own version),
-  // so a large batch commits in slices. In one transaction, the undo of every
-  // record's savepoint piles up in SQLite's in-memory sub-journal, a list of
-  // 1 KiB blocks that it walks from the start: a 10,000-record batch (a heal,
-  // an anti-entropy pull) spent seconds of CPU there.
-  static constexpr size_t kReplicatedSlice = 256;
-  size_t sliceSize = replicated ? kReplicatedSlice : records.size();
-  for (size_t begin = 0; begin < records.size(); begin += sliceSize) {
-    size_t end = std::min(records.size(), begin + sliceSize);
-    RC_RETURN_IF_ERROR(applySlice(records, begin, end, replicated, out));
+  // so a large batch commits in slices: a commit rewrites every page it
+  // dirtied, and a slice bounds the pages a transaction holds in the cache.
+  bool nested = txnThread_.load() == std::this_thread::get_id();
+  for (size_t begin = 0; begin < records.size(); begin += kReplicatedSlice) {
+    size_t end = std::min(records.size(), begin + kReplicatedSlice);
+    if (nested) {
+      // Inside the caller's transaction no slice can be rolled back alone.
+      RC_RETURN_IF_ERROR(applyWithSavepoints(records, begin, end, out));
+    } else {
+      RC_RETURN_IF_ERROR(applyReplicatedSlice(records, begin, end, out));
+    }
   }
   return out;
 }
 
-Status MetadataStore::applySlice(const std::vector<Record>& all, size_t begin, size_t end,
-                                 bool replicated, ApplyOutcome& out) {
-  // Savepoints run per replicated record: prepared once, from the cache.
+// One bad replicated record must not take its slice down with it. Bad ones
+// are rare (records are validated on receipt), so the slice runs without a
+// savepoint per record (each one's undo would pile up in SQLite's in-memory
+// sub-journal, a list of 1 KiB blocks it walks from the start): when a record
+// fails, the whole slice rolls back and runs again without it. Past a few
+// failures the rest goes record by record in savepoints.
+Status MetadataStore::applyReplicatedSlice(const std::vector<Record>& all, size_t begin, size_t end,
+                                           ApplyOutcome& out) {
+  static constexpr size_t kMaxRetries = 4;
+  std::vector<bool> skip(end - begin, false);
+  size_t skipped = 0;
+  while (true) {
+    ApplyOutcome slice;
+    size_t failedAt = end;
+    Status s = transaction([&]() -> Status {
+      for (size_t i = begin; i < end; ++i) {
+        if (skip[i - begin]) continue;
+        Status one = applyOne(all[i], true, slice);
+        if (!one.isOk()) {
+          failedAt = i;
+          return one;
+        }
+      }
+      return Status::ok();
+    });
+    if (s.isOk()) {
+      out.won.insert(out.won.end(), std::make_move_iterator(slice.won.begin()),
+                     std::make_move_iterator(slice.won.end()));
+      out.rejected += skipped;
+      out.stale += slice.stale;
+      return Status::ok();
+    }
+    if (failedAt == end) return s;  // the transaction itself failed, not a record
+    RC_PROBE("apply.replicated_retry");
+    skip[failedAt - begin] = true;
+    ++skipped;
+    if (skipped >= kMaxRetries) break;
+  }
+  // Many bad records: one savepoint each, in sub-slices short enough that
+  // the sub-journal stays small.
+  static constexpr size_t kSavepointSlice = 256;
+  out.rejected += skipped;
+  for (size_t from = begin; from < end; from += kSavepointSlice) {
+    size_t to = std::min(end, from + kSavepointSlice);
+    std::vector<Record> rest;
+    for (size_t i = from; i < to; ++i) {
+      if (!skip[i - begin]) rest.push_back(all[i]);
+    }
+    RC_RETURN_IF_ERROR(
+        transaction([&]() -> Status { return applyWithSavepoints(rest, 0, rest.size(), out); }));
+  }
+  return Status::ok();
+}
+
+// Records [begin, end) inside the current transaction, each in a savepoint of
+// its own: a failing one is rolled back alone and counted as rejected.
+Status MetadataStore::applyWithSavepoints(const std::vector<Record>& all, size_t begin, size_t end,
+                                          ApplyOutcome& out) {
+  // Prepared once, from the statement cache.
   auto exec = [&](const char* sql) -> Status {
     RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(sql));
     return stmt.run();
   };
-  return transaction([&]() -> Status {
-    for (size_t i = begin; i < end; ++i) {
-      const Record& r = all[i];
-      if (!replicated) {
-        RC_RETURN_IF_ERROR(applyOne(r, false, out));
-        continue;
+  for (size_t i = begin; i < end; ++i) {
+    RC_RETURN_IF_ERROR(exec("SAVEPOINT one"));
+    size_t undoMark = treeUndo_.size();
+    StoreCounts before = counts_;
+    size_t wonBefore = out.won.size();
+    size_t staleBefore = out.stale;
+    Status s = applyOne(all[i], true, out);
+    if (!s.isOk()) {
+      RC_RETURN_IF_ERROR(exec("ROLLBACK TO one"));
+      while (treeUndo_.size() > undoMark) {
+        tree_.toggle(treeUndo_.back().first, treeUndo_.back().second);
+        treeUndo_.pop_back();
       }
-      // One bad replicated record must not take its batch down with it.
-      RC_RETURN_IF_ERROR(exec("SAVEPOINT one"));
-      size_t undoMark = treeUndo_.size();
-      StoreCounts before = counts_;
-      size_t wonBefore = out.won.size();
-      Status s = applyOne(r, true, out);
-      if (!s.isOk()) {
-        RC_RETURN_IF_ERROR(exec("ROLLBACK TO one"));
-        while (treeUndo_.size() > undoMark) {
-          tree_.toggle(treeUndo_.back().first, treeUndo_.back().second);
-          treeUndo_.pop_back();
-        }
-        counts_ = before;
-        out.won.resize(wonBefore);
-        ++out.rejected;
-      }
-      RC_RETURN_IF_ERROR(exec("RELEASE one"));
+      counts_ = before;
+      out.won.resize(wonBefore);
+      out.stale = staleBefore;
+      ++out.rejected;
     }
-    return Status::ok();
-  });
+    RC_RETURN_IF_ERROR(exec("RELEASE one"));
+  }
+  return Status::ok();
 }
 
 // A name or tag record must belong to the owner of the file it names, when
-// that file is known here.
-Status MetadataStore::checkOwner(const Record& r, bool* ok) {
+// that file is known here. *fileDeleted: that file is a tombstone here.
+Status MetadataStore::checkOwner(const Record& r, bool* ok, bool* fileDeleted) {
   *ok = true;
+  *fileDeleted = false;
   if (r.deleted || (r.kind != RecordKind::kName && r.kind != RecordKind::kTag)) return Status::ok();
   json v = json::parse(r.value, nullptr, false);
   if (!v.is_object()) return Status::ok();
@@ -467,6 +559,7 @@ Status MetadataStore::checkOwner(const Record& r, bool* ok) {
   }
   if (owner.empty() || fileId.empty()) return invalidRequest("name or tag record without its ids");
   RC_ASSIGN_OR_RETURN(auto file, getRecordLocked(RecordKind::kFile, fileId));
+  if (file && file->deleted) *fileDeleted = true;
   if (!file || file->deleted) return Status::ok();
   json f = json::parse(file->value, nullptr, false);
   auto fileOwner = f.is_object() ? f.find("owner_id") : f.end();
@@ -488,13 +581,10 @@ Status MetadataStore::applyOne(const Record& r, bool replicated, ApplyOutcome& o
     return Status::ok();
   }
   if (replicated) {
-    bool ok = true;
-    RC_RETURN_IF_ERROR(checkOwner(r, &ok));
+    bool ok = true, fileDeleted = false;
+    RC_RETURN_IF_ERROR(checkOwner(r, &ok, &fileDeleted));
     if (!ok) return invalidRequest("record names a file of another owner");
-    if (r.kind == RecordKind::kTag && !r.deleted) {
-      RC_ASSIGN_OR_RETURN(auto file, getRecordLocked(RecordKind::kFile, splitKey(r.key).first));
-      if (file && file->deleted) RC_PROBE("merge.tag_edit_on_deleted_file");
-    }
+    if (r.kind == RecordKind::kTag && fileDeleted) RC_PROBE("merge.tag_edit_on_deleted_file");
   }
   RC_RETURN_IF_ERROR(storeRecord(r, local));
   // A malformed value (e.g. a field of the wrong type) must fail this apply
@@ -777,6 +867,18 @@ Result<RecordPage> MetadataStore::recordsInBuckets(const std::vector<uint32_t>& 
                                                    const std::optional<BucketCursor>& after,
                                                    size_t maxBytes) {
   std::lock_guard lock(mu_);
+  // One read transaction for the page, not one per bucket's statement (each
+  // takes and drops WAL read locks with fcntl calls).
+  bool own = sqlite3_get_autocommit(db_.raw()) != 0;
+  if (own) RC_RETURN_IF_ERROR(db_.exec("BEGIN"));
+  auto page = recordsInBucketsLocked(buckets, after, maxBytes);
+  if (own) (void)db_.exec("COMMIT");
+  return page;
+}
+
+Result<RecordPage> MetadataStore::recordsInBucketsLocked(const std::vector<uint32_t>& buckets,
+                                                         const std::optional<BucketCursor>& after,
+                                                         size_t maxBytes) {
   RecordPage page;
   size_t bytes = 0;
   for (uint32_t b : buckets) {

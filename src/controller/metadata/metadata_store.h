@@ -76,6 +76,8 @@ class MetadataStore {
   // checked against stored state (one owner across file, name and tag) and a
   // failing record is skipped and counted instead of failing the batch.
   Result<ApplyOutcome> apply(const std::vector<Record>& records, bool replicated = false);
+  // Replicated records commit in transactions of at most this many.
+  static constexpr size_t kReplicatedSlice = 2048;
   // Runs fn in one write transaction holding the store's lock: reads and
   // apply() inside it see and make one atomic change, durable (fsynced) when
   // this returns OK. A non-OK status from fn rolls back everything fn did.
@@ -163,11 +165,17 @@ class MetadataStore {
   Status migrateBuckets();
   void publishRoot();
   Status loadTree();
-  // apply() of records [begin, end) in one transaction.
-  Status applySlice(const std::vector<Record>& all, size_t begin, size_t end, bool replicated,
-                    ApplyOutcome& out);
+  // apply(replicated) of records [begin, end): one transaction, retried
+  // without a record that fails.
+  Status applyReplicatedSlice(const std::vector<Record>& all, size_t begin, size_t end,
+                              ApplyOutcome& out);
+  Status applyWithSavepoints(const std::vector<Record>& all, size_t begin, size_t end,
+                             ApplyOutcome& out);
   Status applyOne(const Record& r, bool replicated, ApplyOutcome& out);
-  Status checkOwner(const Record& r, bool* ok);
+  Result<RecordPage> recordsInBucketsLocked(const std::vector<uint32_t>& buckets,
+                                            const std::optional<BucketCursor>& after,
+                                            size_t maxBytes);
+  Status checkOwner(const Record& r, bool* ok, bool* fileDeleted);
   Status storeRecord(const Record& r, const std::optional<Record>& old);
   Status saveTouchedLeaves();
   void undoTree();
@@ -186,6 +194,7 @@ class MetadataStore {
     bool done = false;
   };
   void runGroup(const std::vector<PendingTxn*>& group);
+  void runAlone(PendingTxn& txn);
   Status runInSavepoint(const std::function<Status()>& fn, bool* broken);
 
   std::mutex groupMu_;

@@ -28,6 +28,8 @@ constexpr size_t kMaxKnownHashes = 1'000'000;
 // anti-entropy themselves, and re-pushing a catch-up to everyone who already
 // has it costs more than it saves.
 constexpr size_t kMaxForwardAfterPull = 1000;
+// A peer busy pulling from someone else is asked again after this long.
+constexpr int64_t kBusyRetryMs = 1000;
 
 size_t wireSize(const Record& r) {
   return r.key.size() + r.value.size() + r.version.origin.size() +
@@ -140,6 +142,15 @@ void Replicator::syncLoop() {
                      [this] { return stopping_ || !aeRequests_.empty(); });
       if (stopping_) return;
       requested.swap(aeRequests_);
+      int64_t now = clock_.nowMillis();
+      for (auto it = aeRetries_.begin(); it != aeRetries_.end();) {
+        if (it->second > now) {
+          ++it;
+          continue;
+        }
+        requested.insert(it->first);
+        it = aeRetries_.erase(it);
+      }
     }
     try {
       for (const auto& peer : requested) antiEntropy(peer);
@@ -351,6 +362,7 @@ peer::TreeResponse Replicator::handleGetTree(const peer::TreeRequest& request) {
   noteContact();
   peer::TreeResponse resp;
   resp.set_root(store_.rootHex());
+  resp.set_busy(pulling_.load());
   size_t n = std::min<size_t>(request.indexes_size(), kMaxTreeIndexesPerRequest);
   for (size_t i = 0; i < n; ++i) {
     resp.add_children(store_.treeChildren(request.level(), request.indexes(static_cast<int>(i))));
@@ -459,6 +471,13 @@ Result<std::vector<uint32_t>> Replicator::differingBuckets(const std::string& pe
     result.equal = true;
     return std::vector<uint32_t>{};
   }
+  if (rootResp.busy()) {
+    // It is catching up from someone: our pull would read it while it
+    // writes, and it refuses pushes meanwhile. Its own session pushes back
+    // what the other side lacks.
+    result.peerBusy = true;
+    return std::vector<uint32_t>{};
+  }
   if (rootResp.children_size() != 1) return invalidRequest("malformed tree answer");
   std::string mine = store_.treeChildren(0, 0);
   const std::string& theirs = rootResp.children(0);
@@ -498,44 +517,62 @@ Result<std::vector<uint32_t>> Replicator::differingBuckets(const std::string& pe
   return buckets;
 }
 
+// Pages come one after another, each asked for before the previous one is
+// applied: the peer reads and sends page n + 1 while we apply page n.
 Status Replicator::pullBuckets(const std::string& peer, const std::vector<uint32_t>& buckets,
                                AntiEntropyResult& result, std::set<std::string>& pulledHashes) {
-  for (size_t first = 0; first < buckets.size(); first += kMaxBucketsPerPull) {
+  if (buckets.empty()) return Status::ok();
+  // The first page of the buckets from index `first` (at most kMaxBucketsPerPull).
+  auto firstPage = [&](size_t first) -> Result<peer::PullRequest> {
     peer::PullRequest req;
     *req.mutable_from() = self();
     size_t last = std::min(buckets.size(), first + kMaxBucketsPerPull);
     for (size_t i = first; i < last; ++i) req.add_buckets(buckets[i]);
     RC_RETURN_IF_ERROR(addKnownHashes(req));
-    for (int pages = 0;; ++pages) {
-      if (pages >= kMaxPagesPerSession) return invalidRequest("peer keeps answering 'more'");
-      RC_ASSIGN_OR_RETURN(auto resp, network_.pull(peer, req));
-      result.bytes += req.ByteSizeLong() + resp.ByteSizeLong();
-      result.received += resp.records_size();
-      for (const auto& w : resp.records()) {
-        if (auto r = fromWire(w)) pulledHashes.insert(recordHash(*r).substr(0, kKnownHashBytes));
-      }
-      const std::string& theirs = resp.known_hashes();
-      for (size_t i = 0; i + kKnownHashBytes <= theirs.size(); i += kKnownHashBytes) {
-        pulledHashes.insert(theirs.substr(i, kKnownHashBytes));
-      }
-      Applied a = receive(resp.records(), peer);
-      result.applied += a.applied;
-      // A few new records go on to our other peers at once; a bulk catch-up
-      // does not (they have it, or their own anti-entropy fetches it).
-      if (!a.won.empty() && a.won.size() <= kMaxForwardAfterPull) {
-        queue({std::move(a.won), 1, peer});
-      }
-      if (!resp.more() || resp.records_size() == 0) break;
+    return req;
+  };
+  size_t first = 0;
+  RC_ASSIGN_OR_RETURN(peer::PullRequest req, firstPage(first));
+  auto pending = network_.pullAsync(peer, req);
+  for (int pages = 0;; ++pages) {
+    if (pages >= kMaxPagesPerSession) return invalidRequest("peer keeps answering 'more'");
+    RC_ASSIGN_OR_RETURN(auto resp, pending.get());
+    result.bytes += req.ByteSizeLong() + resp.ByteSizeLong();
+    // Ask for the next page now: the same buckets after this page's last
+    // record, or the next buckets.
+    std::optional<peer::PullRequest> next;
+    if (resp.more() && resp.records_size() > 0) {
       const auto& lastRecord = resp.records(resp.records_size() - 1);
       RecordKind kind;
       if (!parseKind(lastRecord.kind(), &kind)) return invalidRequest("malformed pull answer");
-      req.set_has_after(true);
-      req.set_after_bucket(DigestTree::bucketOf(kind, lastRecord.key()));
-      req.set_after_kind(lastRecord.kind());
-      req.set_after_key(lastRecord.key());
+      next = req;
+      next->set_has_after(true);
+      next->set_after_bucket(DigestTree::bucketOf(kind, lastRecord.key()));
+      next->set_after_kind(lastRecord.kind());
+      next->set_after_key(lastRecord.key());
+    } else if (first + kMaxBucketsPerPull < buckets.size()) {
+      first += kMaxBucketsPerPull;
+      RC_ASSIGN_OR_RETURN(next, firstPage(first));
     }
+    if (next) pending = network_.pullAsync(peer, *next);
+    result.received += resp.records_size();
+    for (const auto& w : resp.records()) {
+      if (auto r = fromWire(w)) pulledHashes.insert(recordHash(*r).substr(0, kKnownHashBytes));
+    }
+    const std::string& theirs = resp.known_hashes();
+    for (size_t i = 0; i + kKnownHashBytes <= theirs.size(); i += kKnownHashBytes) {
+      pulledHashes.insert(theirs.substr(i, kKnownHashBytes));
+    }
+    Applied a = receive(resp.records(), peer);
+    result.applied += a.applied;
+    // A few new records go on to our other peers at once; a bulk catch-up
+    // does not (they have it, or their own anti-entropy fetches it).
+    if (!a.won.empty() && a.won.size() <= kMaxForwardAfterPull) {
+      queue({std::move(a.won), 1, peer});
+    }
+    if (!next) return Status::ok();
+    req = std::move(*next);
   }
-  return Status::ok();
 }
 
 Status Replicator::addKnownHashes(peer::PullRequest& req) {
@@ -610,10 +647,18 @@ AntiEntropyResult Replicator::antiEntropy(const std::string& peer) {
   result.ok = s.isOk();
   if (!s.isOk()) result.error = s.message();
   if (result.ok) noteContact();
-  if (result.ok && resync) {
+  if (result.ok && resync && !result.peerBusy) {
     std::lock_guard lock(mu_);
     resync_ = false;
     spdlog::info("replication: resynchronised from {}; pushing again", peer);
+  }
+  if (result.peerBusy) {
+    // Not a session: nothing was compared below the root. Again soon.
+    spdlog::debug("anti-entropy with {}: it is pulling from another peer; again in {} ms", peer,
+                  kBusyRetryMs);
+    std::lock_guard lock(mu_);
+    aeRetries_.emplace(peer, clock_.nowMillis() + kBusyRetryMs);
+    return result;
   }
   if (result.differingBuckets > 0 || !result.ok) {
     spdlog::info("anti-entropy with {}: {} differing buckets, received {}, applied {}, sent {}{}",

@@ -26,6 +26,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -57,6 +58,15 @@ class ReplicationNetwork {
   virtual Result<peer::TreeResponse> getTree(const std::string& peer,
                                              const peer::TreeRequest& r) = 0;
   virtual Result<peer::PullResponse> pull(const std::string& peer, const peer::PullRequest& r) = 0;
+  // pull(), started now and answered in the background where the network
+  // can (production: on a thread of its own). This default answers at once,
+  // on the caller's thread, which keeps a simulation deterministic.
+  virtual std::future<Result<peer::PullResponse>> pullAsync(const std::string& peer,
+                                                            const peer::PullRequest& r) {
+    std::promise<Result<peer::PullResponse>> answer;
+    answer.set_value(pull(peer, r));
+    return answer.get_future();
+  }
   virtual Result<peer::ConfirmResponse> confirm(const std::string& peer,
                                                 const peer::ConfirmRequest& r) = 0;
 };
@@ -76,7 +86,8 @@ struct AntiEntropyResult {
   std::string peer;
   int64_t atMs = 0;
   bool ok = false;
-  bool equal = false;  // roots were equal at the start
+  bool equal = false;     // roots were equal at the start
+  bool peerBusy = false;  // the roots differed but the peer was pulling: again later
   size_t differingBuckets = 0;
   size_t received = 0;  // records pulled
   size_t applied = 0;   // of those, new here
@@ -182,17 +193,18 @@ class Replicator {
   // Held records by (kind, key, timestamp, origin): a peer's anti-entropy
   // sending them again does not add copies.
   std::map<std::tuple<int, std::string, int64_t, std::string>, Record>
-      deferred_;                      // GUARDED_BY(mu_)
-  size_t deferredBytes_ = 0;          // GUARDED_BY(mu_)
-  std::set<std::string> known_;       // GUARDED_BY(mu_)
-  std::set<std::string> forgotten_;   // GUARDED_BY(mu_), ids an operator forgot
-  std::set<std::string> aeRequests_;  // GUARDED_BY(mu_)
-  int64_t lastContactMs_ = 0;         // GUARDED_BY(mu_)
-  int64_t lastContactSavedMs_ = 0;    // GUARDED_BY(mu_)
-  bool resync_ = false;               // GUARDED_BY(mu_)
-  ReplicationStats stats_;            // GUARDED_BY(mu_)
-  std::atomic<bool> pulling_{false};  // an anti-entropy session is pulling
-  std::mutex sessionMu_;              // one anti-entropy session at a time
+      deferred_;                              // GUARDED_BY(mu_)
+  size_t deferredBytes_ = 0;                  // GUARDED_BY(mu_)
+  std::set<std::string> known_;               // GUARDED_BY(mu_)
+  std::set<std::string> forgotten_;           // GUARDED_BY(mu_), ids an operator forgot
+  std::set<std::string> aeRequests_;          // GUARDED_BY(mu_)
+  std::map<std::string, int64_t> aeRetries_;  // GUARDED_BY(mu_): peer -> when (ms)
+  int64_t lastContactMs_ = 0;                 // GUARDED_BY(mu_)
+  int64_t lastContactSavedMs_ = 0;            // GUARDED_BY(mu_)
+  bool resync_ = false;                       // GUARDED_BY(mu_)
+  ReplicationStats stats_;                    // GUARDED_BY(mu_)
+  std::atomic<bool> pulling_{false};          // an anti-entropy session is pulling
+  std::mutex sessionMu_;                      // one anti-entropy session at a time
 
   std::condition_variable wake_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
