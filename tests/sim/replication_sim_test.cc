@@ -35,6 +35,16 @@ std::string simDir(const std::string& name) {
   return base + "/redcloud-sim-" + std::to_string(::getpid()) + "-" + name;
 }
 
+// A cluster without nemeses: a test drives partitions and sessions itself.
+SimOptions calm(uint64_t seed, int nodes, const std::string& name) {
+  SimOptions o;
+  o.seed = seed;
+  o.nodes = nodes;
+  o.nemeses = false;
+  o.dir = simDir(name);
+  return o;
+}
+
 // One seeded run: workload under nemeses, heal, converge, check.
 void runSeed(uint64_t seed) {
   SimOptions o;
@@ -131,11 +141,7 @@ TEST(ReplicationSim, PurgedDeletesStayDeleted) {
 
 // A tombstone is not purged while a controller that was ever seen is away.
 TEST(ReplicationSim, PurgeWaitsForEveryKnownController) {
-  SimOptions o;
-  o.seed = 77;
-  o.nodes = 3;
-  o.nemeses = false;
-  o.dir = simDir("purge-wait");
+  SimOptions o = calm(77, 3, "purge-wait");
   SimCluster c(o);
   auto& n0 = *c.nodes()[0];
   ASSERT_TRUE(c.doRegister(n0, "ann").isOk());
@@ -160,12 +166,7 @@ TEST(ReplicationSim, PurgeWaitsForEveryKnownController) {
 
 // Rounds from one write to equal digests everywhere (goal: <= 2 log2 N).
 int roundsForOneWrite(int nodes) {
-  SimOptions o;
-  o.seed = 99 + nodes;
-  o.nodes = nodes;
-  o.nemeses = false;
-  o.dir = simDir("scale" + std::to_string(nodes));
-  SimCluster c(o);
+  SimCluster c(calm(99 + nodes, nodes, "scale" + std::to_string(nodes)));
   auto& n0 = *c.nodes()[0];
   RC_CHECK(c.doRegister(n0, "ann").isOk());
   RC_CHECK(c.converge(100) >= 0);
@@ -185,12 +186,7 @@ TEST(ReplicationSim, OneWriteReachesEveryoneInLogRounds) {
 
 // Anti-entropy costs the difference: one record differs among many.
 TEST(ReplicationSim, AntiEntropyBytesFollowTheDifference) {
-  SimOptions o;
-  o.seed = 5;
-  o.nodes = 2;
-  o.nemeses = false;
-  o.dir = simDir("ae-bytes");
-  SimCluster c(o);
+  SimCluster c(calm(5, 2, "ae-bytes"));
   auto& a = *c.nodes()[0];
   ASSERT_TRUE(c.doRegister(a, "ann").isOk());
   for (int i = 0; i < 3000; ++i) {
@@ -217,12 +213,7 @@ TEST(ReplicationSim, AntiEntropyBytesFollowTheDifference) {
 // the others' sessions: they would read its store while it writes, and it
 // refuses their pushes meanwhile. Once it is done, a session runs normally.
 TEST(ReplicationSim, SessionsLeaveAPullingPeerAlone) {
-  SimOptions o;
-  o.seed = 9;
-  o.nodes = 3;
-  o.nemeses = false;
-  o.dir = simDir("busy");
-  SimCluster c(o);
+  SimCluster c(calm(9, 3, "busy"));
   auto& a = *c.nodes()[0];
   auto& b = *c.nodes()[1];
   auto& d = *c.nodes()[2];
