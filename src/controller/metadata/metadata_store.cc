@@ -285,6 +285,15 @@ MetadataStore::CommitStats MetadataStore::commitStats() const {
   return {txnCount_.load(), commitCount_.load()};
 }
 
+// fn's status; an exception becomes an error, so no transaction is left open.
+Status MetadataStore::callGuarded(const std::function<Status()>& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return internalError(std::string("metadata transaction failed: ") + e.what());
+  }
+}
+
 // One caller's fn inside the group's transaction: on failure, its own
 // changes (rows, digest tree, counts) are undone and the others' kept. Sets
 // *broken when the savepoint itself failed: then the whole group rolls back.
@@ -298,13 +307,7 @@ Status MetadataStore::runInSavepoint(const std::function<Status()>& fn, bool* br
   size_t leavesMark = touchedLeaves_.size();
   StoreCounts counts = counts_;
   int64_t purged = purgedThroughTs_;
-  Status s;
-  try {
-    s = fn();
-  } catch (const std::exception& e) {
-    // Never leave the transaction open: roll back and report.
-    s = internalError(std::string("metadata transaction failed: ") + e.what());
-  }
+  Status s = callGuarded(fn);
   if (!s.isOk()) {
     if (Status undone = db_.exec("ROLLBACK TO txn"); !undone.isOk()) {
       *broken = true;
@@ -338,18 +341,15 @@ void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
   touchedLeaves_.clear();
   countsAtBegin_ = counts_;
   purgedAtBegin_ = purgedThroughTs_;
-  if (group.size() == 1) {
-    // Alone: no savepoint (its undo would copy every page the transaction
-    // touches into the sub-journal); a failure rolls the transaction back.
-    runAlone(*group.front());
-    txnThread_ = std::thread::id();
-    return;
-  }
+  // Alone, fn needs no savepoint (its undo would copy every page the
+  // transaction touches into the sub-journal): a failure rolls the whole
+  // transaction back below.
+  bool alone = group.size() == 1;
   bool broken = false;
   Status s;
   size_t succeeded = 0;
   for (PendingTxn* p : group) {
-    p->status = runInSavepoint(*p->fn, &broken);
+    p->status = alone ? callGuarded(*p->fn) : runInSavepoint(*p->fn, &broken);
     if (broken) {
       s = p->status.isOk() ? internalError("metadata savepoint failed") : p->status;
       break;
@@ -357,8 +357,11 @@ void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
     succeeded += p->status.isOk() ? 1 : 0;
   }
   if (s.isOk() && succeeded == 0) {
-    // Every one failed and was rolled back: nothing to make durable.
+    // Every one failed: nothing to make durable. (Members in savepoints have
+    // undone their changes already; a lone one has not.)
     (void)db_.exec("ROLLBACK");
+    undoTree();
+    purgedThroughTs_ = purgedAtBegin_;
     treeUndo_.clear();
     touchedLeaves_.clear();
     publishRoot();
@@ -382,31 +385,6 @@ void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
   touchedLeaves_.clear();
   publishRoot();
   txnThread_ = std::thread::id();
-}
-
-// A group of one, inside BEGIN IMMEDIATE: fn, then COMMIT or ROLLBACK.
-void MetadataStore::runAlone(PendingTxn& txn) {
-  Status s;
-  try {
-    s = (*txn.fn)();
-  } catch (const std::exception& e) {
-    // Never leave the transaction open: roll back and report.
-    s = internalError(std::string("metadata transaction failed: ") + e.what());
-  }
-  if (s.isOk()) s = saveTouchedLeaves();
-  if (s.isOk()) s = db_.exec("COMMIT");
-  if (s.isOk()) {
-    ++txnCount_;
-    ++commitCount_;
-  } else {
-    (void)db_.exec("ROLLBACK");
-    undoTree();
-    purgedThroughTs_ = purgedAtBegin_;
-  }
-  txn.status = s;
-  treeUndo_.clear();
-  touchedLeaves_.clear();
-  publishRoot();
 }
 
 void MetadataStore::undoTree() {

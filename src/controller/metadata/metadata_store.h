@@ -194,8 +194,8 @@ class MetadataStore {
     bool done = false;
   };
   void runGroup(const std::vector<PendingTxn*>& group);
-  void runAlone(PendingTxn& txn);
   Status runInSavepoint(const std::function<Status()>& fn, bool* broken);
+  static Status callGuarded(const std::function<Status()>& fn);
 
   std::mutex groupMu_;
   std::condition_variable groupCv_;
