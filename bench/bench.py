@@ -194,7 +194,14 @@ def measure_redcloud(args, root, body, size, results):
         results["download"] = lg("download", "--name", "big.bin",
                                  "--expect-bytes", size)["mb_per_s"]
         prof.stop()
-        print(f"download {args.size_mib} MiB again, chunks cached ...", flush=True)
+        # A chunk read once is read around the page cache (so one streamed
+        # file does not push hot ones out); read again soon after, it is read
+        # into it. This second download puts the chunks in the page cache;
+        # the third is the one measured as cached.
+        print(f"download {args.size_mib} MiB again (reads it into the page cache) ...", flush=True)
+        results["download_second"] = lg("download", "--name", "big.bin",
+                                         "--expect-bytes", size)["mb_per_s"]
+        print(f"download {args.size_mib} MiB a third time, chunks cached ...", flush=True)
         prof.start("download-cached")
         results["download_cached"] = lg("download", "--name", "big.bin",
                                         "--expect-bytes", size)["mb_per_s"]
@@ -341,7 +348,9 @@ def report(r, args):
         (f"download {args.size_mib} MiB, caches dropped", f"{r['download']:.0f} MB/s",
          f"{r['download'] / cold_base:.2f} × min(O_DIRECT read, SHA-256) (target ≥ 0.85)",
          mfs("download_mb_s", "{:.0f} MB/s")),
-        (f"download {args.size_mib} MiB again, chunks cached", f"{r['download_cached']:.0f} MB/s",
+        (f"download {args.size_mib} MiB again: its chunks read into the page cache",
+         f"{r['download_second']:.0f} MB/s", "a chunk read again is read into the cache", ""),
+        (f"download {args.size_mib} MiB a third time, chunks cached", f"{r['download_cached']:.0f} MB/s",
          f"{r['download_cached'] / r['sha']:.2f} × SHA-256 (target ≥ 0.7)",
          mfs("download_cached_mb_s", "{:.0f} MB/s")),
         ("4 KiB uploads, 1 client", f"{r['small1']:.0f} files/s",

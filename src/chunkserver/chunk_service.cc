@@ -38,7 +38,7 @@ grpc::Status ChunkServiceImpl::ReadChunk(grpc::ServerContext* ctx,
   // the chunk is not hashed twice on the hot download path.
   auto data = store_.readUnverified(request->chunk_id());
   if (!data.isOk()) return toGrpc(data.status());
-  std::string_view rest = *data;
+  std::string_view rest = data->view();
   chunk::ReadChunkResponse msg;
   msg.set_size(rest.size());
   do {

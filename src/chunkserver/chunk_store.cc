@@ -2,6 +2,9 @@
 
 #include <sys/statvfs.h>
 
+#include <utility>
+
+#include "common/buffer_pool.h"
 #include "common/clock.h"
 #include "common/ids.h"
 
@@ -192,8 +195,11 @@ Result<bool> ChunkStore::quarantineIfCorrupt(const std::string& id) {
     if (it == index_.end()) return false;
     gen = it->second.gen;
   }
-  auto data = fs_.readFile(pathOf(id));
-  if (data.isOk() && sha256Hex(*data) == id) return false;
+  // Around the page cache: a scrub of every chunk must not evict hot ones.
+  auto data = fs_.readChunkFile(pathOf(id), /*cache=*/false);
+  bool intact = data.isOk() && sha256Hex(*data) == id;
+  if (data.isOk()) BufferPool::chunks().give(std::move(*data));
+  if (intact) return false;
   // Only bad bytes or a missing file make a copy bad; any other read error
   // (out of descriptors, an I/O error) is reported, not taken for corruption.
   if (!data.isOk() && data.status().code() != StatusCode::kFileNotFound) return data.status();
@@ -307,10 +313,18 @@ Result<std::string> ChunkStore::read(const std::string& id) {
   return data;
 }
 
-Result<std::string> ChunkStore::readUnverified(const std::string& id) {
+Result<ChunkBuffer> ChunkStore::readUnverified(const std::string& id) {
   if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
-  if (!has(id)) return Status(StatusCode::kFileNotFound, "chunk " + id + " not found");
-  return fs_.readFile(pathOf(id));
+  bool cache = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(id);
+    if (it == index_.end()) return Status(StatusCode::kFileNotFound, "chunk " + id + " not found");
+    int64_t now = nowMillis();
+    int64_t last = std::exchange(it->second.lastReadMs, now);
+    cache = last != 0 && now - last < kRereadCacheMs;
+  }
+  return fs_.readChunkFile(pathOf(id), cache);
 }
 
 std::optional<uint64_t> ChunkStore::sizeOf(const std::string& id) const {

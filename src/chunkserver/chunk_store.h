@@ -110,9 +110,15 @@ class ChunkStore {
 
   // Reads and verifies a chunk. CHECKSUM_MISMATCH when the disk copy is bad.
   Result<std::string> read(const std::string& id);
-  // Reads without verifying: for callers that verify themselves (the
-  // controller checks every chunk it serves; replicas check on write).
-  Result<std::string> readUnverified(const std::string& id);
+  // Reads without verifying, into a buffer from BufferPool::chunks(): for
+  // callers that verify themselves (the controller checks every chunk it
+  // serves; replicas check on write). A chunk read again within
+  // kRereadCacheMs of its last read is read through the page cache, so it
+  // stays there for the next reader; otherwise the read goes around the
+  // cache (what it holds is still used), so a large file streamed once, a
+  // copy to a new chunkserver or the scrubber does not push hot chunks out.
+  Result<ChunkBuffer> readUnverified(const std::string& id);
+  static constexpr int64_t kRereadCacheMs = 10 * 60 * 1000;
   bool has(const std::string& id) const;
   std::optional<uint64_t> sizeOf(const std::string& id) const;
   // Ids greater than `after`, in order, at most `limit`.
@@ -164,8 +170,9 @@ class ChunkStore {
   mutable std::mutex mu_;
   struct Entry {
     uint64_t size = 0;
-    int64_t lastRefMs = 0;  // written or referenced (wall clock, ms)
-    uint64_t gen = 0;       // which copy: a new one for every install
+    int64_t lastRefMs = 0;   // written or referenced (wall clock, ms)
+    uint64_t gen = 0;        // which copy: a new one for every install
+    int64_t lastReadMs = 0;  // last readUnverified() (wall clock, ms), 0 for never
   };
   std::map<std::string, Entry> index_;  // GUARDED_BY(mu_)
   uint64_t usedBytes_ = 0;              // GUARDED_BY(mu_)

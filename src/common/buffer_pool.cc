@@ -8,47 +8,44 @@ BufferPool& BufferPool::chunks() {
   return pool;
 }
 
-std::string BufferPool::take(size_t capacity) {
-  std::string out = recycled(capacity);
+ChunkBuffer BufferPool::take(size_t capacity) {
+  ChunkBuffer out = recycled(capacity);
   out.clear();
   return out;
 }
 
-std::string BufferPool::takeSized(size_t size) {
-  std::string out = recycled(size);
-  out.resize(size);  // zeroes only bytes this buffer never held
+ChunkBuffer BufferPool::takeSized(size_t size) {
+  ChunkBuffer out = recycled(size);
+  out.resizeUninitialized(size);
   return out;
 }
 
-std::string BufferPool::recycled(size_t capacity) {
+ChunkBuffer BufferPool::recycled(size_t capacity) {
   if (capacity >= kMinPooled && capacity <= kPooledCapacity) {
     capacity = kPooledCapacity;
     std::lock_guard lock(mu_);
     lastTaken_ = std::chrono::steady_clock::now();
     for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
       if (it->capacity() >= capacity) {
-        std::string out = std::move(*it);
+        ChunkBuffer out = std::move(*it);
         idle_.erase(std::next(it).base());
         return out;
       }
     }
   }
-  std::string out;
-  out.reserve(capacity);
-  return out;
+  return ChunkBuffer(capacity);
 }
 
-void BufferPool::give(std::string&& buffer) {
-  if (buffer.capacity() != kPooledCapacity) return;
-  std::string kept = std::move(buffer);
-  buffer = std::string();
+void BufferPool::give(ChunkBuffer&& buffer) {
+  ChunkBuffer kept = std::move(buffer);
+  if (kept.capacity() != kPooledCapacity) return;  // freed here
   std::lock_guard lock(mu_);
   if (idle_.size() < maxIdle_) idle_.push_back(std::move(kept));
   // else: `kept` is freed here (unmapped), outside the pool's bound
 }
 
 size_t BufferPool::releaseIdle(std::chrono::milliseconds quiet) {
-  std::vector<std::string> freed;
+  std::vector<ChunkBuffer> freed;
   {
     std::lock_guard lock(mu_);
     if (std::chrono::steady_clock::now() - lastTaken_ < quiet) return 0;

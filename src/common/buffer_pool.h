@@ -1,7 +1,7 @@
 // BufferPool: recycles the large buffers that chunks travel in.
 //
-// A chunk buffer (up to 4 MiB) is mapped by the allocator on its own (see
-// the daemon's mallopt), so its memory goes back to the system when it is
+// A chunk buffer (up to 4 MiB, page-aligned for direct I/O: see ChunkBuffer)
+// is mapped on its own, so its memory goes back to the system when it is
 // freed. Mapping and unmapping one per chunk would cost page faults and TLB
 // flushes on every chunk, so transfers take their buffers from here and give
 // them back when done; at most `maxIdle` wait for reuse, and releaseIdle()
@@ -11,8 +11,9 @@
 #include <chrono>
 #include <cstddef>
 #include <mutex>
-#include <string>
 #include <vector>
+
+#include "common/chunk_buffer.h"
 
 namespace redcloud {
 
@@ -30,15 +31,14 @@ class BufferPool {
   // The pool for chunk buffers, shared by the whole process.
   static BufferPool& chunks();
 
-  // An empty string with room for at least `capacity` bytes: a recycled one
+  // An empty buffer with room for at least `capacity` bytes: a recycled one
   // when one is free.
-  std::string take(size_t capacity);
-  // A string of `size` bytes whose contents are unspecified (left from its
-  // last use), for a caller that overwrites them: a recycled buffer is not
-  // zeroed again, as resize() on an empty one would.
-  std::string takeSized(size_t size);
+  ChunkBuffer take(size_t capacity);
+  // A buffer of `size` bytes whose contents are unspecified (left from its
+  // last use, or zero pages when new), for a caller that overwrites them.
+  ChunkBuffer takeSized(size_t size);
   // Keeps `buffer` for reuse (its contents are dropped) or frees it.
-  void give(std::string&& buffer);
+  void give(ChunkBuffer&& buffer);
   // Frees the idle buffers if nothing was taken for `quiet`; returns how
   // many bytes were freed.
   size_t releaseIdle(std::chrono::milliseconds quiet);
@@ -46,11 +46,11 @@ class BufferPool {
 
  private:
   // An idle buffer with room for `capacity` (contents as left), or a new one.
-  std::string recycled(size_t capacity);
+  ChunkBuffer recycled(size_t capacity);
 
   const size_t maxIdle_;
   mutable std::mutex mu_;
-  std::vector<std::string> idle_;                      // GUARDED_BY(mu_)
+  std::vector<ChunkBuffer> idle_;                      // GUARDED_BY(mu_)
   std::chrono::steady_clock::time_point lastTaken_{};  // GUARDED_BY(mu_)
 };
 

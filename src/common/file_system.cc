@@ -3,11 +3,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 
 #include "common/buffer_pool.h"
@@ -19,6 +21,74 @@ Status errnoStatus(const std::string& what, const std::string& path, int err) {
   StatusCode code =
       (err == ENOSPC || err == EDQUOT) ? StatusCode::kStorageFull : StatusCode::kIoError;
   return Status(code, what + " " + path + ": " + std::strerror(err));
+}
+
+Status openError(const std::string& path, int err) {
+  if (err == ENOENT) return Status(StatusCode::kFileNotFound, "no such file " + path);
+  return errnoStatus("open", path, err);
+}
+
+// Reads into `out` from `have` until the end of the file, growing `out`
+// (whose size is the room to fill) when the file is longer than it.
+Status readRest(int fd, const std::string& path, ChunkBuffer& out, size_t& have) {
+  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  while (true) {
+    if (have == out.size()) out.resizeUninitialized(out.size() * 2 + ChunkBuffer::kAlign);
+    ssize_t n = ::pread(fd, out.data() + have, out.size() - have, static_cast<off_t>(have));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errnoStatus("read", path, errno);
+    if (n == 0) return Status::ok();
+    have += static_cast<size_t>(n);
+  }
+}
+
+// Whether every page of the file's first `size` bytes is in the page cache
+// (mincore() on a mapping that is never touched: no I/O, unlike a
+// RWF_NOWAIT read, which starts readahead for what it misses).
+bool allCached(int fd, size_t size) {
+  if (size == 0) return true;
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return false;
+  size_t pages = (size + ChunkBuffer::kAlign - 1) / ChunkBuffer::kAlign;
+  std::vector<unsigned char> resident(pages);
+  bool all = ::mincore(map, size, resident.data()) == 0 &&
+             std::all_of(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; });
+  ::munmap(map, size);
+  return all;
+}
+
+// Files smaller than this are read through the page cache whatever the
+// caller asks: O_DIRECT saves a copy of a few pages, not worth its syscalls.
+constexpr size_t kDirectReadAtLeast = 64 * 1024;
+
+// The first part of readChunkFile() without `cache`, for a file not wholly in
+// the page cache: reads it with O_DIRECT, straight into `out` (page-aligned,
+// a whole number of pages long). Returns whether it reached the end of the
+// file. Stops early, leaving the rest to a buffered read, where O_DIRECT is
+// refused (a file system without it) or the file outgrows `out`.
+Result<bool> readAround(int fd, const std::string& path, size_t fileSize, ChunkBuffer& out,
+                        size_t& have) {
+  if (fileSize < kDirectReadAtLeast || allCached(fd, fileSize)) return false;
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_DIRECT) != 0) return false;
+  Result<bool> end = false;
+  while (have < out.size()) {
+    ssize_t n = ::pread(fd, out.data() + have, out.size() - have, static_cast<off_t>(have));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL) break;  // alignment this file system does not take
+    if (n < 0) {
+      end = errnoStatus("read", path, errno);
+      break;
+    }
+    have += static_cast<size_t>(n);
+    // Short of what was asked (the room is whole blocks): the end.
+    if (n == 0 || have % ChunkBuffer::kAlign != 0) {
+      end = true;
+      break;
+    }
+  }
+  (void)::fcntl(fd, F_SETFL, flags);
+  return end;
 }
 
 class PosixWritableFile : public WritableFile {
@@ -73,6 +143,14 @@ class DirectWritableFile : public PosixWritableFile {
   ~DirectWritableFile() override { std::free(buf_); }
 
   Status append(std::string_view data) override {
+    // Bytes in page-aligned memory (a ChunkBuffer) go to the disk from where
+    // they are, whole blocks of them, when nothing is staged before them (so
+    // the file offset is a block boundary too): no copy into the stage.
+    if (used_ == 0 && reinterpret_cast<uintptr_t>(data.data()) % kAlign == 0) {
+      size_t aligned = data.size() / kAlign * kAlign;
+      RC_RETURN_IF_ERROR(writeAll(data.substr(0, aligned)));
+      data.remove_prefix(aligned);
+    }
     while (!data.empty()) {
       size_t n = std::min(data.size(), kBuffer - used_);
       std::memcpy(buf_ + used_, data.data(), n);
@@ -128,23 +206,13 @@ class PosixFileSystem : public FileSystem {
 
   Result<std::string> readFile(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT) return Status(StatusCode::kFileNotFound, "no such file " + path);
-      return errnoStatus("open", path, errno);
-    }
+    if (fd < 0) return openError(path, errno);
     struct stat st {};
     std::string out;
-    // Straight into the result, in reads as large as the file: no bounce
-    // buffer, one syscall for a whole chunk when it is in the page cache.
-    size_t want = ::fstat(fd, &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
-    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    size_t have = 0;
     // One byte more than the file: the read that finds its end fits too.
-    if (want >= BufferPool::kMinPooled) {
-      out = BufferPool::chunks().takeSized(want + 1);
-    } else {
-      out.resize(std::max<size_t>(want + 1, 4096));
-    }
+    size_t want = ::fstat(fd, &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
+    out.resize(std::max<size_t>(want + 1, 4096));
+    size_t have = 0;
     while (true) {
       if (have == out.size()) out.resize(out.size() * 2);  // it grew since fstat
       ssize_t n = ::read(fd, out.data() + have, out.size() - have);
@@ -162,6 +230,27 @@ class PosixFileSystem : public FileSystem {
     return out;
   }
 
+  Result<ChunkBuffer> readChunkFile(const std::string& path, bool cache) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return openError(path, errno);
+    struct stat st {};
+    size_t want = ::fstat(fd, &st) == 0 && st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0;
+    // Room for the whole file and a byte more, so the read that finds its
+    // end fits too; a whole number of blocks, as O_DIRECT reads need.
+    ChunkBuffer out = BufferPool::chunks().take(want + 1);
+    out.resizeUninitialized(out.capacity());
+    size_t have = 0;
+    Result<bool> end = cache ? false : readAround(fd, path, want, out, have);
+    Status s = end.status();
+    if (s.isOk() && !*end) s = readRest(fd, path, out, have);
+    ::close(fd);
+    if (!s.isOk()) {
+      BufferPool::chunks().give(std::move(out));
+      return s;
+    }
+    out.resizeUninitialized(have);
+    return out;
+  }
   Status rename(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) return errnoStatus("rename", from, errno);
     return Status::ok();
@@ -228,6 +317,13 @@ class PosixFileSystem : public FileSystem {
 };
 
 }  // namespace
+
+Result<ChunkBuffer> FileSystem::readChunkFile(const std::string& path, bool /*cache*/) {
+  RC_ASSIGN_OR_RETURN(std::string bytes, readFile(path));
+  ChunkBuffer out = BufferPool::chunks().take(bytes.size());
+  out.append(bytes);
+  return out;
+}
 
 FileSystem& posixFileSystem() {
   static PosixFileSystem fs;

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/chunk_buffer.h"
 #include "common/status.h"
 
 namespace redcloud {
@@ -41,6 +42,13 @@ class FileSystem {
   virtual Result<std::unique_ptr<WritableFile>> newWritableFile(const std::string& path,
                                                                 bool direct = false) = 0;
   virtual Result<std::string> readFile(const std::string& path) = 0;
+  // Reads a whole chunk file into a buffer from BufferPool::chunks().
+  // `cache`: through the page cache, where the bytes stay for the next
+  // reader. Otherwise the bytes the page cache holds are copied from it and
+  // the rest are read around it (O_DIRECT, where the file system allows it),
+  // so a file read once does not push others out of the cache. This default
+  // copies what readFile() returns.
+  virtual Result<ChunkBuffer> readChunkFile(const std::string& path, bool cache);
   // Atomically replaces `to` with `from`; durable only after syncDir(parent).
   virtual Status rename(const std::string& from, const std::string& to) = 0;
   virtual Status remove(const std::string& path) = 0;

@@ -1,5 +1,6 @@
 #include "server/embedded_chunk_client.h"
 
+#include "common/buffer_pool.h"
 #include "common/sha256.h"
 
 namespace redcloud::server {
@@ -16,14 +17,15 @@ Status EmbeddedChunkClient::writeChunk(const std::string& id, std::string_view d
   return store_.put(id, data, chunkserver::WriteCheck::kTrusted);
 }
 
-Result<std::string> EmbeddedChunkClient::readChunk(const std::string& id,
+Result<ChunkBuffer> EmbeddedChunkClient::readChunk(const std::string& id,
                                                    controller::CallCanceller* cancel) {
   if (cancel && cancel->cancelled()) {
     return Status(StatusCode::kUnavailable, "read from " + address() + " cancelled");
   }
-  RC_ASSIGN_OR_RETURN(std::string data, store_.readUnverified(id));
+  RC_ASSIGN_OR_RETURN(ChunkBuffer data, store_.readUnverified(id));
   // As for a remote chunkserver: the disk may have rotted since the write.
   if (sha256Hex(data) != id) {
+    BufferPool::chunks().give(std::move(data));
     return Status(StatusCode::kChecksumMismatch,
                   "chunk " + id + " from " + address() + " (embedded) is corrupt");
   }

@@ -27,7 +27,7 @@ class EmbeddedChunkClient : public controller::ChunkClient {
 
   Status writeChunk(const std::string& id, std::string_view data, controller::CallCanceller* cancel,
                     int64_t deadlineMs) override;
-  Result<std::string> readChunk(const std::string& id, controller::CallCanceller* cancel) override;
+  Result<ChunkBuffer> readChunk(const std::string& id, controller::CallCanceller* cancel) override;
   Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids, bool refresh,
                                       int64_t deadlineMs) override;
 

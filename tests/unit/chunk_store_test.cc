@@ -11,6 +11,7 @@
 #include "chunk_test_util.h"
 #include "common/sha256.h"
 #include "fault_injection_file_system.h"
+#include "page_cache.h"
 
 namespace redcloud::chunkserver {
 namespace {
@@ -629,6 +630,34 @@ TEST_F(ChunkStoreTest, DedupHitOnAnIntactCopyTouchesItAndWritesNothing) {
   EXPECT_EQ(store.inventory().quarantined, 0u);
   EXPECT_TRUE(filesIn(root_ / "quarantine").empty());
   EXPECT_TRUE(tempFilesUnder(root_).empty());
+}
+
+// A chunk read once (a large file streamed, a copy to a new chunkserver) is
+// read around the page cache, so it does not push hot chunks out; read again
+// soon after, it is read into the cache for the readers after it.
+TEST_F(ChunkStoreTest, OnlyAChunkReadAgainIsReadIntoThePageCache) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  std::string data = randomBytes(1024 * 1024, 73);
+  const std::string id = sha256Hex(data);
+  ASSERT_TRUE(store.put(id, data).isOk());
+  if (!evictFromPageCache(store.pathOf(id))) {
+    GTEST_SKIP() << "this file system keeps files in memory (tmpfs)";
+  }
+  auto first = store.readUnverified(id);
+  ASSERT_TRUE(first.isOk()) << first.status().message();
+  EXPECT_TRUE(*first == data);
+  EXPECT_EQ(residentPages(store.pathOf(id)), 0u) << "a first read filled the page cache";
+  auto second = store.readUnverified(id);
+  ASSERT_TRUE(second.isOk());
+  EXPECT_TRUE(*second == data);
+  EXPECT_EQ(residentPages(store.pathOf(id)), data.size() / 4096);
+  // The scrubber's check reads around the cache too.
+  ASSERT_TRUE(evictFromPageCache(store.pathOf(id)));
+  auto bad = store.quarantineIfCorrupt(id);
+  ASSERT_TRUE(bad.isOk());
+  EXPECT_FALSE(*bad);
+  EXPECT_EQ(residentPages(store.pathOf(id)), 0u);
 }
 
 // Passes everything to `base`; runs `onRead` once, right after a readFile(),

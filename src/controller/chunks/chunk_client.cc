@@ -87,7 +87,7 @@ Status ChunkClient::writeChunk(const std::string& id, std::string_view data, Cal
   return fromGrpc(writer->Finish());
 }
 
-Result<std::string> ChunkClient::readChunk(const std::string& id, CallCanceller* cancel) {
+Result<ChunkBuffer> ChunkClient::readChunk(const std::string& id, CallCanceller* cancel) {
   grpc::ClientContext ctx;
   setDeadline(ctx, kIoDeadlineSeconds * 1000);
   bool live = true;
@@ -97,16 +97,18 @@ Result<std::string> ChunkClient::readChunk(const std::string& id, CallCanceller*
   req.set_chunk_id(id);
   auto reader = stub_->ReadChunk(&ctx, req);
   chunk::ReadChunkResponse msg;
-  std::string data;
+  ChunkBuffer data;
   bool first = true;
   while (reader->Read(&msg)) {
     if (first) data = BufferPool::chunks().take(msg.size());
     first = false;
     data.append(msg.data());
   }
-  RC_RETURN_IF_ERROR(fromGrpc(reader->Finish()));
+  Status finished = fromGrpc(reader->Finish());
   // Never trust the wire or the remote disk: verify before serving.
-  if (sha256Hex(data) != id) {
+  if (!finished.isOk() || sha256Hex(data) != id) {
+    BufferPool::chunks().give(std::move(data));
+    if (!finished.isOk()) return finished;
     return Status(StatusCode::kChecksumMismatch,
                   "chunk " + id + " from " + address_ + " is corrupt");
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "chunk.grpc.pb.h"
+#include "common/chunk_buffer.h"
 #include "common/status.h"
 #include "rpc/node_security.h"
 
@@ -73,7 +74,7 @@ class ChunkClient {
   virtual Status writeChunk(const std::string& id, std::string_view data,
                             CallCanceller* cancel = nullptr, int64_t deadlineMs = 120'000);
   // Reads a chunk and verifies its SHA-256 (CHECKSUM_MISMATCH on a bad copy).
-  virtual Result<std::string> readChunk(const std::string& id, CallCanceller* cancel = nullptr);
+  virtual Result<ChunkBuffer> readChunk(const std::string& id, CallCanceller* cancel = nullptr);
   // Tells this chunkserver to copy the chunk from the chunkserver at
   // `sourceAddress` (verified there before it is kept). Returns whether it
   // was held already.

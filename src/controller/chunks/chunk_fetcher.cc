@@ -16,7 +16,7 @@ std::atomic<uint64_t> readCounter{0};
 
 }  // namespace
 
-Result<std::string> ChunkFetcher::fetch(const std::string& chunkId) {
+Result<ChunkBuffer> ChunkFetcher::fetch(const std::string& chunkId) {
   auto healthy = registry_.healthyNodes();
   if (healthy.empty()) {
     return Status(StatusCode::kUnavailable, "no healthy chunkserver to read chunk " + chunkId);
@@ -41,7 +41,7 @@ Result<std::string> ChunkFetcher::fetch(const std::string& chunkId) {
   for (auto& o : others) candidates.push_back(o);
 
   // Each attempt keeps its bytes in its own slot; the first verified copy wins.
-  std::vector<std::string> bytes(candidates.size());
+  std::vector<ChunkBuffer> bytes(candidates.size());
   auto race = runHedged(candidates.size(), 1, hedgeMs_, [&](size_t c, CallCanceller* cancel) {
     auto r = candidates[c].client->readChunk(chunkId, cancel);
     if (!r.isOk()) return r.status();
@@ -49,7 +49,7 @@ Result<std::string> ChunkFetcher::fetch(const std::string& chunkId) {
     return Status::ok();
   });
   metrics_.addReadHedges(race.hedges);
-  std::optional<std::string> data;
+  std::optional<ChunkBuffer> data;
   size_t winner = 0;
   if (!race.succeeded.empty()) {
     winner = race.succeeded.front();

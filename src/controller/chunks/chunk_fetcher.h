@@ -12,6 +12,7 @@
 
 #include <string>
 
+#include "common/chunk_buffer.h"
 #include "controller/cluster/chunkserver_registry.h"
 #include "controller/metrics.h"
 
@@ -27,7 +28,8 @@ class ChunkFetcher {
 
   // The chunk's bytes, SHA-256 verified. CHECKSUM_MISMATCH when every copy
   // reached was bad, UNAVAILABLE when none could be reached.
-  Result<std::string> fetch(const std::string& chunkId);
+  // The buffer is from BufferPool::chunks(): give it back when done.
+  Result<ChunkBuffer> fetch(const std::string& chunkId);
 
  private:
   ChunkserverRegistry& registry_;

@@ -111,8 +111,7 @@ Status UploadSession::feed(const char* data, size_t n) {
 }
 
 void UploadSession::flushChunk(bool storeInline) {
-  std::string data = std::move(current_);
-  current_ = std::string();
+  ChunkBuffer data = std::move(current_);
   size_t index;
   uint64_t reserved = 0;
   {
@@ -156,7 +155,7 @@ void UploadSession::flushChunk(bool storeInline) {
   tasks_.emplace_back(&UploadSession::storeTask, this, index, std::move(data), reserved);
 }
 
-void UploadSession::storeTask(size_t index, std::string data, uint64_t reserved) {
+void UploadSession::storeTask(size_t index, ChunkBuffer data, uint64_t reserved) {
   // The chunk's id is hashed here, on the store task, so the request thread
   // only receives and hashes the whole file: two cores share the hashing.
   std::string id = sha256Hex(data);
@@ -209,7 +208,7 @@ Result<UploadedContent> UploadSession::finish() {
 
 // Writes one chunk to `quorum` chunkservers, racing slow or failed ones with
 // the next, then queues the copies for the rest.
-Status UploadSession::storeChunk(size_t index, const std::string& id, const std::string& data) {
+Status UploadSession::storeChunk(size_t index, const std::string& id, std::string_view data) {
   const size_t n = targets_.size();
   std::vector<bool> slow(n, false);
   if (registry_) {

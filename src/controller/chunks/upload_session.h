@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/chunk_buffer.h"
 #include "common/sha256.h"
 #include "controller/chunks/chunk_client.h"
 #include "controller/chunks/transfer_budget.h"
@@ -86,8 +87,8 @@ class UploadSession {
   static constexpr size_t kMaxInFlight = 3;
 
   void flushChunk(bool storeInline = false);
-  void storeTask(size_t index, std::string data, uint64_t reserved);
-  Status storeChunk(size_t index, const std::string& id, const std::string& data);
+  void storeTask(size_t index, ChunkBuffer data, uint64_t reserved);
+  Status storeChunk(size_t index, const std::string& id, std::string_view data);
   void waitForAll();
   // Marks the chunks stored so far referenced; returns, per chunk, how many
   // targets hold it.
@@ -100,7 +101,7 @@ class UploadSession {
   CopyScheduler* copies_;
   Metrics* metrics_;
   std::chrono::steady_clock::time_point lastRefresh_ = std::chrono::steady_clock::now();
-  std::string current_;
+  ChunkBuffer current_;
   Sha256 fileHash_;
   uint64_t received_ = 0;
   uint64_t sizeHint_ = 0;

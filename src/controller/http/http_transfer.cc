@@ -93,8 +93,7 @@ class DownloadStream {
       // The chunk sent is done: its buffer goes first, so that a fetch made
       // now (none was read ahead: the budget was full) is the only one held.
       BufferPool::chunks().give(std::move(data_));
-      data_ = std::string();
-      Result<std::string> data = std::string();
+      Result<ChunkBuffer> data = ChunkBuffer();
       if (ahead_.empty()) {
         data = fetcher_.fetch(chunks_[idx].id);
       } else {
@@ -139,7 +138,7 @@ class DownloadStream {
   }
 
   struct Ahead {
-    std::future<Result<std::string>> data;
+    std::future<Result<ChunkBuffer>> data;
     uint64_t reserved = 0;  // taken from the budget
   };
   ChunkFetcher fetcher_;
@@ -148,7 +147,7 @@ class DownloadStream {
   ByteRange range_;
   TransferBudget& budget_;
   size_t current_ = 0;
-  std::string data_;
+  ChunkBuffer data_;
   std::deque<Ahead> ahead_;  // chunks current_+1, +2, …
 };
 
