@@ -15,7 +15,9 @@ namespace {
 // the system as soon as they are freed (BufferPool keeps a few for reuse).
 constexpr size_t kMapAtLeast = 1024 * 1024;
 
-size_t roundUp(size_t n) { return (n + ChunkBuffer::kAlign - 1) / ChunkBuffer::kAlign * ChunkBuffer::kAlign; }
+size_t roundUp(size_t n) {
+  return (n + ChunkBuffer::kAlign - 1) / ChunkBuffer::kAlign * ChunkBuffer::kAlign;
+}
 
 }  // namespace
 
