@@ -264,7 +264,13 @@ def test_tls_internal_traffic_carries_no_plaintext(cluster):
                   controller_env_of={n: tls_env(n) for n in CONTROLLERS})
     view = cluster.cluster_view("c1")
     assert view["security"]["tls"] and view["security"]["cluster_secret"], view["security"]
-    assert all(s["tls"] for s in view["chunkservers"]), view["chunkservers"]
+
+    # A chunkserver can turn healthy by its heartbeat before the controller's
+    # stats call (which reports its TLS) has answered: wait for that answer.
+    def chunkservers_on_tls():
+        listed = cluster.cluster_view("c1")["chunkservers"]
+        return len(listed) == len(CHUNKSERVERS) and all(s["tls"] for s in listed), listed
+    cluster.wait_until(chunkservers_on_tls, WAIT, "every chunkserver reported on TLS")
     key = user_everywhere(cluster, "tlsuser")
     data = content("over tls", 2 * 1024 * 1024)
     upload_ok(cluster, "c1", key, "tls.bin", data)
