@@ -13,6 +13,8 @@
 #include <optional>
 
 #include "common/probe.h"
+#include "controller/replication/digest_tree.h"
+#include "controller/replication/wire.h"
 #include "sim_cluster.h"
 
 namespace redcloud::sim {
@@ -207,6 +209,67 @@ TEST(ReplicationSim, AntiEntropyBytesFollowTheDifference) {
   EXPECT_LT(result.bytes, 64u * 1024);
   c.deliverAll();  // the push back is in flight
   EXPECT_TRUE(c.digestsEqual());
+}
+
+// Records node `n` wrote at or after `since`, as a gossip push from `from`.
+peer::PushRequest pushOfRecordsSince(SimNode& n, int64_t since, const std::string& from) {
+  std::vector<uint32_t> all(controller::DigestTree::kLeaves);
+  for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+  peer::PushRequest req;
+  req.mutable_from()->set_node_id(from);
+  std::optional<controller::BucketCursor> after;
+  while (true) {
+    auto page = n.store->recordsInBuckets(all, after, 4 << 20);
+    RC_CHECK(page.isOk());
+    for (const auto& r : page->records) {
+      if (r.version.timestamp >= since) *req.add_records() = controller::toWire(r);
+    }
+    if (!page->more || page->records.empty()) return req;
+    const auto& last = page->records.back();
+    after = controller::BucketCursor{controller::DigestTree::bucketOf(last.kind, last.key),
+                                     controller::kindName(last.kind), last.key};
+  }
+}
+
+// Gossip forwards what is new to the receiver at once; a forward that waited
+// in the queue past the bound (a backlog) is dropped, not pushed late to
+// peers that hold it by then. The records stay applied where they arrived,
+// and anti-entropy carries them on.
+TEST(ReplicationSim, ForwardsThatWaitedTooLongAreDropped) {
+  SimCluster c(calm(11, 4, "late-forward"));
+  auto& a = *c.nodes()[0];
+  auto& behind = *c.nodes()[3];
+  ASSERT_TRUE(c.doRegister(a, "ann").isOk());
+  ASSERT_GE(c.converge(20), 0);
+  auto missedUpload = [&](const std::string& name) {
+    c.partition({{"n0", "n1", "n2"}, {"n3"}});
+    int64_t since = c.time().nowMillis();
+    RC_CHECK(c.doUpload(a, "ann", name, {"red"}).isOk());
+    c.deliverAll();
+    c.heal();
+    return pushOfRecordsSince(a, since, "n1");
+  };
+  // Flushed at once: forwarded.
+  peer::PushRequest fresh = missedUpload("fresh.txt");
+  ASSERT_GE(fresh.records_size(), 3);  // file, name, tag
+  auto r = behind.replicator->handlePush(fresh);
+  EXPECT_EQ(r.applied(), static_cast<uint32_t>(fresh.records_size()));
+  EXPECT_GT(behind.replicator->flushGossip(), 0u) << "fresh gossip was not forwarded";
+  c.deliverAll();
+  // Flushed after waiting past the bound: dropped, counted.
+  peer::PushRequest late = missedUpload("late.txt");
+  ASSERT_GE(late.records_size(), 3);
+  r = behind.replicator->handlePush(late);
+  EXPECT_EQ(r.applied(), static_cast<uint32_t>(late.records_size()));
+  c.time().advance(2'001);
+  EXPECT_EQ(behind.replicator->flushGossip(), 0u) << "a stale forward was pushed";
+  EXPECT_EQ(behind.replicator->stats().staleForwardsDropped,
+            static_cast<uint64_t>(late.records_size()));
+  // A local write queued as long still goes out: only forwards are dropped.
+  ASSERT_TRUE(c.doUpload(behind, "ann", "own.txt", {"red"}).isOk());
+  c.time().advance(2'001);
+  EXPECT_GT(behind.replicator->flushGossip(), 0u) << "a local write was not pushed";
+  ASSERT_GE(c.converge(20), 0);
 }
 
 // A controller pulling in a session of its own (catching up) is left alone by

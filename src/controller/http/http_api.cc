@@ -560,6 +560,7 @@ void HttpApi::handleMetrics(RequestContext& c) {
   metric("redcloud_replication_rejected_records_total", "counter", r.rejected);
   metric("redcloud_replication_stale_records_total", "counter", r.stale);
   metric("redcloud_replication_deferred_records_total", "counter", r.deferredTotal);
+  metric("redcloud_replication_late_forwards_dropped_total", "counter", r.staleForwardsDropped);
   metric("redcloud_replication_deferred_records", "gauge", r.deferredNow);
   metric("redcloud_replication_anti_entropy_sessions_total", "counter", r.antiEntropySessions);
   metric("redcloud_replication_anti_entropy_bytes_total", "counter", r.antiEntropyBytes);

@@ -5,7 +5,8 @@
 //   gossip        Local commits are queued and pushed, batched, to `fanout`
 //                 random alive peers. A receiver validates, applies the batch
 //                 in one transaction and forwards what was new to it while
-//                 the hop count is below ceil(log2(N + 1)) + 1.
+//                 the hop count is below ceil(log2(N + 1)) + 1; a forward
+//                 that waited in the queue over 2 s is dropped (late gossip).
 //   anti-entropy  With one peer: compare digest-tree roots, then the 256
 //                 middle nodes, then the leaves under differing middles;
 //                 pull the records of differing leaves, push ours back. Costs
@@ -101,6 +102,7 @@ struct ReplicationStats {
   uint64_t recordsReceived = 0, recordsApplied = 0, rejected = 0, stale = 0;
   uint64_t deferredTotal = 0, tombstonesPurged = 0, antiEntropySessions = 0;
   uint64_t antiEntropyBytes = 0;
+  uint64_t staleForwardsDropped = 0;  // forwarded records dropped after waiting too long
   size_t gossipQueue = 0, deferredNow = 0;
   bool resyncRequired = false;
   std::optional<AntiEntropyResult> lastAntiEntropy;
@@ -155,6 +157,7 @@ class Replicator {
     std::vector<Record> records;
     uint32_t hops = 0;
     std::string exclude;  // the peer they came from
+    int64_t queuedAtMs = 0;
   };
   struct Applied {
     size_t applied = 0, rejected = 0, deferred = 0;
