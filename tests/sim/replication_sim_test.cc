@@ -225,9 +225,7 @@ peer::PushRequest pushOfRecordsSince(SimNode& n, int64_t since, const std::strin
       if (r.version.timestamp >= since) *req.add_records() = controller::toWire(r);
     }
     if (!page->more || page->records.empty()) return req;
-    const auto& last = page->records.back();
-    after = controller::BucketCursor{controller::DigestTree::bucketOf(last.kind, last.key),
-                                     controller::kindName(last.kind), last.key};
+    after = controller::BucketCursor::after(page->records.back());
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/status.h"
 #include "controller/metadata/record.h"
+#include "controller/replication/digest_tree.h"
 
 namespace redcloud::controller {
 
@@ -34,6 +35,11 @@ struct BucketCursor {
   uint32_t bucket = 0;
   std::string kind;
   std::string key;
+
+  // The position just past `r`: where the page after the one it ends starts.
+  static BucketCursor after(const Record& r) {
+    return {DigestTree::bucketOf(r.kind, r.key), kindName(r.kind), r.key};
+  }
 };
 
 struct RecordPage {

@@ -607,9 +607,7 @@ Result<std::string> Replicator::knownHashes(const std::vector<uint32_t>& buckets
     RC_ASSIGN_OR_RETURN(auto page, store_.recordsInBuckets(buckets, after, options_.pageBytes));
     for (const auto& r : page.records) hashes += recordHash(r).substr(0, kKnownHashBytes);
     if (!page.more || page.records.empty()) break;
-    const Record& lastRecord = page.records.back();
-    after = BucketCursor{DigestTree::bucketOf(lastRecord.kind, lastRecord.key),
-                         kindName(lastRecord.kind), lastRecord.key};
+    after = BucketCursor::after(page.records.back());
   }
   if (hashes.size() / kKnownHashBytes > kMaxKnownHashes) return std::string();
   return hashes;
@@ -637,9 +635,7 @@ Status Replicator::pushBuckets(const std::string& peer, const std::vector<uint32
       result.sent += req.records_size();
     }
     if (!page.more || page.records.empty()) return Status::ok();
-    const Record& lastRecord = page.records.back();
-    after = BucketCursor{DigestTree::bucketOf(lastRecord.kind, lastRecord.key),
-                         kindName(lastRecord.kind), lastRecord.key};
+    after = BucketCursor::after(page.records.back());
   }
   return Status::ok();
 }
