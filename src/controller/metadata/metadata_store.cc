@@ -5,6 +5,7 @@
 
 #include "common/probe.h"
 #include "common/sha256.h"
+#include "controller/metadata/sqlite_vfs.h"
 
 namespace redcloud::controller {
 namespace {
@@ -107,7 +108,9 @@ FileRow readFileRow(const SqliteStatement& s) {
 
 Status MetadataStore::open(const std::string& path, Options options) {
   std::lock_guard lock(mu_);
-  RC_RETURN_IF_ERROR(db_.open(path));
+  // The writer gathers each commit's WAL writes into one (sqlite_vfs.h): it
+  // syncs every commit, which that VFS needs.
+  RC_RETURN_IF_ERROR(db_.open(path, options.durable ? walBufferingVfs() : nullptr));
   // WAL + FULL: every commit is fsynced before apply() returns (invariant 1).
   RC_RETURN_IF_ERROR(db_.exec(options.durable
                                   ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"

@@ -64,10 +64,9 @@ SqliteDb::~SqliteDb() {
   sqlite3_close_v2(db_);
 }
 
-Status SqliteDb::open(const std::string& path) {
-  int rc =
-      sqlite3_open_v2(path.c_str(), &db_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+Status SqliteDb::open(const std::string& path, const char* vfs) {
+  int rc = sqlite3_open_v2(path.c_str(), &db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
   if (rc != SQLITE_OK) return sqliteError(db_, "open " + path);
   sqlite3_busy_timeout(db_, 5000);
   return Status::ok();

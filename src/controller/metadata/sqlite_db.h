@@ -54,7 +54,8 @@ class SqliteDb {
   SqliteDb(const SqliteDb&) = delete;
   ~SqliteDb();
 
-  Status open(const std::string& path);
+  // `vfs`: a registered SQLite VFS by name (null: the default).
+  Status open(const std::string& path, const char* vfs = nullptr);
   Status exec(const std::string& sql);
   // A prepared statement, reused from a cache when the same SQL was prepared
   // before and is not in use (parsing dominates small queries).
