@@ -22,6 +22,16 @@ bool isTempName(const std::string& name) {
 
 int hexByte(const std::string& id, size_t at) { return std::stoi(id.substr(at, 2), nullptr, 16); }
 
+// A chunk folder's number (0-255) from its name of two lowercase hex digits,
+// as pathOf() makes them; -1 for any other name.
+int folderIndex(const std::string& name) {
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  if (name.size() != 2 || digit(name[0]) < 0 || digit(name[1]) < 0) return -1;
+  return digit(name[0]) * 16 + digit(name[1]);
+}
+
 }  // namespace
 
 ChunkWriter::ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
@@ -97,10 +107,29 @@ Status ChunkStore::open() {
 Status ChunkStore::scanChunks() {
   std::map<std::string, Entry> index;
   uint64_t used = 0;
+  // The folders found are made durable here, once each (a syncDir of
+  // <root>/chunks and of each ab/): one seen here may have been created by a
+  // process that died before it synced it, and a chunk acknowledged in it
+  // must not vanish with it. ensureFolders() then skips them.
   RC_ASSIGN_OR_RETURN(auto level1, fs_.listDir(root_ + "/chunks"));
+  bool anyTop = false;
   for (const auto& a : level1) {
     if (!a.isDir) continue;
+    int top = folderIndex(a.name);
     RC_ASSIGN_OR_RETURN(auto level2, fs_.listDir(root_ + "/chunks/" + a.name));
+    if (top >= 0) {
+      if (!anyTop) RC_RETURN_IF_ERROR(fs_.syncDir(root_ + "/chunks"));
+      anyTop = true;
+      durableTop_[top].store(true, std::memory_order_release);
+      bool anyFolder = false;
+      for (const auto& b : level2) {
+        int second = b.isDir ? folderIndex(b.name) : -1;
+        if (second < 0) continue;
+        if (!anyFolder) RC_RETURN_IF_ERROR(fs_.syncDir(root_ + "/chunks/" + a.name));
+        anyFolder = true;
+        durableFolder_[top * 256 + second].store(true, std::memory_order_release);
+      }
+    }
     for (const auto& b : level2) {
       if (!b.isDir) continue;
       std::string dir = root_ + "/chunks/" + a.name + "/" + b.name;

@@ -57,8 +57,7 @@ TEST_F(WalVfsTest, EveryCommitIsReadableByAnotherConnectionAtOnce) {
     ASSERT_TRUE(writer.exec("COMMIT").isOk());
     // The frames of this commit are in the file, not in the writer's buffer.
     ASSERT_EQ(count(reader, "SELECT count(*) FROM t"), (i + 1) * 5) << "after commit " << i;
-    ASSERT_EQ(count(reader, "SELECT count(*) FROM t WHERE v = '" + value + std::to_string(i) +
-                                "'"),
+    ASSERT_EQ(count(reader, "SELECT count(*) FROM t WHERE v = '" + value + std::to_string(i) + "'"),
               5);
   }
   WalVfsStats after = walVfsStats();

@@ -204,9 +204,7 @@ int shimRandomness(sqlite3_vfs*, int n, char* out) {
   return defaultVfs->xRandomness(defaultVfs, n, out);
 }
 int shimSleep(sqlite3_vfs*, int us) { return defaultVfs->xSleep(defaultVfs, us); }
-int shimCurrentTime(sqlite3_vfs*, double* out) {
-  return defaultVfs->xCurrentTime(defaultVfs, out);
-}
+int shimCurrentTime(sqlite3_vfs*, double* out) { return defaultVfs->xCurrentTime(defaultVfs, out); }
 int shimGetLastError(sqlite3_vfs*, int n, char* out) {
   return defaultVfs->xGetLastError(defaultVfs, n, out);
 }

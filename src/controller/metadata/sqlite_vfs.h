@@ -29,8 +29,8 @@ const char* walBufferingVfs();
 
 // Process-wide counters, for tests and profiles.
 struct WalVfsStats {
-  uint64_t writesAsked = 0;    // xWrite calls SQLite made on WAL files
-  uint64_t writesIssued = 0;   // writes passed to the default VFS for them
+  uint64_t writesAsked = 0;   // xWrite calls SQLite made on WAL files
+  uint64_t writesIssued = 0;  // writes passed to the default VFS for them
 };
 WalVfsStats walVfsStats();
 
