@@ -185,33 +185,6 @@ int shimOpen(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags,
   return rc;
 }
 
-int shimDelete(sqlite3_vfs*, const char* name, int syncDir) {
-  return defaultVfs->xDelete(defaultVfs, name, syncDir);
-}
-int shimAccess(sqlite3_vfs*, const char* name, int flags, int* out) {
-  return defaultVfs->xAccess(defaultVfs, name, flags, out);
-}
-int shimFullPathname(sqlite3_vfs*, const char* name, int n, char* out) {
-  return defaultVfs->xFullPathname(defaultVfs, name, n, out);
-}
-void* shimDlOpen(sqlite3_vfs*, const char* name) { return defaultVfs->xDlOpen(defaultVfs, name); }
-void shimDlError(sqlite3_vfs*, int n, char* out) { defaultVfs->xDlError(defaultVfs, n, out); }
-void (*shimDlSym(sqlite3_vfs*, void* h, const char* sym))(void) {
-  return defaultVfs->xDlSym(defaultVfs, h, sym);
-}
-void shimDlClose(sqlite3_vfs*, void* h) { defaultVfs->xDlClose(defaultVfs, h); }
-int shimRandomness(sqlite3_vfs*, int n, char* out) {
-  return defaultVfs->xRandomness(defaultVfs, n, out);
-}
-int shimSleep(sqlite3_vfs*, int us) { return defaultVfs->xSleep(defaultVfs, us); }
-int shimCurrentTime(sqlite3_vfs*, double* out) { return defaultVfs->xCurrentTime(defaultVfs, out); }
-int shimGetLastError(sqlite3_vfs*, int n, char* out) {
-  return defaultVfs->xGetLastError(defaultVfs, n, out);
-}
-int shimCurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) {
-  return defaultVfs->xCurrentTimeInt64(defaultVfs, out);
-}
-
 }  // namespace
 
 const char* walBufferingVfs() {
@@ -219,27 +192,17 @@ const char* walBufferingVfs() {
   static bool wrapped = false;
   std::call_once(once, [] {
     defaultVfs = sqlite3_vfs_find(nullptr);
-    if (!defaultVfs || std::strcmp(defaultVfs->zName, "unix") != 0 || defaultVfs->iVersion < 2) {
+    if (!defaultVfs || std::strcmp(defaultVfs->zName, "unix") != 0) {
       return;
     }
-    shimVfs = sqlite3_vfs{};
-    shimVfs.iVersion = 2;
+    // The default VFS with a larger file object and xOpen wrapped; every
+    // other call is the default's own (they take the sqlite3_vfs* only to
+    // read pAppData and mxPathname, copied here).
+    shimVfs = *defaultVfs;
+    shimVfs.pNext = nullptr;
     shimVfs.szOsFile = static_cast<int>(kRealOffset) + defaultVfs->szOsFile;
-    shimVfs.mxPathname = defaultVfs->mxPathname;
     shimVfs.zName = "redcloud-wal-buffer";
     shimVfs.xOpen = shimOpen;
-    shimVfs.xDelete = shimDelete;
-    shimVfs.xAccess = shimAccess;
-    shimVfs.xFullPathname = shimFullPathname;
-    shimVfs.xDlOpen = shimDlOpen;
-    shimVfs.xDlError = shimDlError;
-    shimVfs.xDlSym = shimDlSym;
-    shimVfs.xDlClose = shimDlClose;
-    shimVfs.xRandomness = shimRandomness;
-    shimVfs.xSleep = shimSleep;
-    shimVfs.xCurrentTime = shimCurrentTime;
-    shimVfs.xGetLastError = shimGetLastError;
-    shimVfs.xCurrentTimeInt64 = shimCurrentTimeInt64;
     wrapped = sqlite3_vfs_register(&shimVfs, /*makeDflt=*/0) == SQLITE_OK;
   });
   return wrapped ? shimVfs.zName : nullptr;
