@@ -74,6 +74,7 @@ TEST_F(WalVfsTest, ATransactionReadsBackThePagesItSpilled) {
   openWriter(writer, /*cachePages=*/10);  // a tiny cache spills to the WAL
   ASSERT_TRUE(writer.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);").isOk());
   std::string value(1000, 'y');
+  WalVfsStats before = walVfsStats();
   ASSERT_TRUE(writer.exec("BEGIN").isOk());
   for (int i = 0; i < 2000; ++i) {
     auto ins = writer.prepare("INSERT INTO t VALUES (?1, ?2)");
@@ -82,6 +83,8 @@ TEST_F(WalVfsTest, ATransactionReadsBackThePagesItSpilled) {
     Status ran = ins->run();
     ASSERT_TRUE(ran.isOk()) << "row " << i << ": " << ran.toString();
   }
+  // The transaction spilled pages to the WAL before its commit.
+  ASSERT_GT(walVfsStats().writesAsked, before.writesAsked + 100);
   // Reads every page, most of them spilled and evicted from the cache.
   EXPECT_EQ(count(writer, "SELECT count(*) FROM t WHERE v LIKE 'y%'"), 2000);
   EXPECT_EQ(count(writer, "SELECT sum(length(v)) FROM t"),

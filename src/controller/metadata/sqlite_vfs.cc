@@ -38,12 +38,17 @@ constexpr size_t kRealOffset = (sizeof(ShimFile) + 15) & ~size_t{15};
 ShimFile* shim(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f); }
 const sqlite3_io_methods* real(ShimFile* f) { return f->real->pMethods; }
 
+// A failed write keeps the bytes buffered: every later flush (the commit's
+// sync among them) tries again and fails as long as the write does, so a
+// commit never succeeds over frames that are not in the file. (SQLite may
+// go on with the transaction after a failed read that flushed, undoing only
+// one statement, while the index already lists the spilled frames.)
 int flush(ShimFile* f) {
   if (f->len == 0) return SQLITE_OK;
-  int n = f->len;
-  f->len = 0;
   writesIssued.fetch_add(1, std::memory_order_relaxed);
-  return real(f)->xWrite(f->real, f->buf, n, f->start);
+  int rc = real(f)->xWrite(f->real, f->buf, f->len, f->start);
+  if (rc == SQLITE_OK) f->len = 0;
+  return rc;
 }
 
 int shimClose(sqlite3_file* file) {

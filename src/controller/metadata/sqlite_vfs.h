@@ -8,6 +8,8 @@
 //   - before the file is synced, read, truncated, sized or closed, and before
 //     any file-control call on it;
 //   - when the next write is not where the last one ended, or would not fit.
+// A write that fails keeps the bytes buffered, so every later flush (the
+// commit's sync among them) fails too while the disk refuses them.
 // Every other file (the database, journals) and every other call go straight
 // to the default VFS.
 //
