@@ -20,8 +20,6 @@ bool isTempName(const std::string& name) {
          name.compare(64, kTempMarker.size(), kTempMarker) == 0 && isSha256Hex(name.substr(0, 64));
 }
 
-int hexByte(const std::string& id, size_t at) { return std::stoi(id.substr(at, 2), nullptr, 16); }
-
 // A chunk folder's number (0-255) from its name of two lowercase hex digits,
 // as pathOf() makes them; -1 for any other name.
 int folderIndex(const std::string& name) {
@@ -121,17 +119,15 @@ Status ChunkStore::scanChunks() {
       if (!anyTop) RC_RETURN_IF_ERROR(fs_.syncDir(root_ + "/chunks"));
       anyTop = true;
       durableTop_[top].store(true, std::memory_order_release);
-      bool anyFolder = false;
-      for (const auto& b : level2) {
-        int second = b.isDir ? folderIndex(b.name) : -1;
-        if (second < 0) continue;
+    }
+    bool anyFolder = false;
+    for (const auto& b : level2) {
+      if (!b.isDir) continue;
+      if (int second = folderIndex(b.name); top >= 0 && second >= 0) {
         if (!anyFolder) RC_RETURN_IF_ERROR(fs_.syncDir(root_ + "/chunks/" + a.name));
         anyFolder = true;
         durableFolder_[top * 256 + second].store(true, std::memory_order_release);
       }
-    }
-    for (const auto& b : level2) {
-      if (!b.isDir) continue;
       std::string dir = root_ + "/chunks/" + a.name + "/" + b.name;
       RC_ASSIGN_OR_RETURN(auto files, fs_.listDir(dir));
       for (const auto& f : files) {
@@ -302,8 +298,8 @@ Status ChunkStore::put(const std::string& id, std::string_view data, WriteCheck 
 }
 
 Status ChunkStore::ensureFolders(const std::string& id) {
-  int top = hexByte(id, 0);
-  int folder = top * 256 + hexByte(id, 2);
+  int top = folderIndex(id.substr(0, 2));
+  int folder = top * 256 + folderIndex(id.substr(2, 2));
   if (durableFolder_[folder].load(std::memory_order_acquire)) return Status::ok();
   std::string dir = parentDir(pathOf(id));  // chunks/ab/cd
   std::string topDir = parentDir(dir);      // chunks/ab
