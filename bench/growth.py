@@ -18,6 +18,8 @@ For each N (default 10^4, 10^5, 10^6), on a fresh data dir under --work:
        list    GET /api/v1/files?tags=hit&limit=1000, --list-samples in a row on
                one connection, after a 20-request warm-up; each answer must list
                1,000 files
+       list all  the same with tags=all (every file has it): the first page
+               of N matches
        upload  4 KiB PUTs by one client for --upload-seconds (rc_loadgen small)
      then the server's VmRSS / VmHWM (/proc/PID/status) and the sizes of
      metadata.db and metadata.db-wal are read; for N <= --tags-max-n also one
@@ -33,7 +35,7 @@ Usage: python3 bench/growth.py [--bin build/redcloud] [--loadgen build/rc_loadge
            [--populate build/metadata_populate] [--sizes 10000,100000,1000000]
            [--work /var/tmp] [--out docs/PERFORMANCE.md] [--no-doc] [--json FILE]
            [--list-samples 300] [--upload-seconds 10] [--batch 50000]
-           [--cache-mib 2048] [--tags-max-n 10000] [--keep]
+           [--cache-mib 2048] [--tags-max-n 10000000] [--keep]
        python3 bench/growth.py --from-json FILE   (only rewrite the section)
 """
 import argparse
@@ -63,7 +65,7 @@ PASSWORD = "growth-bench-pw"
 LIST_MATCHES = 1000       # files the `hit` query matches at every N
 WARMUP_LISTS = 20
 START_TIMEOUT = 600.0     # a server on a large store may take a while to be ready
-TAGS_TIMEOUT = 900.0      # GET /tags (a scan per call) on the largest N measured
+TAGS_TIMEOUT = 900.0      # GET /tags on the largest N measured
 MIB = 1024 * 1024
 
 # The SQL MetadataStore::listFiles (tags=hit, limit 1001) and
@@ -71,13 +73,10 @@ MIB = 1024 * 1024
 # src/controller/metadata/metadata_store.cc for EXPLAIN QUERY PLAN only: if
 # that file changes, change these.
 LIST_SQL = (
-    "SELECT f.file_id, f.owner_id, f.name, f.size, f.sha256, '[]', f.created_ms, "
-    "(SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = f.file_id) "
-    "FROM (SELECT file_id FROM tags WHERE owner_id = ?1 AND tag IN (?3) "
-    "GROUP BY file_id HAVING count(*) = 1) t CROSS JOIN files f ON f.file_id = t.file_id "
-    "CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name "
-    "AND n.file_id = f.file_id WHERE n.owner_id = ?1 AND n.name > ?2 "
-    "ORDER BY n.name LIMIT 1001")
+    "SELECT v.file_id, v.owner_id, v.name, v.size, v.sha256, '[]', v.created_ms, "
+    "(SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = v.file_id) "
+    "FROM visible_tags v WHERE v.owner_id = ?1 AND v.tag = ?3 AND v.name > ?2 "
+    "ORDER BY v.name LIMIT 1001")
 BY_NAME_SQL = (
     "SELECT f.file_id, f.owner_id, f.name, f.size, f.sha256, f.chunks, f.created_ms, "
     "(SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = f.file_id) "
@@ -248,6 +247,15 @@ def measure(args, n):
                             "--samples", args.list_samples, "--expect-count", matches)
         r["list_server_cpu_ms"] = round(
             (proc_cpu_seconds(srv.proc.pid) - cpu1) / args.list_samples * 1000, 2)
+        log(f"N={n:,}: list of tags=all (N matches), p50/p99 ({args.list_samples} samples)")
+        all_query = f"tags=all&limit={LIST_MATCHES}"
+        loadgen(args, "list", srv.url, key, "--query", all_query,
+                "--samples", WARMUP_LISTS, "--expect-count", LIST_MATCHES)
+        cpu1 = proc_cpu_seconds(srv.proc.pid)
+        r["list_all"] = loadgen(args, "list", srv.url, key, "--query", all_query,
+                                "--samples", args.list_samples, "--expect-count", LIST_MATCHES)
+        r["list_all_server_cpu_ms"] = round(
+            (proc_cpu_seconds(srv.proc.pid) - cpu1) / args.list_samples * 1000, 2)
         log(f"N={n:,}: 4 KiB uploads, 1 client, {args.upload_seconds} s")
         cpu2 = proc_cpu_seconds(srv.proc.pid)
         r["upload"] = loadgen(args, "small", srv.url, key, "--clients", 1,
@@ -307,15 +315,17 @@ def rows_of(res):
     rows = []
     for r in res["runs"]:
         if r.get("failed") and "list" not in r:
-            rows.append([f"{r['n']:,}", "failed: " + r["failed"]] + [""] * 6)
+            rows.append([f"{r['n']:,}", "failed: " + r["failed"]] + [""] * 7)
             continue
         p = r.get("populate", {})
         lst, up = r.get("list", {}), r.get("upload", {}).get("latency_ms", {})
+        lall = r.get("list_all", {})
         rows.append([
             f"{r['n']:,}",
             f"{p.get('files_per_s', 0):,.0f} files/s ({p.get('seconds', 0):,.0f} s)",
             f"{r.get('ready_s', 0):.1f} s",
             f"{lst.get('p50_ms', 0):.1f} / {lst.get('p99_ms', 0):.1f} ms",
+            f"{lall.get('p50_ms', 0):.1f} / {lall.get('p99_ms', 0):.1f} ms" if lall else "—",
             f"{up.get('p50', 0):.1f} / {up.get('p99', 0):.1f} ms",
             f"{r.get('rss_mib', 0):.0f} MiB ({r.get('hwm_mib', 0):.0f})",
             f"{r.get('db_bytes', 0) / MIB:,.0f} MiB (+{r.get('wal_bytes', 0) / MIB:,.0f})",
@@ -325,6 +335,7 @@ def rows_of(res):
 
 
 HEADER = ["files N", "populate", "start to /ready", "list 1,000 of N p50 / p99",
+          "list tag `all`, first 1,000 p50 / p99",
           "4 KiB upload p50 / p99", "RSS after (peak)", "metadata.db (+ -wal)", "load avg"]
 
 
@@ -338,6 +349,8 @@ def ratios(res):
         "n_lo": lo["n"], "n_hi": hi["n"], "log_ratio": round(logr, 3), "n_ratio": hi["n"] / lo["n"],
         "list_p99": round(hi["list"]["p99_ms"] / lo["list"]["p99_ms"], 2),
         "list_p50": round(hi["list"]["p50_ms"] / lo["list"]["p50_ms"], 2),
+        "list_all_p99": (round(hi["list_all"]["p99_ms"] / lo["list_all"]["p99_ms"], 2)
+                         if "list_all" in hi and "list_all" in lo else None),
         "upload_p99": round(hi["upload"]["latency_ms"]["p99"] / lo["upload"]["latency_ms"]["p99"], 2),
         "upload_p50": round(hi["upload"]["latency_ms"]["p50"] / lo["upload"]["latency_ms"]["p50"], 2),
         "rss": round(hi["rss_mib"] / lo["rss_mib"], 2),
@@ -363,7 +376,8 @@ def section(res):
             "tagged `all`, and `hit` on every (N/1,000)th; then one `redcloud server` on "
             f"127.0.0.1 is measured with `rc_loadgen`: list is {res['list_samples']} sequential "
             f"`GET /api/v1/files?tags=hit&limit=1000` (each answer checked to hold 1,000 files) "
-            f"after a {WARMUP_LISTS}-request warm-up; upload is 4 KiB PUTs by one client for "
+            f"after a {WARMUP_LISTS}-request warm-up, and as many with `tags=all` (the first "
+            "1,000 of N matches); upload is 4 KiB PUTs by one client for "
             f"{res['upload_seconds']} s. RSS (VmRSS, peak VmHWM) and the size of "
             "metadata.db and of its -wal are read after both. Load average: 1-minute, before → after each N "
             "(the machine is shared).", ""]
@@ -374,7 +388,10 @@ def section(res):
     if q:
         out.append(
             f"From N = {q['n_lo']:,} to {q['n_hi']:,} ({q['n_ratio']:,.0f}× the files): list p99 "
-            f"×{q['list_p99']} (p50 ×{q['list_p50']}), 4 KiB upload p99 ×{q['upload_p99']} "
+            f"×{q['list_p99']} (p50 ×{q['list_p50']}), "
+            + (f"list of the tag every file has p99 ×{q['list_all_p99']}, "
+               if q["list_all_p99"] else "")
+            + f"4 KiB upload p99 ×{q['upload_p99']} "
             f"(p50 ×{q['upload_p50']}), RSS ×{q['rss']}, start to /ready ×{q['ready']}; "
             f"log({fmt_n(q['n_hi'])}) / log({fmt_n(q['n_lo'])}) = {q['log_ratio']:.2f} is the "
             "growth allowed for a per-request cost of O(log n).")
@@ -385,7 +402,8 @@ def section(res):
             return " / ".join(fmt.format(get(r)) for r in done)
         out.append(
             f"Also measured, for N = {per_n('{:,}', lambda r: r['n'])}: server CPU per list request "
-            f"{per_n('{:.1f}', lambda r: r['list_server_cpu_ms'])} ms and per upload "
+            f"{per_n('{:.1f}', lambda r: r['list_server_cpu_ms'])} ms (tag `all`: "
+            f"{per_n('{:.1f}', lambda r: r.get('list_all_server_cpu_ms', 0))} ms) and per upload "
             f"{per_n('{:.1f}', lambda r: r['upload_server_cpu_ms'])} ms; the first list after the "
             f"start (slowest of the warm-up) {per_n('{:,.0f}', lambda r: r['list_warmup']['max_ms'])} ms; "
             f"RSS at /ready {per_n('{:.0f}', lambda r: r['rss_ready_mib'])} MiB; metadata.db-wal after "
@@ -395,7 +413,8 @@ def section(res):
     for r in res["runs"]:
         for name, plan in (r.get("plans") or {}).items():
             # A SCAN of a table (not of the subquery t) reads every row of it.
-            scans = [p for p in plan if re.match(r"SCAN (records|files|names|tags|file_chunks)\b", p)]
+            scans = [p for p in plan
+                     if re.match(r"SCAN (records|files|names|tags|visible_tags|file_chunks)\b", p)]
             if scans and name in ("list_hit", "file_by_name"):
                 notes.append(f"N = {r['n']:,}: the plan of `{name}` scans: {'; '.join(scans)}.")
         t = r.get("tags") or {}
@@ -439,8 +458,8 @@ def main():
     ap.add_argument("--batch", type=int, default=50000, help="files per populate transaction")
     ap.add_argument("--cache-mib", type=int, default=2048,
                     help="metadata_populate's SQLite cache (its speed only; 0: the store's 16 MiB)")
-    ap.add_argument("--tags-max-n", type=int, default=10000,
-                    help="time GET /api/v1/tags for N up to this (it scans; 0: never)")
+    ap.add_argument("--tags-max-n", type=int, default=10_000_000,
+                    help="time GET /api/v1/tags for N up to this (0: never)")
     ap.add_argument("--keep", action="store_true", help="keep the data dirs")
     ap.add_argument("--from-json", help="only rewrite the section from an earlier --json")
     args = ap.parse_args()

@@ -257,14 +257,6 @@ Status Controller::startPeerService() {
   if (wanted == 0) membership_->setSelfPeerAddress(advertiseHost_ + ":" + std::to_string(port));
   membership_->start();
   replicator_->start();
-  slowCounts_ = std::make_unique<PeriodicTask>(
-      kSlowCountMs,
-      [this] {
-        auto n = store_.orphanedFiles();
-        if (n.isOk()) orphaned_ = *n;
-      },
-      /*runAtStart=*/true);
-  slowCounts_->start();
   return Status::ok();
 }
 
@@ -288,7 +280,6 @@ bool Controller::inSync() {
 }
 
 void Controller::stop() {
-  if (slowCounts_) slowCounts_->stop();
   if (replicator_) replicator_->stop();
   if (peerServer_) {
     peerServer_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

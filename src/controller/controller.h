@@ -113,10 +113,9 @@ class Controller {
   const QuorumRule& quorum() const { return quorum_; }
   // The HTTP address this controller advertises (host:port).
   std::string advertisedAddress() const;
-  // Live files whose owner lost its username. Counting them is a scan of
-  // every file: a background task does it every kSlowCountMs, and this reads
-  // its last result (-1 before the first), so /cluster never scans.
-  int64_t orphanedFiles() const { return orphaned_.load(); }
+  // Live files whose owner lost its username: a counter the store keeps
+  // current as of its last commit, so /cluster never scans.
+  int64_t orphanedFiles() { return store_.counts().orphanedFiles; }
   ChunkRepairer& repairer() { return *repairer_; }
   CopyScheduler& copies() { return *copies_; }
   // An upload session over the healthy chunkservers with the write quorum;
@@ -181,10 +180,7 @@ class Controller {
   std::string advertiseHost_;
   std::unique_ptr<HttpApi> http_;
 
-  static constexpr int64_t kSlowCountMs = 5000;
   std::atomic<bool> started_{false};
-  std::atomic<int64_t> orphaned_{-1};
-  std::unique_ptr<PeriodicTask> slowCounts_;  // refreshes orphaned_
 };
 
 }  // namespace redcloud::controller

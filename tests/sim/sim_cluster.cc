@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "common/sha256.h"
 #include "controller/metadata/record.h"
@@ -481,6 +483,24 @@ std::string SimCluster::checkAgainstModel() {
         for (const auto& [name, v] : got) msg += " " + name + "=" + v.fileId.substr(0, 8);
         return msg;
       }
+      // Listings by tag read a table of their own (visible_tags): each tag's
+      // listing is the model's files having it.
+      std::set<std::string> tags;
+      for (const auto& [name, v] : expected[userId]) tags.insert(v.tags.begin(), v.tags.end());
+      for (const auto& tag : tags) {
+        auto tagged = n->store->listFiles(userId, {tag}, "", 0);
+        if (!tagged.isOk()) return n->id + ": listing by tag failed";
+        std::map<std::string, Model::VisibleFile> want, have;
+        for (const auto& [name, v] : expected[userId])
+          if (std::find(v.tags.begin(), v.tags.end(), tag) != v.tags.end()) want[name] = v;
+        for (const auto& f : *tagged) have[f.name] = {f.fileId, f.tags};
+        if (have != want) return n->id + ": files of " + username + " tagged " + tag + " differ";
+      }
+    }
+    if (auto s = n->store->verifyListingIndex(); !s.isOk()) return n->id + ": " + s.message();
+    auto orphans = n->store->orphanedFiles();
+    if (!orphans.isOk() || *orphans != n->store->counts().orphanedFiles) {
+      return n->id + ": the orphaned-files counter differs from a recount";
     }
     auto counts = n->store->counts();
     if (static_cast<size_t>(counts.records) < users.size()) return n->id + ": records missing";

@@ -135,6 +135,18 @@ TEST_F(MetadataStoreTest, ApplyingRecordsInAnyOrderConverges) {
     }
     EXPECT_EQ(digest, expected);
     EXPECT_EQ(visible, expectedNames);
+    // The listing index followed every order: tag listings and counts too.
+    ASSERT_TRUE(c->verifyListingIndex().isOk()) << c->verifyListingIndex().message();
+    EXPECT_EQ(namesOf(*c->listFiles(kU, {"t"}, "", 0)), expectedNames);
+    EXPECT_EQ(namesOf(*c->listFiles(kU, {"more", "t"}, "", 0)), std::vector<std::string>{"only-a"});
+    EXPECT_TRUE(c->listFiles(kU, {"from-a"}, "", 0)->empty());
+    EXPECT_TRUE(c->listFiles(kU, {"from-b"}, "", 0)->empty());
+    auto counts = *c->tagCounts(kU);
+    ASSERT_EQ(counts.size(), 2u);
+    EXPECT_EQ(counts[0].tag, "more");
+    EXPECT_EQ(counts[0].count, 1);
+    EXPECT_EQ(counts[1].tag, "t");
+    EXPECT_EQ(counts[1].count, 2);
   }
   // The later upload of "shared" (n2's) won the name, then n2 deleted it.
   EXPECT_EQ(expectedNames, (std::vector<std::string>{"only-a", "only-b"}));
@@ -873,6 +885,7 @@ TEST_F(MetadataStoreTest, FilesOfALostRegistrationKeepTheirChunksLive) {
            true)
           .isOk());
   EXPECT_EQ(*s->orphanedFiles(), 1);
+  EXPECT_EQ(s->counts().orphanedFiles, 1);
   auto live = s->liveChunkIds("", 100);
   ASSERT_TRUE(live.isOk());
   std::set<std::string> ids(live->begin(), live->end());
@@ -888,6 +901,48 @@ TEST_F(MetadataStoreTest, FilesOfALostRegistrationKeepTheirChunksLive) {
   live = s->liveChunkIds("", 100);
   ASSERT_TRUE(live.isOk());
   EXPECT_EQ(*live, std::vector<std::string>{sha256Hex("won.txt-chunk")});
+  EXPECT_EQ(s->counts().orphanedFiles, 0);
+}
+
+// The orphaned-files counter (kept by every change, read by /cluster) equals
+// a recount after each record, whatever order registrations, files and their
+// tombstones arrive in, and after a reopen.
+TEST_F(MetadataStoreTest, OrphanedFilesCounterEqualsARecountInAnyOrder) {
+  const std::string a = uuidOf(0xa1), b = uuidOf(0xa2), c = uuidOf(0xa3);
+  std::vector<Record> all{
+      // "bob": a registers first, b later (b loses), then the username is
+      // deleted and registered again by c.
+      rec(RecordKind::kUser, "bob", userVal(a), "n1=1", kT0 + 10, "n1"),
+      rec(RecordKind::kUser, "bob", userVal(b), "n2=1", kT0 + 20, "n2"),
+      rec(RecordKind::kUser, "carol", userVal(c), "n3=1", kT0 + 5, "n3"),
+  };
+  for (uint32_t i = 0; i < 6; ++i) {
+    const std::string& owner = i % 3 == 0 ? a : i % 3 == 1 ? b : c;
+    all.push_back(rec(RecordKind::kFile, uuidOf(0xf00 + i), fileVal(owner, "f" + std::to_string(i)),
+                      "n1=" + std::to_string(10 + i), kT0 + 30 + i, "n1"));
+  }
+  // One of b's files deleted, one of a's deleted.
+  all.push_back(tomb(all[4], "n1=30", kT0 + 50, "n1"));
+  all.push_back(tomb(all[6], "n1=31", kT0 + 51, "n1"));
+  // A file of d, who registers as "dave" (in some orders after the file).
+  const std::string d = uuidOf(0xa4);
+  all.push_back(rec(RecordKind::kFile, uuidOf(0xf10), fileVal(d, "g"), "n4=1", kT0 + 40, "n4"));
+  all.push_back(rec(RecordKind::kUser, "dave", userVal(d), "n4=2", kT0 + 41, "n4"));
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 8; ++trial) {
+    auto order = all;
+    std::shuffle(order.begin(), order.end(), rng);
+    auto s = openStore("orphans" + std::to_string(trial) + ".db");
+    for (const auto& r : order) {
+      ASSERT_TRUE(s->apply({r}, true).isOk());
+      ASSERT_EQ(s->counts().orphanedFiles, *s->orphanedFiles()) << "trial " << trial;
+    }
+    // b lost "bob": its two files, less the deleted one, are orphaned; d's
+    // file was orphaned until d registered.
+    EXPECT_EQ(s->counts().orphanedFiles, 1) << "trial " << trial;
+  }
+  auto reopened = openStore("orphans7.db");
+  EXPECT_EQ(reopened->counts().orphanedFiles, 1);
 }
 
 }  // namespace
@@ -952,6 +1007,147 @@ TEST_F(MetadataStoreTest, AddTagsPastThePerFileLimitChangesNothing) {
   EXPECT_TRUE(small->empty());
   // Re-adding tags a file already has does not count against it.
   EXPECT_TRUE(svc.addTags(kU, {"q"}, {"q", "m0"}).isOk());
+}
+
+}  // namespace
+}  // namespace redcloud::controller
+
+namespace redcloud::controller {
+namespace {
+
+// Tag listings read visible_tags, a table derived from files, names and tags.
+// Through random uploads (many replacing a name), deletes and tag edits of
+// two owners, every listing by one or two tags, paged three files at a time,
+// equals the owner's whole listing (names joined to files, which does not
+// read visible_tags) filtered by those tags, and the tag counts match it.
+TEST_F(MetadataStoreTest, TagListingsEqualTheFilteredListingThroughRandomEdits) {
+  auto store = openStore("random.db");
+  RecordWriter writer(*store, "n1", clock_);
+  FileService svc(*store, writer, clock_);
+  const std::vector<std::string> pool{"a", "b", "c", "d"};
+  std::mt19937 rng(11);
+  auto someTags = [&] {
+    std::vector<std::string> out;
+    for (const auto& t : pool)
+      if (rng() % 2) out.push_back(t);
+    if (out.empty()) out.push_back(pool[rng() % pool.size()]);
+    return out;
+  };
+  auto check = [&](const std::string& owner) {
+    ASSERT_TRUE(store->verifyListingIndex().isOk()) << store->verifyListingIndex().message();
+    auto all = store->listFiles(owner, {}, "", 0);
+    ASSERT_TRUE(all.isOk());
+    std::vector<std::vector<std::string>> queries;
+    for (size_t i = 0; i < pool.size(); ++i) {
+      queries.push_back({pool[i]});
+      for (size_t j = i + 1; j < pool.size(); ++j) queries.push_back({pool[j], pool[i]});
+    }
+    queries.push_back({"a", "b", "c"});
+    queries.push_back({"zzz"});
+    queries.push_back({"a", "zzz"});
+    std::map<std::string, int64_t> counts;
+    for (const auto& f : *all)
+      for (const auto& t : f.tags) ++counts[t];
+    for (const auto& q : queries) {
+      std::vector<std::pair<std::string, std::string>> want, got;
+      for (const auto& f : *all) {
+        bool every = std::all_of(q.begin(), q.end(), [&](const std::string& t) {
+          return std::find(f.tags.begin(), f.tags.end(), t) != f.tags.end();
+        });
+        if (every) want.emplace_back(f.name, f.fileId);
+      }
+      std::string after;
+      for (int page = 0; page < 100; ++page) {
+        auto rows = store->listFiles(owner, q, after, 3);
+        ASSERT_TRUE(rows.isOk());
+        for (const auto& f : *rows) {
+          got.emplace_back(f.name, f.fileId);
+          // Each row shows the file as the whole listing does.
+          auto same = std::find_if(all->begin(), all->end(),
+                                   [&](const FileRow& x) { return x.fileId == f.fileId; });
+          ASSERT_NE(same, all->end());
+          EXPECT_EQ(f.tags, same->tags);
+          EXPECT_EQ(f.ownerId, same->ownerId);
+          EXPECT_EQ(f.size, same->size);
+          EXPECT_EQ(f.sha256, same->sha256);
+          EXPECT_EQ(f.createdMs, same->createdMs);
+        }
+        if (rows->size() < 3) break;
+        after = rows->back().name;
+      }
+      EXPECT_EQ(got, want) << "tags " << q[0] << (q.size() > 1 ? "," + q[1] : "");
+    }
+    auto tc = store->tagCounts(owner);
+    ASSERT_TRUE(tc.isOk());
+    std::map<std::string, int64_t> gotCounts;
+    for (const auto& c : *tc) gotCounts[c.tag] = c.count;
+    EXPECT_EQ(gotCounts, counts);
+  };
+  for (int step = 0; step < 300; ++step) {
+    const std::string& owner = rng() % 3 ? kU1 : kU2;
+    int op = static_cast<int>(rng() % 10);
+    if (op < 5) {
+      upload(svc, owner, "f" + std::to_string(rng() % 12), someTags());
+    } else if (op < 7) {
+      (void)svc.addTags(owner, {pool[rng() % pool.size()]}, {pool[rng() % pool.size()]});
+    } else if (op < 9) {
+      (void)svc.removeTags(owner, {pool[rng() % pool.size()]}, {pool[rng() % pool.size()]});
+    } else {
+      (void)svc.deleteByTags(owner, {pool[rng() % pool.size()], pool[rng() % pool.size()]});
+    }
+    clock_.advance(1);
+    if (step % 10 == 9) {
+      check(kU1);
+      check(kU2);
+    }
+  }
+  // The walk above made listings of both owners worth checking.
+  EXPECT_GE(store->listFiles(kU1, {}, "", 0)->size(), 4u);
+  EXPECT_GE(store->listFiles(kU2, {}, "", 0)->size(), 2u);
+}
+
+// A store from before visible_tags (its table, its counts and its build mark
+// absent; the index listings used instead present) gets them built at open.
+TEST_F(MetadataStoreTest, ListingIndexIsBuiltForAStoreFromBeforeIt) {
+  {
+    auto store = openStore("old.db");
+    RecordWriter writer(*store, "n1", clock_);
+    FileService svc(*store, writer, clock_);
+    upload(svc, kU1, "one", {"x", "y"});
+    upload(svc, kU1, "two", {"x"});
+    upload(svc, kU1, "two", {"z"});  // replaces: its first version is not listed
+    upload(svc, kU2, "three", {"x"});
+  }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "old.db").string().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP TABLE visible_tags; DROP TABLE tag_counts;"
+                           "DELETE FROM meta WHERE key = 'visible_tags';"
+                           "CREATE INDEX tags_by_owner ON tags(owner_id, tag, file_id);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto store = openStore("old.db");
+  ASSERT_TRUE(store->verifyListingIndex().isOk()) << store->verifyListingIndex().message();
+  EXPECT_EQ(namesOf(*store->listFiles(kU1, {"x"}, "", 0)), std::vector<std::string>{"one"});
+  EXPECT_EQ(namesOf(*store->listFiles(kU1, {"z"}, "", 0)), std::vector<std::string>{"two"});
+  EXPECT_EQ(namesOf(*store->listFiles(kU2, {"x"}, "", 0)), std::vector<std::string>{"three"});
+  auto counts = *store->tagCounts(kU1);
+  ASSERT_EQ(counts.size(), 3u);
+  EXPECT_EQ(counts[0].tag, "x");
+  EXPECT_EQ(counts[0].count, 1);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "old.db").string().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name='tags_by_owner'",
+                               -1, &q, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(q, 0), 0);  // dropped: nothing reads it now
+  sqlite3_finalize(q);
+  sqlite3_close(db);
 }
 
 }  // namespace

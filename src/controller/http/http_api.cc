@@ -497,7 +497,7 @@ void HttpApi::handleCluster(RequestContext& c) {
         {"api_tls", tls()},
         {"refused_calls", controller_.refusedInternalCalls()}}},
       // Counted in the background every few seconds; null before the first count.
-      {"orphaned_files", orphaned >= 0 ? json(orphaned) : json(nullptr)}};
+      {"orphaned_files", orphaned}};
   c.res.set_content(out.dump(), "application/json");
 }
 

@@ -34,7 +34,20 @@ CREATE TABLE IF NOT EXISTS names (
 CREATE TABLE IF NOT EXISTS tags (
   file_id TEXT NOT NULL, tag TEXT NOT NULL, owner_id TEXT NOT NULL,
   PRIMARY KEY (file_id, tag)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tags_by_owner ON tags(owner_id, tag, file_id);
+-- Derived from files, names and tags (materialize() keeps it current): one
+-- row per tag of each visible file, in name order within (owner, tag), with
+-- the file's columns a listing shows, so a listing by tag reads the rows of
+-- its page one after another (and each file's tags) and stops.
+CREATE TABLE IF NOT EXISTS visible_tags (
+  owner_id TEXT NOT NULL, tag TEXT NOT NULL, name TEXT NOT NULL, file_id TEXT NOT NULL,
+  size INTEGER NOT NULL, sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL,
+  PRIMARY KEY (owner_id, tag, name)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS visible_tags_by_file ON visible_tags(file_id, tag);
+-- Rows of visible_tags per (owner, tag): GET /tags, and the tag a listing
+-- starts from.
+CREATE TABLE IF NOT EXISTS tag_counts (
+  owner_id TEXT NOT NULL, tag TEXT NOT NULL, files INTEGER NOT NULL,
+  PRIMARY KEY (owner_id, tag)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS file_chunks (
   chunk_id TEXT NOT NULL, file_id TEXT NOT NULL, PRIMARY KEY (chunk_id, file_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS file_chunks_by_file ON file_chunks(file_id);
@@ -172,12 +185,43 @@ Status MetadataStore::migrate() {
   RC_ASSIGN_OR_RETURN(auto cols, db_.prepare("SELECT name FROM pragma_table_info('records')"));
   RC_ASSIGN_OR_RETURN(auto names, cols.firstColumn());
   if (std::find(names.begin(), names.end(), "bucket") != names.end()) {
-    return db_.exec(kBucketIndex);
+    RC_RETURN_IF_ERROR(db_.exec(kBucketIndex));
+  } else {
+    RC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
+    Status s = migrateBuckets();
+    if (!s.isOk()) {
+      (void)db_.exec("ROLLBACK");
+      return s;
+    }
+  }
+  {
+    RC_ASSIGN_OR_RETURN(auto built,
+                        db_.prepare("SELECT 1 FROM meta WHERE key='visible_tags' AND value='1'"));
+    RC_ASSIGN_OR_RETURN(bool done, built.step());
+    if (done) return Status::ok();
   }
   RC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
-  Status s = migrateBuckets();
+  Status s = migrateVisibleTags();
   if (!s.isOk()) (void)db_.exec("ROLLBACK");
   return s;
+}
+
+// Databases from before visible_tags (and new ones): it and tag_counts are
+// built once from the tables they derive from, and the index listings used
+// before them is dropped.
+Status MetadataStore::migrateVisibleTags() {
+  return db_.exec(
+      "DROP INDEX IF EXISTS tags_by_owner;"
+      "DELETE FROM visible_tags; DELETE FROM tag_counts;"
+      "INSERT INTO visible_tags SELECT f.owner_id, t.tag, f.name, f.file_id, f.size, f.sha256,"
+      " f.created_ms FROM files f"
+      " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
+      " AND n.file_id = f.file_id"
+      " CROSS JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id;"
+      "INSERT INTO tag_counts SELECT owner_id, tag, count(*) FROM visible_tags"
+      " GROUP BY owner_id, tag;"
+      "INSERT OR REPLACE INTO meta VALUES ('visible_tags', '1');"
+      "COMMIT;");
 }
 
 Status MetadataStore::migrateBuckets() {
@@ -234,6 +278,11 @@ Status MetadataStore::loadTree() {
   RC_ASSIGN_OR_RETURN(auto live, db_.prepare("SELECT count(DISTINCT chunk_id) FROM file_chunks"));
   RC_ASSIGN_OR_RETURN(bool liveRow, live.step());
   counts_.liveChunks = liveRow ? live.integer(0) : 0;
+  RC_ASSIGN_OR_RETURN(auto orphans,
+                      db_.prepare("SELECT count(*) FROM files f WHERE NOT EXISTS "
+                                  "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
+  RC_ASSIGN_OR_RETURN(bool orphanRow, orphans.step());
+  counts_.orphanedFiles = orphanRow ? orphans.integer(0) : 0;
   return Status::ok();
 }
 
@@ -622,28 +671,70 @@ Status MetadataStore::materialize(const Record& r) {
     return stmt.run();
   };
   switch (r.kind) {
-    case RecordKind::kUser:
-      if (r.deleted) return run("DELETE FROM users WHERE username=?1", {r.key});
-      return run("INSERT OR REPLACE INTO users VALUES (?1, ?2, ?3)",
-                 {r.key, str("user_id"), str("password_hash")});
+    case RecordKind::kUser: {
+      // The ids that may gain or lose their registration: the one the
+      // username had, and the one it gets.
+      std::vector<std::pair<std::string, bool>> ids;
+      {
+        RC_ASSIGN_OR_RETURN(auto q, db_.prepare("SELECT user_id FROM users WHERE username=?1"));
+        q.bind(1, r.key);
+        RC_ASSIGN_OR_RETURN(bool row, q.step());
+        if (row) ids.emplace_back(q.text(0), false);
+      }
+      if (!r.deleted) ids.emplace_back(str("user_id"), false);
+      for (auto& [id, was] : ids) {
+        RC_ASSIGN_OR_RETURN(was, registered(id));
+      }
+      RC_RETURN_IF_ERROR(r.deleted ? run("DELETE FROM users WHERE username=?1", {r.key})
+                                   : run("INSERT OR REPLACE INTO users VALUES (?1, ?2, ?3)",
+                                         {r.key, str("user_id"), str("password_hash")}));
+      return recountOwners(ids);
+    }
     case RecordKind::kApiKey:
       if (r.deleted) return run("DELETE FROM api_keys WHERE key_hash=?1", {r.key});
       return run("INSERT OR REPLACE INTO api_keys VALUES (?1, ?2, ?3)",
                  {r.key, str("user_id"), std::to_string(v.value("expires_ms", int64_t{0}))});
     case RecordKind::kName: {
       auto [owner, name] = splitKey(r.key);
-      if (r.deleted) return run("DELETE FROM names WHERE owner_id=?1 AND name=?2", {owner, name});
-      return run("INSERT OR REPLACE INTO names VALUES (?1, ?2, ?3)", {owner, name, str("file_id")});
+      std::optional<std::string> before;  // the file the name showed until now
+      {
+        RC_ASSIGN_OR_RETURN(auto q,
+                            db_.prepare("SELECT file_id FROM names WHERE owner_id=?1 AND name=?2"));
+        q.bind(1, owner).bind(2, name);
+        RC_ASSIGN_OR_RETURN(bool row, q.step());
+        if (row) before = q.text(0);
+      }
+      std::string after = r.deleted ? std::string() : str("file_id");
+      RC_RETURN_IF_ERROR(
+          r.deleted
+              ? run("DELETE FROM names WHERE owner_id=?1 AND name=?2", {owner, name})
+              : run("INSERT OR REPLACE INTO names VALUES (?1, ?2, ?3)", {owner, name, after}));
+      // The file hidden first: the one shown takes over its (owner, tag, name) rows.
+      if (before && *before != after) RC_RETURN_IF_ERROR(refreshVisibleTags(*before, nullptr));
+      if (!r.deleted) RC_RETURN_IF_ERROR(refreshVisibleTags(after, nullptr));
+      return Status::ok();
     }
     case RecordKind::kTag: {
       auto [fileId, tag] = splitKey(r.key);
-      if (r.deleted) return run("DELETE FROM tags WHERE file_id=?1 AND tag=?2", {fileId, tag});
-      return run("INSERT OR REPLACE INTO tags VALUES (?1, ?2, ?3)", {fileId, tag, str("owner_id")});
+      RC_RETURN_IF_ERROR(r.deleted
+                             ? run("DELETE FROM tags WHERE file_id=?1 AND tag=?2", {fileId, tag})
+                             : run("INSERT OR REPLACE INTO tags VALUES (?1, ?2, ?3)",
+                                   {fileId, tag, str("owner_id")}));
+      return refreshVisibleTags(fileId, &tag);
     }
     case RecordKind::kFile: {
+      {
+        RC_ASSIGN_OR_RETURN(auto q, db_.prepare("SELECT owner_id FROM files WHERE file_id=?1"));
+        q.bind(1, r.key);
+        RC_ASSIGN_OR_RETURN(bool row, q.step());
+        if (row) {
+          RC_ASSIGN_OR_RETURN(bool owned, registered(q.text(0)));
+          if (!owned) --counts_.orphanedFiles;
+        }
+      }
       RC_RETURN_IF_ERROR(run("DELETE FROM files WHERE file_id=?1", {r.key}));
       RC_RETURN_IF_ERROR(unlinkChunks(r.key));
-      if (r.deleted) return Status::ok();
+      if (r.deleted) return refreshVisibleTags(r.key, nullptr);
       RC_ASSIGN_OR_RETURN(auto stmt,
                           db_.prepare("INSERT INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
       stmt.bind(1, r.key).bind(2, str("owner_id")).bind(3, str("name"));
@@ -651,6 +742,8 @@ Status MetadataStore::materialize(const Record& r) {
       stmt.bind(6, v.value("chunks", json::array()).dump())
           .bind(7, v.value("created_ms", int64_t{0}));
       RC_RETURN_IF_ERROR(stmt.run());
+      RC_ASSIGN_OR_RETURN(bool owned, registered(str("owner_id")));
+      if (!owned) ++counts_.orphanedFiles;
       for (const auto& c : v.value("chunks", json::array())) {
         std::string chunkId = c.at(0).get<std::string>();
         RC_ASSIGN_OR_RETURN(bool referenced, chunkReferenced(chunkId));
@@ -658,8 +751,96 @@ Status MetadataStore::materialize(const Record& r) {
         RC_RETURN_IF_ERROR(
             run("INSERT OR IGNORE INTO file_chunks VALUES (?1, ?2)", {chunkId, r.key}));
       }
-      return Status::ok();
+      return refreshVisibleTags(r.key, nullptr);
     }
+  }
+  return Status::ok();
+}
+
+Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::string* tag) {
+  struct Row {
+    std::string owner, tag, name, sha256;
+    int64_t size = 0, createdMs = 0;
+    auto operator<=>(const Row&) const = default;
+  };
+  auto rows = [&](const std::string& sql) -> Result<std::vector<Row>> {
+    RC_ASSIGN_OR_RETURN(auto q, db_.prepare(sql));
+    q.bind(1, fileId);
+    if (tag) q.bind(2, *tag);
+    std::vector<Row> out;
+    while (true) {
+      RC_ASSIGN_OR_RETURN(bool row, q.step());
+      if (!row) break;
+      out.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.integer(5)});
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const char* oneTag = tag ? " AND t.tag = ?2" : "";
+  // What the tables say now: the file's tags, if a name shows this file.
+  RC_ASSIGN_OR_RETURN(
+      auto want, rows(std::string("SELECT f.owner_id, t.tag, f.name, f.sha256, f.size, f.created_ms"
+                                  " FROM files f") +
+                      " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
+                      " AND n.file_id = f.file_id"
+                      " CROSS JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id"
+                      " WHERE f.file_id = ?1" +
+                      oneTag));
+  RC_ASSIGN_OR_RETURN(auto have,
+                      rows(std::string("SELECT owner_id, tag, name, sha256, size, created_ms"
+                                       " FROM visible_tags t WHERE file_id = ?1") +
+                           oneTag));
+  if (want == have) return Status::ok();
+  for (const auto& row : have) {
+    if (std::binary_search(want.begin(), want.end(), row)) continue;
+    RC_ASSIGN_OR_RETURN(auto del,
+                        db_.prepare("DELETE FROM visible_tags"
+                                    " WHERE owner_id=?1 AND tag=?2 AND name=?3 AND file_id=?4"));
+    del.bind(1, row.owner).bind(2, row.tag).bind(3, row.name).bind(4, fileId);
+    RC_RETURN_IF_ERROR(del.run());
+    RC_ASSIGN_OR_RETURN(auto dec, db_.prepare("UPDATE tag_counts SET files = files - 1"
+                                              " WHERE owner_id=?1 AND tag=?2"));
+    dec.bind(1, row.owner).bind(2, row.tag);
+    RC_RETURN_IF_ERROR(dec.run());
+    RC_ASSIGN_OR_RETURN(
+        auto gone,
+        db_.prepare("DELETE FROM tag_counts WHERE owner_id=?1 AND tag=?2 AND files <= 0"));
+    gone.bind(1, row.owner).bind(2, row.tag);
+    RC_RETURN_IF_ERROR(gone.run());
+  }
+  for (const auto& row : want) {
+    if (std::binary_search(have.begin(), have.end(), row)) continue;
+    RC_ASSIGN_OR_RETURN(auto ins, db_.prepare("INSERT INTO visible_tags"
+                                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+    ins.bind(1, row.owner).bind(2, row.tag).bind(3, row.name).bind(4, fileId);
+    ins.bind(5, row.size).bind(6, row.sha256).bind(7, row.createdMs);
+    RC_RETURN_IF_ERROR(ins.run());
+    RC_ASSIGN_OR_RETURN(auto inc, db_.prepare("INSERT INTO tag_counts VALUES (?1, ?2, 1)"
+                                              " ON CONFLICT (owner_id, tag)"
+                                              " DO UPDATE SET files = files + 1"));
+    inc.bind(1, row.owner).bind(2, row.tag);
+    RC_RETURN_IF_ERROR(inc.run());
+  }
+  return Status::ok();
+}
+
+Result<bool> MetadataStore::registered(const std::string& userId) {
+  RC_ASSIGN_OR_RETURN(auto q, db_.prepare("SELECT 1 FROM users WHERE user_id=?1 LIMIT 1"));
+  q.bind(1, userId);
+  return q.step();
+}
+
+Status MetadataStore::recountOwners(const std::vector<std::pair<std::string, bool>>& before) {
+  for (size_t i = 0; i < before.size(); ++i) {
+    const auto& [id, was] = before[i];
+    if (i > 0 && id == before[0].first) continue;  // the same id twice
+    RC_ASSIGN_OR_RETURN(bool now, registered(id));
+    if (now == was) continue;
+    RC_ASSIGN_OR_RETURN(auto q, db_.prepare("SELECT count(*) FROM files WHERE owner_id=?1"));
+    q.bind(1, id);
+    RC_ASSIGN_OR_RETURN(bool row, q.step());
+    int64_t files = row ? q.integer(0) : 0;
+    counts_.orphanedFiles += now ? -files : files;
   }
   return Status::ok();
 }
@@ -759,30 +940,41 @@ Result<std::vector<FileRow>> MetadataStore::queryFiles(SqliteDb& db, const std::
 Result<std::vector<FileRow>> MetadataStore::listFiles(const std::string& ownerId,
                                                       const std::vector<std::string>& tags,
                                                       const std::string& afterName, size_t limit) {
+  std::string sql;
   std::vector<std::string> binds{afterName};
-  std::string sql = std::string("SELECT ") + kListColumns;
-  if (tags.empty()) {
-    sql +=
-        " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
-        " WHERE n.owner_id = ?1 AND n.name > ?2";
-  } else {
-    // Start from the tag index (few rows), then check each file is visible.
-    // CROSS JOIN fixes that order: without statistics SQLite would rather walk
-    // every name in order to skip the sort, which is 50x slower here.
-    sql += " FROM (SELECT file_id FROM tags WHERE owner_id = ?1 AND tag IN (";
-    for (size_t i = 0; i < tags.size(); ++i) {
-      sql += (i ? ", ?" : "?") + std::to_string(binds.size() + 2);
-      binds.push_back(tags[i]);
-    }
-    sql += ") GROUP BY file_id HAVING count(*) = " + std::to_string(tags.size()) +
-           ") t CROSS JOIN files f ON f.file_id = t.file_id"
-           " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
-           " AND n.file_id = f.file_id"
-           " WHERE n.owner_id = ?1 AND n.name > ?2";
-  }
-  sql += " ORDER BY n.name";
-  if (limit > 0) sql += " LIMIT " + std::to_string(limit);
   auto rd = reader();
+  if (tags.empty()) {
+    sql = std::string("SELECT ") + kListColumns +
+          " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
+          " WHERE n.owner_id = ?1 AND n.name > ?2 ORDER BY n.name";
+  } else {
+    // The rarest tag's rows in visible_tags, in name order, each checked for
+    // the other tags: a page costs its own rows (times the other tags'
+    // selectivity), never a sort of every match.
+    std::vector<std::pair<int64_t, std::string>> byCount;
+    for (const auto& tag : tags) {
+      RC_ASSIGN_OR_RETURN(auto count, rd.db->prepare("SELECT files FROM tag_counts"
+                                                     " WHERE owner_id = ?1 AND tag = ?2"));
+      count.bind(1, ownerId).bind(2, tag);
+      RC_ASSIGN_OR_RETURN(bool row, count.step());
+      if (!row) return std::vector<FileRow>();  // no visible file has this tag
+      byCount.emplace_back(count.integer(0), tag);
+    }
+    std::sort(byCount.begin(), byCount.end());
+    byCount.erase(std::unique(byCount.begin(), byCount.end()), byCount.end());
+    sql =
+        "SELECT v.file_id, v.owner_id, v.name, v.size, v.sha256, '[]', v.created_ms,"
+        " (SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = v.file_id)"
+        " FROM visible_tags v WHERE v.owner_id = ?1 AND v.tag = ?3 AND v.name > ?2";
+    binds.push_back(byCount[0].second);
+    for (size_t i = 1; i < byCount.size(); ++i) {
+      binds.push_back(byCount[i].second);
+      sql += " AND EXISTS (SELECT 1 FROM visible_tags w WHERE w.owner_id = ?1 AND w.tag = ?" +
+             std::to_string(binds.size() + 1) + " AND w.name = v.name)";
+    }
+    sql += " ORDER BY v.name";
+  }
+  if (limit > 0) sql += " LIMIT " + std::to_string(limit);
   return queryFiles(*rd.db, sql, ownerId, binds);
 }
 
@@ -810,16 +1002,40 @@ Result<std::optional<FileRow>> MetadataStore::visibleFileByName(const std::strin
   return std::optional<FileRow>(std::move(rows.front()));
 }
 
+Status MetadataStore::verifyListingIndex() {
+  std::lock_guard lock(mu_);
+  // Rows in one query and not in the other, both ways, first few.
+  auto differ = [&](const std::string& stored, const std::string& derived,
+                    const char* table) -> Status {
+    for (bool storedFirst : {true, false}) {
+      RC_ASSIGN_OR_RETURN(auto q, db_.prepare(storedFirst ? stored + " EXCEPT " + derived
+                                                          : derived + " EXCEPT " + stored));
+      RC_ASSIGN_OR_RETURN(bool row, q.step());
+      if (!row) continue;
+      return internalError(std::string(table) + " row (" + q.text(0) + ", " + q.text(1) + ", " +
+                           q.text(2) + ") is " +
+                           (storedFirst ? "stored but not derived" : "derived but not stored"));
+    }
+    return Status::ok();
+  };
+  const std::string derived =
+      "SELECT f.owner_id, t.tag, f.name, f.file_id, f.size, f.sha256, f.created_ms FROM files f"
+      " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
+      " AND n.file_id = f.file_id"
+      " CROSS JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id";
+  RC_RETURN_IF_ERROR(
+      differ("SELECT owner_id, tag, name, file_id, size, sha256, created_ms"
+             " FROM visible_tags",
+             derived, "visible_tags"));
+  return differ("SELECT owner_id, tag, files FROM tag_counts",
+                "SELECT owner_id, tag, count(*) FROM (" + derived + ") GROUP BY owner_id, tag",
+                "tag_counts");
+}
+
 Result<std::vector<TagCount>> MetadataStore::tagCounts(const std::string& ownerId) {
   auto rd = reader();
-  RC_ASSIGN_OR_RETURN(
-      auto stmt,
-      // Visible files through names' key (owner, name), as listFiles does: a
-      // join on names.file_id has no index and read every name per tag row.
-      rd.db->prepare("SELECT t.tag, count(*) FROM tags t CROSS JOIN files f ON f.file_id = "
-                     "t.file_id CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name "
-                     "AND n.file_id = f.file_id WHERE t.owner_id = ?1 GROUP BY t.tag ORDER BY "
-                     "t.tag"));
+  RC_ASSIGN_OR_RETURN(auto stmt, rd.db->prepare("SELECT tag, files FROM tag_counts"
+                                                " WHERE owner_id = ?1 ORDER BY tag"));
   stmt.bind(1, ownerId);
   std::vector<TagCount> out;
   while (true) {

@@ -122,6 +122,10 @@ class MetadataStore {
   Result<std::optional<FileRow>> visibleFileByName(const std::string& ownerId,
                                                    const std::string& name);
   Result<std::vector<TagCount>> tagCounts(const std::string& ownerId);
+  // Whether visible_tags and tag_counts (what tag listings and tagCounts()
+  // read) equal their definition over files, names and tags; an error names
+  // the first difference. A full scan: for tests and checks, not requests.
+  Status verifyListingIndex();
 
   // The digest tree's root (hex): equal on two stores exactly when their
   // records are. O(1).
@@ -134,9 +138,10 @@ class MetadataStore {
   Result<RecordPage> recordsInBuckets(const std::vector<uint32_t>& buckets,
                                       const std::optional<BucketCursor>& after, size_t maxBytes);
   StoreCounts counts();
-  // Live files whose owner lost the registration of its username. A scan of
-  // every file, on a connection of its own: it never holds up the API's
-  // reads (reader()) or the writer.
+  // Live files whose owner lost the registration of its username, counted
+  // by a scan of every file, on a connection of its own (it never holds up
+  // the API's reads or the writer). counts().orphanedFiles is the same
+  // number kept current by every change; this recount is for checks.
   Result<int64_t> orphanedFiles();
   // The largest HLC timestamp stored (0 when empty).
   Result<int64_t> maxTimestamp();
@@ -163,6 +168,7 @@ class MetadataStore {
   Status createSchema();
   Status migrate();
   Status migrateBuckets();
+  Status migrateVisibleTags();
   void publishRoot();
   Status loadTree();
   // apply(replicated) of records [begin, end): one transaction, retried
@@ -180,7 +186,15 @@ class MetadataStore {
   Status saveTouchedLeaves();
   void undoTree();
   Status materialize(const Record& r);
+  // Brings visible_tags and tag_counts up to date for one file (with `tag`:
+  // only that tag of it) after files, names or tags changed.
+  Status refreshVisibleTags(const std::string& fileId, const std::string* tag);
   Result<bool> chunkReferenced(const std::string& chunkId);
+  // Whether a user row has this user id (its owner can still log in).
+  Result<bool> registered(const std::string& userId);
+  // Keeps counts_.orphanedFiles current across a change of these users'
+  // registrations: `before` holds whether each was registered.
+  Status recountOwners(const std::vector<std::pair<std::string, bool>>& before);
   Status unlinkChunks(const std::string& fileId);
   Result<std::optional<Record>> getRecordLocked(RecordKind kind, const std::string& key);
   static Result<std::vector<FileRow>> queryFiles(SqliteDb& db, const std::string& sql,

@@ -51,6 +51,9 @@ struct StoreCounts {
   int64_t records = 0;
   int64_t tombstones = 0;
   int64_t liveChunks = 0;  // distinct chunks referenced by live files (0 where not kept)
+  // Live files whose owner lost the registration of its username (no user
+  // row has their owner's id; 0 where not kept).
+  int64_t orphanedFiles = 0;
 };
 
 class ReplicaStore {
