@@ -42,7 +42,6 @@ CREATE TABLE IF NOT EXISTS visible_tags (
   owner_id TEXT NOT NULL, tag TEXT NOT NULL, name TEXT NOT NULL, file_id TEXT NOT NULL,
   size INTEGER NOT NULL, sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL,
   PRIMARY KEY (owner_id, tag, name)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS visible_tags_by_file ON visible_tags(file_id, tag);
 -- Rows of visible_tags per (owner, tag): GET /tags, and the tag a listing
 -- starts from.
 CREATE TABLE IF NOT EXISTS tag_counts (
@@ -723,18 +722,24 @@ Status MetadataStore::materialize(const Record& r) {
       return refreshVisibleTags(fileId, &tag);
     }
     case RecordKind::kFile: {
+      std::optional<OwnerAndName> prior;  // the files row this record replaces
       {
-        RC_ASSIGN_OR_RETURN(auto q, db_.prepare("SELECT owner_id FROM files WHERE file_id=?1"));
+        RC_ASSIGN_OR_RETURN(auto q,
+                            db_.prepare("SELECT owner_id, name FROM files WHERE file_id=?1"));
         q.bind(1, r.key);
         RC_ASSIGN_OR_RETURN(bool row, q.step());
-        if (row) {
-          RC_ASSIGN_OR_RETURN(bool owned, registered(q.text(0)));
-          if (!owned) --counts_.orphanedFiles;
-        }
+        if (row) prior = OwnerAndName{q.text(0), q.text(1)};
       }
+      if (prior) {
+        RC_ASSIGN_OR_RETURN(bool owned, registered(prior->first));
+        if (!owned) --counts_.orphanedFiles;
+      }
+      // Without a files row before, the file had no visible_tags rows.
+      static const OwnerAndName kNone{"", ""};
+      const OwnerAndName* was = prior ? &*prior : &kNone;
       RC_RETURN_IF_ERROR(run("DELETE FROM files WHERE file_id=?1", {r.key}));
       RC_RETURN_IF_ERROR(unlinkChunks(r.key));
-      if (r.deleted) return refreshVisibleTags(r.key, nullptr);
+      if (r.deleted) return refreshVisibleTags(r.key, nullptr, was);
       RC_ASSIGN_OR_RETURN(auto stmt,
                           db_.prepare("INSERT INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
       stmt.bind(1, r.key).bind(2, str("owner_id")).bind(3, str("name"));
@@ -751,45 +756,81 @@ Status MetadataStore::materialize(const Record& r) {
         RC_RETURN_IF_ERROR(
             run("INSERT OR IGNORE INTO file_chunks VALUES (?1, ?2)", {chunkId, r.key}));
       }
-      return refreshVisibleTags(r.key, nullptr);
+      return refreshVisibleTags(r.key, nullptr, was);
     }
   }
   return Status::ok();
 }
 
-Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::string* tag) {
+Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::string* tag,
+                                         const OwnerAndName* prior) {
   struct Row {
     std::string owner, tag, name, sha256;
     int64_t size = 0, createdMs = 0;
     auto operator<=>(const Row&) const = default;
   };
-  auto rows = [&](const std::string& sql) -> Result<std::vector<Row>> {
-    RC_ASSIGN_OR_RETURN(auto q, db_.prepare(sql));
+  // The file's row now (tag empty), if any.
+  std::optional<Row> file;
+  {
+    RC_ASSIGN_OR_RETURN(auto q, db_.prepare("SELECT owner_id, name, sha256, size, created_ms"
+                                            " FROM files WHERE file_id=?1"));
     q.bind(1, fileId);
+    RC_ASSIGN_OR_RETURN(bool row, q.step());
+    if (row) file = Row{q.text(0), "", q.text(1), q.text(2), q.integer(3), q.integer(4)};
+  }
+  // Where the file's rows are: under the owner and name of its files row
+  // (before the change, when the change is to that row). Without a files
+  // row the file has none.
+  std::optional<OwnerAndName> at;
+  if (prior) {
+    at = *prior;
+  } else if (file) {
+    at = OwnerAndName{file->owner, file->name};
+  }
+  // What the tables say now: a row per tag of the file (of its owner), if a
+  // name shows this file.
+  std::vector<Row> want;
+  if (file) {
+    RC_ASSIGN_OR_RETURN(auto shown, db_.prepare("SELECT 1 FROM names WHERE owner_id=?1"
+                                                " AND name=?2 AND file_id=?3"));
+    shown.bind(1, file->owner).bind(2, file->name).bind(3, fileId);
+    RC_ASSIGN_OR_RETURN(bool visible, shown.step());
+    if (visible) {
+      RC_ASSIGN_OR_RETURN(
+          auto q, db_.prepare(tag ? "SELECT tag FROM tags WHERE file_id=?1 AND owner_id=?2"
+                                    " AND tag=?3"
+                                  : "SELECT tag FROM tags WHERE file_id=?1 AND owner_id=?2"));
+      q.bind(1, fileId).bind(2, file->owner);
+      if (tag) q.bind(3, *tag);
+      RC_ASSIGN_OR_RETURN(auto tags, q.firstColumn());
+      for (auto& t : tags) {
+        want.push_back(*file);
+        want.back().tag = std::move(t);
+      }
+      std::sort(want.begin(), want.end());
+    }
+  }
+  // What visible_tags holds for it: a row per tag it had (its tags rows, or
+  // the one tag that changed), as of the last refresh.
+  std::vector<Row> have;
+  if (at) {
+    RC_ASSIGN_OR_RETURN(
+        auto q,
+        db_.prepare(tag ? "SELECT owner_id, tag, name, sha256, size, created_ms FROM visible_tags"
+                          " WHERE owner_id = ?3 AND tag = ?2 AND name = ?4 AND file_id = ?1"
+                        : "SELECT v.owner_id, v.tag, v.name, v.sha256, v.size, v.created_ms"
+                          " FROM tags t CROSS JOIN visible_tags v ON v.owner_id = ?3"
+                          " AND v.tag = t.tag AND v.name = ?4"
+                          " WHERE t.file_id = ?1 AND v.file_id = ?1"));
+    q.bind(1, fileId).bind(3, at->first).bind(4, at->second);
     if (tag) q.bind(2, *tag);
-    std::vector<Row> out;
     while (true) {
       RC_ASSIGN_OR_RETURN(bool row, q.step());
       if (!row) break;
-      out.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.integer(5)});
+      have.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.integer(5)});
     }
-    std::sort(out.begin(), out.end());
-    return out;
-  };
-  const char* oneTag = tag ? " AND t.tag = ?2" : "";
-  // What the tables say now: the file's tags, if a name shows this file.
-  RC_ASSIGN_OR_RETURN(
-      auto want, rows(std::string("SELECT f.owner_id, t.tag, f.name, f.sha256, f.size, f.created_ms"
-                                  " FROM files f") +
-                      " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
-                      " AND n.file_id = f.file_id"
-                      " CROSS JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id"
-                      " WHERE f.file_id = ?1" +
-                      oneTag));
-  RC_ASSIGN_OR_RETURN(auto have,
-                      rows(std::string("SELECT owner_id, tag, name, sha256, size, created_ms"
-                                       " FROM visible_tags t WHERE file_id = ?1") +
-                           oneTag));
+    std::sort(have.begin(), have.end());
+  }
   if (want == have) return Status::ok();
   for (const auto& row : have) {
     if (std::binary_search(want.begin(), want.end(), row)) continue;

@@ -187,8 +187,12 @@ class MetadataStore {
   void undoTree();
   Status materialize(const Record& r);
   // Brings visible_tags and tag_counts up to date for one file (with `tag`:
-  // only that tag of it) after files, names or tags changed.
-  Status refreshVisibleTags(const std::string& fileId, const std::string* tag);
+  // only that tag of it) after files, names or tags changed. `prior`: the
+  // owner and name its files row had before the change, when the change is
+  // to that row ({"", ""}: it had none); null: the row did not change.
+  using OwnerAndName = std::pair<std::string, std::string>;
+  Status refreshVisibleTags(const std::string& fileId, const std::string* tag,
+                            const OwnerAndName* prior = nullptr);
   Result<bool> chunkReferenced(const std::string& chunkId);
   // Whether a user row has this user id (its owner can still log in).
   Result<bool> registered(const std::string& userId);
