@@ -127,15 +127,20 @@ Status MetadataStore::open(const std::string& path, Options options) {
   RC_RETURN_IF_ERROR(db_.exec(options.durable
                                   ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                   : "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"));
-  // 16 MiB of page cache (SQLite's default is 2 MiB): a large batch of
-  // replicated records would otherwise spill pages mid-transaction.
-  RC_RETURN_IF_ERROR(db_.exec("PRAGMA cache_size=-16384;"));
+  // SQLite's default page cache (2 MiB) while the counts below read whole
+  // tables: a large store does not start with its writer's cache full.
+  RC_RETURN_IF_ERROR(db_.exec("PRAGMA cache_size=-2048;"));
   // Savepoints (one per transaction of a group commit) keep their undo in
   // memory, not in a temp file created and deleted for every commit.
   RC_RETURN_IF_ERROR(db_.exec("PRAGMA temp_store=MEMORY;"));
   RC_RETURN_IF_ERROR(createSchema());
   RC_RETURN_IF_ERROR(migrate());
   RC_RETURN_IF_ERROR(loadTree());
+  // Then 32 MiB: the pages a large batch of replicated records touches
+  // (records, tags, visible_tags and their indexes, in bucket order, so at
+  // random); with 16 MiB the catch-up of 100,000 tag records took 10.0-12.9 s
+  // instead of 7.5-8.0 s (pages spilled and read again mid-transaction).
+  RC_RETURN_IF_ERROR(db_.exec("PRAGMA cache_size=-32768;"));
   {
     // Reads from the HTTP API use their own connection (see reader()).
     std::lock_guard readLock(readMu_);
