@@ -1009,12 +1009,6 @@ TEST_F(MetadataStoreTest, AddTagsPastThePerFileLimitChangesNothing) {
   EXPECT_TRUE(svc.addTags(kU, {"q"}, {"q", "m0"}).isOk());
 }
 
-}  // namespace
-}  // namespace redcloud::controller
-
-namespace redcloud::controller {
-namespace {
-
 // Tag listings read visible_tags, a table derived from files, names and tags.
 // Through random uploads (many replacing a name), deletes and tag edits of
 // two owners, every listing by one or two tags, paged three files at a time,
@@ -1148,6 +1142,27 @@ TEST_F(MetadataStoreTest, ListingIndexIsBuiltForAStoreFromBeforeIt) {
   EXPECT_EQ(sqlite3_column_int(q, 0), 0);  // dropped: nothing reads it now
   sqlite3_finalize(q);
   sqlite3_close(db);
+}
+
+}  // namespace
+}  // namespace redcloud::controller
+
+namespace redcloud::controller {
+namespace {
+
+// maxTimestamp() is read once at open, then raised by every record stored
+// (replicated ones too), without a restart.
+TEST_F(MetadataStoreTest, MaxTimestampFollowsEveryStoredRecord) {
+  auto s = openStore("ts.db");
+  EXPECT_EQ(*s->maxTimestamp(), 0);
+  ASSERT_TRUE(
+      s->apply({rec(RecordKind::kUser, "ann", userVal(kO1), "n1=1", kT0 + 5, "n1")}, true).isOk());
+  EXPECT_EQ(*s->maxTimestamp(), kT0 + 5);
+  ASSERT_TRUE(s->apply({rec(RecordKind::kUser, "bea", userVal(kO2), "n2=1", kT0 + 900, "n2")}, true)
+                  .isOk());
+  EXPECT_EQ(*s->maxTimestamp(), kT0 + 900);
+  s.reset();
+  EXPECT_EQ(*openStore("ts.db")->maxTimestamp(), kT0 + 900);
 }
 
 }  // namespace

@@ -287,6 +287,9 @@ Status MetadataStore::loadTree() {
                                   "(SELECT 1 FROM users u WHERE u.user_id = f.owner_id)"));
   RC_ASSIGN_OR_RETURN(bool orphanRow, orphans.step());
   counts_.orphanedFiles = orphanRow ? orphans.integer(0) : 0;
+  RC_ASSIGN_OR_RETURN(auto maxTs, db_.prepare("SELECT coalesce(max(ts), 0) FROM records"));
+  RC_ASSIGN_OR_RETURN(bool tsRow, maxTs.step());
+  maxTs_ = tsRow ? maxTs.integer(0) : 0;
   return Status::ok();
 }
 
@@ -638,6 +641,9 @@ Status MetadataStore::applyOne(const Record& r, bool replicated, ApplyOutcome& o
 
 // Writes the record row and moves its hash in the digest tree.
 Status MetadataStore::storeRecord(const Record& r, const std::optional<Record>& old) {
+  // Kept even if this transaction rolls back: a clock restored above a
+  // timestamp never stored is still above every stored one.
+  maxTs_ = std::max(maxTs_, r.version.timestamp);
   uint32_t bucket = DigestTree::bucketOf(r.kind, r.key);
   RC_ASSIGN_OR_RETURN(
       auto stmt,
@@ -1173,9 +1179,7 @@ Result<int64_t> MetadataStore::orphanedFiles() {
 
 Result<int64_t> MetadataStore::maxTimestamp() {
   std::lock_guard lock(mu_);
-  RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT coalesce(max(ts), 0) FROM records"));
-  RC_ASSIGN_OR_RETURN(bool row, stmt.step());
-  return std::max<int64_t>(row ? stmt.integer(0) : 0, purgedThroughTs_);
+  return std::max<int64_t>(maxTs_, purgedThroughTs_);
 }
 
 Result<std::vector<TombstoneRef>> MetadataStore::tombstonesBefore(int64_t beforeTs, size_t limit) {

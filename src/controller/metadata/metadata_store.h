@@ -143,7 +143,8 @@ class MetadataStore {
   // the API's reads or the writer). counts().orphanedFiles is the same
   // number kept current by every change; this recount is for checks.
   Result<int64_t> orphanedFiles();
-  // The largest HLC timestamp stored (0 when empty).
+  // The largest HLC timestamp stored (0 when empty), or purged through; O(1):
+  // read once at open, then raised by every record stored.
   Result<int64_t> maxTimestamp();
 
   // Tombstones stamped before `beforeTs`, oldest first.
@@ -256,6 +257,7 @@ class MetadataStore {
   StoreCounts counts_;                                      // GUARDED_BY(mu_)
   StoreCounts countsAtBegin_;                               // GUARDED_BY(mu_)
   int64_t purgedThroughTs_ = 0;
+  int64_t maxTs_ = 0;  // GUARDED_BY(mu_): the largest timestamp stored (or stored and rolled back)
   int64_t purgedAtBegin_ = 0;
   std::mutex rootMu_;
   StoreCounts publishedCounts_;  // GUARDED_BY(rootMu_): counts_ as of the last commit
