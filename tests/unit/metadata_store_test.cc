@@ -1144,12 +1144,6 @@ TEST_F(MetadataStoreTest, ListingIndexIsBuiltForAStoreFromBeforeIt) {
   sqlite3_close(db);
 }
 
-}  // namespace
-}  // namespace redcloud::controller
-
-namespace redcloud::controller {
-namespace {
-
 // maxTimestamp() is read once at open, then raised by every record stored
 // (replicated ones too), without a restart.
 TEST_F(MetadataStoreTest, MaxTimestampFollowsEveryStoredRecord) {
