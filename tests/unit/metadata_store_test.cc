@@ -38,6 +38,16 @@ class MetadataStoreTest : public TempStoreTest {
     return out;
   }
 
+  // Every record the store holds, through getRecord of every key it knows.
+  static void exportAll(MetadataStore& s, std::vector<Record>& out) {
+    for (auto kind : {RecordKind::kUser, RecordKind::kApiKey, RecordKind::kFile, RecordKind::kName,
+                      RecordKind::kTag}) {
+      auto keys = s.keysOf(kind);
+      ASSERT_TRUE(keys.isOk());
+      for (const auto& k : *keys) out.push_back(**s.getRecord(kind, k));
+    }
+  }
+
   ManualClock clock_;
 };
 
@@ -107,15 +117,6 @@ TEST_F(MetadataStoreTest, ApplyingRecordsInAnyOrderConverges) {
   ASSERT_TRUE(sb.deleteByTags(kU, {"from-b"}).isOk());
 
   std::vector<Record> all;
-  // Export through getRecord of every key the two stores know.
-  auto exportAll = [](MetadataStore& s, std::vector<Record>& out) {
-    for (auto kind : {RecordKind::kUser, RecordKind::kApiKey, RecordKind::kFile, RecordKind::kName,
-                      RecordKind::kTag}) {
-      auto keys = s.keysOf(kind);
-      ASSERT_TRUE(keys.isOk());
-      for (const auto& k : *keys) out.push_back(**s.getRecord(kind, k));
-    }
-  };
   exportAll(*a, all);
   exportAll(*b, all);
   std::string expected;
@@ -150,6 +151,69 @@ TEST_F(MetadataStoreTest, ApplyingRecordsInAnyOrderConverges) {
   }
   // The later upload of "shared" (n2's) won the name, then n2 deleted it.
   EXPECT_EQ(expectedNames, (std::vector<std::string>{"only-a", "only-b"}));
+}
+
+// A file's tag list is kept in its visible_tags rows while it has at most 8
+// tags, and read from tags past that. Files growing past the limit and
+// shrinking back one tag at a time, and the same records applied in any
+// order: every listing by tag shows each file's whole list, and the table
+// equals its definition (which says which rows keep the list).
+TEST_F(MetadataStoreTest, TagListsAcrossTheInlineLimitInAnyOrder) {
+  auto a = openStore("lists.db");
+  RecordWriter w(*a, "n1", clock_);
+  FileService svc(*a, w, clock_);
+  std::vector<std::string> tags;
+  for (int i = 10; i < 22; ++i) tags.push_back("t" + std::to_string(i));
+  auto check = [&](MetadataStore& s, size_t files) {
+    ASSERT_TRUE(s.verifyListingIndex().isOk()) << s.verifyListingIndex().message();
+    auto all = *s.listFiles(kU, {}, "", 0);
+    ASSERT_EQ(all.size(), files);
+    for (const auto& t : tags) {
+      auto rows = s.listFiles(kU, {t}, "", 0);
+      ASSERT_TRUE(rows.isOk());
+      for (const auto& f : *rows) {
+        auto same = std::find_if(all.begin(), all.end(),
+                                 [&](const FileRow& x) { return x.fileId == f.fileId; });
+        ASSERT_NE(same, all.end());
+        EXPECT_EQ(f.tags, same->tags) << f.name << " listed by " << t;
+      }
+    }
+  };
+  upload(svc, kU, "grow", {"g", tags[0]});
+  std::vector<std::string> shrinkTags = tags;
+  shrinkTags.push_back("s");
+  upload(svc, kU, "shrink", shrinkTags);
+  upload(svc, kU, "eight", std::vector<std::string>(tags.begin(), tags.begin() + 8));
+  check(*a, 3);
+  for (size_t i = 1; i < tags.size(); ++i) {
+    ASSERT_TRUE(svc.addTags(kU, {"g"}, {tags[i]}).isOk());
+    ASSERT_TRUE(svc.removeTags(kU, {"s"}, {tags[i - 1]}).isOk());
+    clock_.advance(1);
+    check(*a, 3);
+  }
+  auto all = *a->listFiles(kU, {}, "", 0);
+  std::vector<std::string> grown{"g"};
+  grown.insert(grown.end(), tags.begin(), tags.end());
+  EXPECT_EQ(all[1].name, "grow");
+  EXPECT_EQ(all[1].tags, grown);
+  EXPECT_EQ(all[2].name, "shrink");
+  EXPECT_EQ(all[2].tags, (std::vector<std::string>{"s", tags.back()}));
+
+  std::vector<Record> records;
+  exportAll(*a, records);
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 4; ++trial) {
+    auto copy = records;
+    for (size_t i = 0; i < records.size() / 2; ++i) copy.push_back(records[rng() % records.size()]);
+    std::shuffle(copy.begin(), copy.end(), rng);
+    auto c = openStore("lists" + std::to_string(trial) + ".db");
+    for (size_t i = 0; i < copy.size(); ++i) {
+      ASSERT_TRUE(c->apply({copy[i]}).isOk());
+      if (i % 7 == 0) ASSERT_TRUE(c->verifyListingIndex().isOk()) << "after record " << i;
+    }
+    check(*c, 3);
+    EXPECT_EQ(c->digest(), a->digest());
+  }
 }
 
 // A malformed incoming record is refused as a whole and the store stays usable.
@@ -1018,7 +1082,9 @@ TEST_F(MetadataStoreTest, TagListingsEqualTheFilteredListingThroughRandomEdits) 
   auto store = openStore("random.db");
   RecordWriter writer(*store, "n1", clock_);
   FileService svc(*store, writer, clock_);
-  const std::vector<std::string> pool{"a", "b", "c", "d"};
+  // Twelve tags, about half of them on each upload: files cross the 8 tags
+  // up to which visible_tags rows keep their file's list, both ways.
+  const std::vector<std::string> pool{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
   std::mt19937 rng(11);
   auto someTags = [&] {
     std::vector<std::string> out;
@@ -1101,47 +1167,64 @@ TEST_F(MetadataStoreTest, TagListingsEqualTheFilteredListingThroughRandomEdits) 
 }
 
 // A store from before visible_tags (its table, its counts and its build mark
-// absent; the index listings used instead present) gets them built at open.
+// absent; the index listings used instead present), and one from its first
+// version (without the `tags` column, mark '1'), get them built at open.
 TEST_F(MetadataStoreTest, ListingIndexIsBuiltForAStoreFromBeforeIt) {
-  {
-    auto store = openStore("old.db");
-    RecordWriter writer(*store, "n1", clock_);
-    FileService svc(*store, writer, clock_);
-    upload(svc, kU1, "one", {"x", "y"});
-    upload(svc, kU1, "two", {"x"});
-    upload(svc, kU1, "two", {"z"});  // replaces: its first version is not listed
-    upload(svc, kU2, "three", {"x"});
-  }
-  {
+  const std::string fromBefore =
+      "DROP TABLE visible_tags; DROP TABLE tag_counts;"
+      "DELETE FROM meta WHERE key = 'visible_tags';"
+      "CREATE INDEX tags_by_owner ON tags(owner_id, tag, file_id);";
+  const std::string fromFirstVersion =
+      "DROP TABLE visible_tags;"
+      "CREATE TABLE visible_tags (owner_id TEXT NOT NULL, tag TEXT NOT NULL,"
+      " name TEXT NOT NULL, file_id TEXT NOT NULL, size INTEGER NOT NULL,"
+      " sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+      " PRIMARY KEY (owner_id, tag, name)) WITHOUT ROWID;"
+      "INSERT INTO visible_tags SELECT f.owner_id, t.tag, f.name, f.file_id, f.size, f.sha256,"
+      " f.created_ms FROM files f"
+      " JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name AND n.file_id = f.file_id"
+      " JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id;"
+      "UPDATE meta SET value = '1' WHERE key = 'visible_tags';";
+  for (const std::string& change : {fromBefore, fromFirstVersion}) {
+    const std::string file = change == fromBefore ? "before.db" : "first.db";
+    {
+      auto store = openStore(file);
+      RecordWriter writer(*store, "n1", clock_);
+      FileService svc(*store, writer, clock_);
+      upload(svc, kU1, "one", {"x", "y"});
+      upload(svc, kU1, "two", {"x"});
+      upload(svc, kU1, "two", {"z"});  // replaces: its first version is not listed
+      upload(svc, kU2, "three", {"x"});
+    }
     sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir_ / "old.db").string().c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db,
-                           "DROP TABLE visible_tags; DROP TABLE tag_counts;"
-                           "DELETE FROM meta WHERE key = 'visible_tags';"
-                           "CREATE INDEX tags_by_owner ON tags(owner_id, tag, file_id);",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
+    ASSERT_EQ(sqlite3_open((dir_ / file).string().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, change.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << file;
+    sqlite3_close(db);
+
+    auto store = openStore(file);
+    ASSERT_TRUE(store->verifyListingIndex().isOk()) << store->verifyListingIndex().message();
+    auto x = *store->listFiles(kU1, {"x"}, "", 0);
+    EXPECT_EQ(namesOf(x), std::vector<std::string>{"one"});
+    EXPECT_EQ(x[0].tags, (std::vector<std::string>{"x", "y"}));
+    EXPECT_EQ(namesOf(*store->listFiles(kU1, {"z"}, "", 0)), std::vector<std::string>{"two"});
+    EXPECT_EQ(namesOf(*store->listFiles(kU2, {"x"}, "", 0)), std::vector<std::string>{"three"});
+    auto counts = *store->tagCounts(kU1);
+    ASSERT_EQ(counts.size(), 3u);
+    EXPECT_EQ(counts[0].tag, "x");
+    EXPECT_EQ(counts[0].count, 1);
+    ASSERT_EQ(sqlite3_open((dir_ / file).string().c_str(), &db), SQLITE_OK);
+    // The old index is dropped (nothing reads it now); every row keeps its
+    // file's list (two tags at most here).
+    for (const char* sql : {"SELECT count(*) FROM sqlite_master WHERE name='tags_by_owner'",
+                            "SELECT count(*) FROM visible_tags WHERE tags IS NULL"}) {
+      sqlite3_stmt* q = nullptr;
+      ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &q, nullptr), SQLITE_OK) << sql;
+      ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+      EXPECT_EQ(sqlite3_column_int(q, 0), 0) << file << ": " << sql;
+      sqlite3_finalize(q);
+    }
     sqlite3_close(db);
   }
-  auto store = openStore("old.db");
-  ASSERT_TRUE(store->verifyListingIndex().isOk()) << store->verifyListingIndex().message();
-  EXPECT_EQ(namesOf(*store->listFiles(kU1, {"x"}, "", 0)), std::vector<std::string>{"one"});
-  EXPECT_EQ(namesOf(*store->listFiles(kU1, {"z"}, "", 0)), std::vector<std::string>{"two"});
-  EXPECT_EQ(namesOf(*store->listFiles(kU2, {"x"}, "", 0)), std::vector<std::string>{"three"});
-  auto counts = *store->tagCounts(kU1);
-  ASSERT_EQ(counts.size(), 3u);
-  EXPECT_EQ(counts[0].tag, "x");
-  EXPECT_EQ(counts[0].count, 1);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "old.db").string().c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* q = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name='tags_by_owner'",
-                               -1, &q, nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(q, 0), 0);  // dropped: nothing reads it now
-  sqlite3_finalize(q);
-  sqlite3_close(db);
 }
 
 // maxTimestamp() is read once at open, then raised by every record stored

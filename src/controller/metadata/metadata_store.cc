@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "common/probe.h"
 #include "common/sha256.h"
@@ -34,14 +35,6 @@ CREATE TABLE IF NOT EXISTS names (
 CREATE TABLE IF NOT EXISTS tags (
   file_id TEXT NOT NULL, tag TEXT NOT NULL, owner_id TEXT NOT NULL,
   PRIMARY KEY (file_id, tag)) WITHOUT ROWID;
--- Derived from files, names and tags (materialize() keeps it current): one
--- row per tag of each visible file, in name order within (owner, tag), with
--- the file's columns a listing shows, so a listing by tag reads the rows of
--- its page one after another (and each file's tags) and stops.
-CREATE TABLE IF NOT EXISTS visible_tags (
-  owner_id TEXT NOT NULL, tag TEXT NOT NULL, name TEXT NOT NULL, file_id TEXT NOT NULL,
-  size INTEGER NOT NULL, sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL,
-  PRIMARY KEY (owner_id, tag, name)) WITHOUT ROWID;
 -- Rows of visible_tags per (owner, tag): GET /tags, and the tag a listing
 -- starts from.
 CREATE TABLE IF NOT EXISTS tag_counts (
@@ -52,6 +45,37 @@ CREATE TABLE IF NOT EXISTS file_chunks (
 CREATE INDEX IF NOT EXISTS file_chunks_by_file ON file_chunks(file_id);
 CREATE INDEX IF NOT EXISTS files_by_owner ON files(owner_id);
 )sql";
+
+// Derived from files, names and tags (materialize() keeps it current): one row
+// per tag of each visible file, in name order within (owner, tag), with the
+// columns a listing shows, so a listing by tag reads the rows of its page one
+// after another and stops. `tags` is the file's tag list as listings show it
+// (every tags row of the file, in tag order, joined by commas) while the file
+// has at most kInlineTagLists tags, NULL past that: a short list is read with
+// the row, a long one from tags (one lookup), and a change of one tag rewrites
+// at most that many rows.
+constexpr const char* kVisibleTagsTable = R"sql(
+CREATE TABLE IF NOT EXISTS visible_tags (
+  owner_id TEXT NOT NULL, tag TEXT NOT NULL, name TEXT NOT NULL, file_id TEXT NOT NULL,
+  size INTEGER NOT NULL, sha256 TEXT NOT NULL, created_ms INTEGER NOT NULL, tags TEXT,
+  PRIMARY KEY (owner_id, tag, name)) WITHOUT ROWID;
+)sql";
+constexpr int64_t kInlineTagLists = 8;
+// The build mark's value: '1' was the table without its `tags` column.
+constexpr const char* kVisibleTagsVersion = "2";
+
+// What visible_tags holds, from the tables it derives from (the build at
+// open, and verifyListingIndex()).
+std::string derivedVisibleTags() {
+  return "SELECT f.owner_id, t.tag, f.name, f.file_id, f.size, f.sha256, f.created_ms,"
+         " CASE WHEN (SELECT count(*) FROM tags x WHERE x.file_id = f.file_id) <= " +
+         std::to_string(kInlineTagLists) +
+         " THEN (SELECT group_concat(x.tag, ',') FROM tags x WHERE x.file_id = f.file_id) END"
+         " FROM files f"
+         " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
+         " AND n.file_id = f.file_id"
+         " CROSS JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id";
+}
 
 // Added after the first release: the digest-tree bucket of each record.
 constexpr const char* kBucketMigration = R"sql(
@@ -145,10 +169,10 @@ Status MetadataStore::open(const std::string& path, Options options) {
     // Reads from the HTTP API use their own connection (see reader()).
     std::lock_guard readLock(readMu_);
     RC_RETURN_IF_ERROR(readDb_.open(path));
-    // 64 MiB: listing 1,000 tagged files of 10^6 reads about 6,000 pages
-    // (files by id and by rowid, names, tags by file, the interior pages
-    // above them), more than 16 MiB holds; a cache fills only as pages are
-    // read, so a small store never uses it.
+    // 64 MiB: a listing without tags looks up each file it shows (by id,
+    // then by rowid) and its tags, thousands of pages for 1,000 files of
+    // 10^6, more than 16 MiB holds; a cache fills only as pages are read, so
+    // a small store never uses it.
     RC_RETURN_IF_ERROR(readDb_.exec("PRAGMA query_only=1; PRAGMA cache_size=-65536;"));
     readDbOpen_ = true;
   }
@@ -174,7 +198,10 @@ Status MetadataStore::open(const std::string& path, Options options) {
   return Status::ok();
 }
 
-Status MetadataStore::createSchema() { return db_.exec(kSchema); }
+Status MetadataStore::createSchema() {
+  RC_RETURN_IF_ERROR(db_.exec(kSchema));
+  return db_.exec(kVisibleTagsTable);
+}
 
 // Databases from before the digest tree get a bucket column; the tree is
 // rebuilt from the records once. Databases from before key expiry get an
@@ -200,7 +227,8 @@ Status MetadataStore::migrate() {
   }
   {
     RC_ASSIGN_OR_RETURN(auto built,
-                        db_.prepare("SELECT 1 FROM meta WHERE key='visible_tags' AND value='1'"));
+                        db_.prepare("SELECT 1 FROM meta WHERE key='visible_tags' AND value=?1"));
+    built.bind(1, kVisibleTagsVersion);
     RC_ASSIGN_OR_RETURN(bool done, built.step());
     if (done) return Status::ok();
   }
@@ -210,22 +238,18 @@ Status MetadataStore::migrate() {
   return s;
 }
 
-// Databases from before visible_tags (and new ones): it and tag_counts are
-// built once from the tables they derive from, and the index listings used
-// before them is dropped.
+// Databases from before visible_tags or its `tags` column (and new ones): it
+// and tag_counts are built once from the tables they derive from, and the
+// index listings used before them is dropped.
 Status MetadataStore::migrateVisibleTags() {
-  return db_.exec(
-      "DROP INDEX IF EXISTS tags_by_owner;"
-      "DELETE FROM visible_tags; DELETE FROM tag_counts;"
-      "INSERT INTO visible_tags SELECT f.owner_id, t.tag, f.name, f.file_id, f.size, f.sha256,"
-      " f.created_ms FROM files f"
-      " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
-      " AND n.file_id = f.file_id"
-      " CROSS JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id;"
-      "INSERT INTO tag_counts SELECT owner_id, tag, count(*) FROM visible_tags"
-      " GROUP BY owner_id, tag;"
-      "INSERT OR REPLACE INTO meta VALUES ('visible_tags', '1');"
-      "COMMIT;");
+  return db_.exec(std::string("DROP INDEX IF EXISTS tags_by_owner;"
+                              "DROP TABLE visible_tags;") +
+                  kVisibleTagsTable + "DELETE FROM tag_counts;" + "INSERT INTO visible_tags " +
+                  derivedVisibleTags() + ";" +
+                  "INSERT INTO tag_counts SELECT owner_id, tag, count(*) FROM visible_tags"
+                  " GROUP BY owner_id, tag;"
+                  "INSERT OR REPLACE INTO meta VALUES ('visible_tags', '" +
+                  kVisibleTagsVersion + "');COMMIT;");
 }
 
 Status MetadataStore::migrateBuckets() {
@@ -778,6 +802,7 @@ Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::s
   struct Row {
     std::string owner, tag, name, sha256;
     int64_t size = 0, createdMs = 0;
+    std::optional<std::string> tags;  // the file's list, while it is short
     auto operator<=>(const Row&) const = default;
   };
   // The file's row now (tag empty), if any.
@@ -787,7 +812,7 @@ Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::s
                                             " FROM files WHERE file_id=?1"));
     q.bind(1, fileId);
     RC_ASSIGN_OR_RETURN(bool row, q.step());
-    if (row) file = Row{q.text(0), "", q.text(1), q.text(2), q.integer(3), q.integer(4)};
+    if (row) file = Row{q.text(0), "", q.text(1), q.text(2), q.integer(3), q.integer(4), {}};
   }
   // Where the file's rows are: under the owner and name of its files row
   // (before the change, when the change is to that row). Without a files
@@ -798,80 +823,128 @@ Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::s
   } else if (file) {
     at = OwnerAndName{file->owner, file->name};
   }
-  // What the tables say now: a row per tag of the file (of its owner), if a
-  // name shows this file.
-  std::vector<Row> want;
+  bool visible = false;  // a name shows the file
   if (file) {
     RC_ASSIGN_OR_RETURN(auto shown, db_.prepare("SELECT 1 FROM names WHERE owner_id=?1"
                                                 " AND name=?2 AND file_id=?3"));
     shown.bind(1, file->owner).bind(2, file->name).bind(3, fileId);
-    RC_ASSIGN_OR_RETURN(bool visible, shown.step());
-    if (visible) {
-      RC_ASSIGN_OR_RETURN(
-          auto q, db_.prepare(tag ? "SELECT tag FROM tags WHERE file_id=?1 AND owner_id=?2"
-                                    " AND tag=?3"
-                                  : "SELECT tag FROM tags WHERE file_id=?1 AND owner_id=?2"));
-      q.bind(1, fileId).bind(2, file->owner);
-      if (tag) q.bind(3, *tag);
-      RC_ASSIGN_OR_RETURN(auto tags, q.firstColumn());
-      for (auto& t : tags) {
-        want.push_back(*file);
-        want.back().tag = std::move(t);
-      }
-      std::sort(want.begin(), want.end());
-    }
+    RC_ASSIGN_OR_RETURN(visible, shown.step());
   }
-  // What visible_tags holds for it: a row per tag it had (its tags rows, or
-  // the one tag that changed), as of the last refresh.
-  std::vector<Row> have;
-  if (at) {
-    RC_ASSIGN_OR_RETURN(
-        auto q,
-        db_.prepare(tag ? "SELECT owner_id, tag, name, sha256, size, created_ms FROM visible_tags"
-                          " WHERE owner_id = ?3 AND tag = ?2 AND name = ?4 AND file_id = ?1"
-                        : "SELECT v.owner_id, v.tag, v.name, v.sha256, v.size, v.created_ms"
-                          " FROM tags t CROSS JOIN visible_tags v ON v.owner_id = ?3"
-                          " AND v.tag = t.tag AND v.name = ?4"
-                          " WHERE t.file_id = ?1 AND v.file_id = ?1"));
-    q.bind(1, fileId).bind(3, at->first).bind(4, at->second);
-    if (tag) q.bind(2, *tag);
+  // A change of one tag touches only that tag's row, unless the file's tag
+  // list is kept in its rows now or was before (one tag more or fewer).
+  bool oneRow = tag != nullptr;
+  if (tag && visible) {
+    RC_ASSIGN_OR_RETURN(auto count, db_.prepare("SELECT count(*) FROM (SELECT 1 FROM tags"
+                                                " WHERE file_id=?1 LIMIT ?2)"));
+    count.bind(1, fileId).bind(2, kInlineTagLists + 2);
+    RC_ASSIGN_OR_RETURN(bool row, count.step());
+    oneRow = row && count.integer(0) > kInlineTagLists + 1;
+  }
+  // What the tables say now: a row per tag of the file (of its owner), if a
+  // name shows this file.
+  std::vector<Row> want;
+  if (visible) {
+    RC_ASSIGN_OR_RETURN(auto q,
+                        db_.prepare(oneRow ? "SELECT tag, owner_id FROM tags WHERE file_id=?1"
+                                             " AND tag=?2"
+                                           : "SELECT tag, owner_id FROM tags WHERE file_id=?1"
+                                             " ORDER BY tag"));
+    q.bind(1, fileId);
+    if (oneRow) q.bind(2, *tag);
+    std::string list;  // as the listing's group_concat over tags gives it
+    size_t count = 0;
     while (true) {
       RC_ASSIGN_OR_RETURN(bool row, q.step());
       if (!row) break;
-      have.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.integer(5)});
+      std::string t = q.text(0);
+      list += (count++ ? "," : "") + t;
+      if (q.text(1) != file->owner) continue;
+      want.push_back(*file);
+      want.back().tag = std::move(t);
+    }
+    if (!oneRow && count <= static_cast<size_t>(kInlineTagLists)) {
+      for (auto& w : want) w.tags = list;
+    }
+    std::sort(want.begin(), want.end());
+  }
+  // What visible_tags holds for it: a row per tag it had (its tags rows, and
+  // the tag that changed), as of the last refresh.
+  std::vector<Row> have;
+  if (at) {
+    auto read = [&](SqliteStatement& q) -> Status {
+      while (true) {
+        RC_ASSIGN_OR_RETURN(bool row, q.step());
+        if (!row) return Status::ok();
+        have.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.integer(5),
+                        q.isNull(6) ? std::nullopt : std::optional<std::string>(q.text(6))});
+      }
+    };
+    if (tag) {
+      RC_ASSIGN_OR_RETURN(auto q,
+                          db_.prepare("SELECT owner_id, tag, name, sha256, size, created_ms, tags"
+                                      " FROM visible_tags WHERE owner_id = ?3 AND tag = ?2"
+                                      " AND name = ?4 AND file_id = ?1"));
+      q.bind(1, fileId).bind(2, *tag).bind(3, at->first).bind(4, at->second);
+      RC_RETURN_IF_ERROR(read(q));
+    }
+    if (!oneRow) {
+      RC_ASSIGN_OR_RETURN(
+          auto q, db_.prepare("SELECT v.owner_id, v.tag, v.name, v.sha256, v.size, v.created_ms,"
+                              " v.tags FROM tags t CROSS JOIN visible_tags v ON v.owner_id = ?3"
+                              " AND v.tag = t.tag AND v.name = ?4"
+                              " WHERE t.file_id = ?1 AND v.file_id = ?1"));
+      q.bind(1, fileId).bind(3, at->first).bind(4, at->second);
+      RC_RETURN_IF_ERROR(read(q));
     }
     std::sort(have.begin(), have.end());
+    have.erase(std::unique(have.begin(), have.end()), have.end());
   }
   if (want == have) return Status::ok();
-  for (const auto& row : have) {
-    if (std::binary_search(want.begin(), want.end(), row)) continue;
-    RC_ASSIGN_OR_RETURN(auto del,
-                        db_.prepare("DELETE FROM visible_tags"
-                                    " WHERE owner_id=?1 AND tag=?2 AND name=?3 AND file_id=?4"));
-    del.bind(1, row.owner).bind(2, row.tag).bind(3, row.name).bind(4, fileId);
-    RC_RETURN_IF_ERROR(del.run());
-    RC_ASSIGN_OR_RETURN(auto dec, db_.prepare("UPDATE tag_counts SET files = files - 1"
-                                              " WHERE owner_id=?1 AND tag=?2"));
-    dec.bind(1, row.owner).bind(2, row.tag);
-    RC_RETURN_IF_ERROR(dec.run());
-    RC_ASSIGN_OR_RETURN(
-        auto gone,
-        db_.prepare("DELETE FROM tag_counts WHERE owner_id=?1 AND tag=?2 AND files <= 0"));
-    gone.bind(1, row.owner).bind(2, row.tag);
-    RC_RETURN_IF_ERROR(gone.run());
-  }
-  for (const auto& row : want) {
-    if (std::binary_search(have.begin(), have.end(), row)) continue;
-    RC_ASSIGN_OR_RETURN(auto ins, db_.prepare("INSERT INTO visible_tags"
-                                              " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-    ins.bind(1, row.owner).bind(2, row.tag).bind(3, row.name).bind(4, fileId);
-    ins.bind(5, row.size).bind(6, row.sha256).bind(7, row.createdMs);
-    RC_RETURN_IF_ERROR(ins.run());
-    RC_ASSIGN_OR_RETURN(auto inc, db_.prepare("INSERT INTO tag_counts VALUES (?1, ?2, 1)"
-                                              " ON CONFLICT (owner_id, tag)"
-                                              " DO UPDATE SET files = files + 1"));
-    inc.bind(1, row.owner).bind(2, row.tag);
-    RC_RETURN_IF_ERROR(inc.run());
+  // Both are sorted by (owner, tag, name), the table's key, each key once.
+  auto key = [](const Row& r) { return std::tie(r.owner, r.tag, r.name); };
+  size_t i = 0, j = 0;
+  while (i < have.size() || j < want.size()) {
+    if (j == want.size() || (i < have.size() && key(have[i]) < key(want[j]))) {
+      const Row& row = have[i++];
+      RC_ASSIGN_OR_RETURN(auto del,
+                          db_.prepare("DELETE FROM visible_tags"
+                                      " WHERE owner_id=?1 AND tag=?2 AND name=?3 AND file_id=?4"));
+      del.bind(1, row.owner).bind(2, row.tag).bind(3, row.name).bind(4, fileId);
+      RC_RETURN_IF_ERROR(del.run());
+      RC_ASSIGN_OR_RETURN(auto dec, db_.prepare("UPDATE tag_counts SET files = files - 1"
+                                                " WHERE owner_id=?1 AND tag=?2"));
+      dec.bind(1, row.owner).bind(2, row.tag);
+      RC_RETURN_IF_ERROR(dec.run());
+      RC_ASSIGN_OR_RETURN(
+          auto gone,
+          db_.prepare("DELETE FROM tag_counts WHERE owner_id=?1 AND tag=?2 AND files <= 0"));
+      gone.bind(1, row.owner).bind(2, row.tag);
+      RC_RETURN_IF_ERROR(gone.run());
+    } else if (i == have.size() || key(want[j]) < key(have[i])) {
+      const Row& row = want[j++];
+      RC_ASSIGN_OR_RETURN(auto ins, db_.prepare("INSERT INTO visible_tags"
+                                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+      ins.bind(1, row.owner).bind(2, row.tag).bind(3, row.name).bind(4, fileId);
+      ins.bind(5, row.size).bind(6, row.sha256).bind(7, row.createdMs);
+      if (row.tags) ins.bind(8, *row.tags);
+      RC_RETURN_IF_ERROR(ins.run());
+      RC_ASSIGN_OR_RETURN(auto inc, db_.prepare("INSERT INTO tag_counts VALUES (?1, ?2, 1)"
+                                                " ON CONFLICT (owner_id, tag)"
+                                                " DO UPDATE SET files = files + 1"));
+      inc.bind(1, row.owner).bind(2, row.tag);
+      RC_RETURN_IF_ERROR(inc.run());
+    } else {
+      // The same key: the row stays (and counts), its columns change.
+      const Row& row = want[j++];
+      if (row == have[i++]) continue;
+      RC_ASSIGN_OR_RETURN(auto upd, db_.prepare("UPDATE visible_tags SET size=?5, sha256=?6,"
+                                                " created_ms=?7, tags=?8 WHERE owner_id=?1"
+                                                " AND tag=?2 AND name=?3 AND file_id=?4"));
+      upd.bind(1, row.owner).bind(2, row.tag).bind(3, row.name).bind(4, fileId);
+      upd.bind(5, row.size).bind(6, row.sha256).bind(7, row.createdMs);
+      if (row.tags) upd.bind(8, *row.tags);
+      RC_RETURN_IF_ERROR(upd.run());
+    }
   }
   return Status::ok();
 }
@@ -1016,7 +1089,7 @@ Result<std::vector<FileRow>> MetadataStore::listFiles(const std::string& ownerId
     byCount.erase(std::unique(byCount.begin(), byCount.end()), byCount.end());
     sql =
         "SELECT v.file_id, v.owner_id, v.name, v.size, v.sha256, '[]', v.created_ms,"
-        " (SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = v.file_id)"
+        " ifnull(v.tags, (SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = v.file_id))"
         " FROM visible_tags v WHERE v.owner_id = ?1 AND v.tag = ?3 AND v.name > ?2";
     binds.push_back(byCount[0].second);
     for (size_t i = 1; i < byCount.size(); ++i) {
@@ -1070,13 +1143,9 @@ Status MetadataStore::verifyListingIndex() {
     }
     return Status::ok();
   };
-  const std::string derived =
-      "SELECT f.owner_id, t.tag, f.name, f.file_id, f.size, f.sha256, f.created_ms FROM files f"
-      " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
-      " AND n.file_id = f.file_id"
-      " CROSS JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id";
+  const std::string derived = derivedVisibleTags();
   RC_RETURN_IF_ERROR(
-      differ("SELECT owner_id, tag, name, file_id, size, sha256, created_ms"
+      differ("SELECT owner_id, tag, name, file_id, size, sha256, created_ms, tags"
              " FROM visible_tags",
              derived, "visible_tags"));
   return differ("SELECT owner_id, tag, files FROM tag_counts",

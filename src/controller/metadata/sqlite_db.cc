@@ -59,6 +59,10 @@ std::string SqliteStatement::text(int col) const {
 
 int64_t SqliteStatement::integer(int col) const { return sqlite3_column_int64(stmt_, col); }
 
+bool SqliteStatement::isNull(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
+
 SqliteDb::~SqliteDb() {
   for (auto& [sql, c] : cache_) sqlite3_finalize(c->stmt);
   sqlite3_close_v2(db_);

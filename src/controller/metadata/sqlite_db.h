@@ -41,6 +41,7 @@ class SqliteStatement {
   Result<std::vector<std::string>> firstColumn();
   std::string text(int col) const;
   int64_t integer(int col) const;
+  bool isNull(int col) const;
 
  private:
   sqlite3* db_;
