@@ -20,6 +20,8 @@ For each N (default 10^4, 10^5, 10^6), on a fresh data dir under --work:
                1,000 files
        list all  the same with tags=all (every file has it): the first page
                of N matches
+       list none the same without tags (GET /api/v1/files?limit=1000): the
+               first page of all N files
        upload  4 KiB PUTs by one client for --upload-seconds (rc_loadgen small)
      then the server's VmRSS / VmHWM (/proc/PID/status) and the sizes of
      metadata.db and metadata.db-wal are read; for N <= --tags-max-n also one
@@ -68,15 +70,17 @@ START_TIMEOUT = 600.0     # a server on a large store may take a while to be rea
 TAGS_TIMEOUT = 900.0      # GET /tags on the largest N measured
 MIB = 1024 * 1024
 
-# The SQL MetadataStore::listFiles (tags=hit, limit 1001) and
-# visibleFileByName (each upload's commit) run, copied from
+# The SQL MetadataStore::listFiles (tags=hit, and without tags, limit 1001)
+# and visibleFileByName (each upload's commit) run, copied from
 # src/controller/metadata/metadata_store.cc for EXPLAIN QUERY PLAN only: if
 # that file changes, change these.
-LIST_SQL = (
+LIST_COLUMNS = (
     "SELECT v.file_id, v.owner_id, v.name, v.size, v.sha256, '[]', v.created_ms, "
-    "(SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = v.file_id) "
-    "FROM visible_tags v WHERE v.owner_id = ?1 AND v.tag = ?3 AND v.name > ?2 "
-    "ORDER BY v.name LIMIT 1001")
+    "ifnull(v.tags, (SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = v.file_id)) ")
+LIST_SQL = (LIST_COLUMNS + "FROM visible_tags v WHERE v.owner_id = ?1 AND v.tag = ?3 "
+            "AND v.name > ?2 ORDER BY v.name LIMIT 1001")
+LIST_NONE_SQL = (LIST_COLUMNS + "FROM visible_tags v WHERE v.owner_id = ?1 AND v.tag = '' "
+                 "AND v.name > ?2 ORDER BY v.name LIMIT 1001")
 BY_NAME_SQL = (
     "SELECT f.file_id, f.owner_id, f.name, f.size, f.sha256, f.chunks, f.created_ms, "
     "(SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = f.file_id) "
@@ -193,7 +197,8 @@ def query_plans(db_path):
     with the database in the page cache)."""
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     plans = {}
-    for name, sql in [("list_hit", LIST_SQL), ("file_by_name", BY_NAME_SQL), *START_SQL.items()]:
+    for name, sql in [("list_hit", LIST_SQL), ("list_none", LIST_NONE_SQL),
+                      ("file_by_name", BY_NAME_SQL), *START_SQL.items()]:
         params = max((int(p) for p in re.findall(r"\?(\d)", sql)), default=0)
         rows = con.execute("EXPLAIN QUERY PLAN " + sql, ["x"] * params).fetchall()
         plans[name] = [row[-1] for row in rows]
@@ -256,6 +261,15 @@ def measure(args, n):
                                 "--samples", args.list_samples, "--expect-count", LIST_MATCHES)
         r["list_all_server_cpu_ms"] = round(
             (proc_cpu_seconds(srv.proc.pid) - cpu1) / args.list_samples * 1000, 2)
+        log(f"N={n:,}: list without tags (N files), p50/p99 ({args.list_samples} samples)")
+        none_query = f"limit={LIST_MATCHES}"
+        loadgen(args, "list", srv.url, key, "--query", none_query,
+                "--samples", WARMUP_LISTS, "--expect-count", LIST_MATCHES)
+        cpu1 = proc_cpu_seconds(srv.proc.pid)
+        r["list_none"] = loadgen(args, "list", srv.url, key, "--query", none_query,
+                                 "--samples", args.list_samples, "--expect-count", LIST_MATCHES)
+        r["list_none_server_cpu_ms"] = round(
+            (proc_cpu_seconds(srv.proc.pid) - cpu1) / args.list_samples * 1000, 2)
         log(f"N={n:,}: 4 KiB uploads, 1 client, {args.upload_seconds} s")
         cpu2 = proc_cpu_seconds(srv.proc.pid)
         r["upload"] = loadgen(args, "small", srv.url, key, "--clients", 1,
@@ -315,17 +329,18 @@ def rows_of(res):
     rows = []
     for r in res["runs"]:
         if r.get("failed") and "list" not in r:
-            rows.append([f"{r['n']:,}", "failed: " + r["failed"]] + [""] * 7)
+            rows.append([f"{r['n']:,}", "failed: " + r["failed"]] + [""] * (len(HEADER) - 2))
             continue
         p = r.get("populate", {})
         lst, up = r.get("list", {}), r.get("upload", {}).get("latency_ms", {})
-        lall = r.get("list_all", {})
+        lall, lnone = r.get("list_all", {}), r.get("list_none", {})
         rows.append([
             f"{r['n']:,}",
             f"{p.get('files_per_s', 0):,.0f} files/s ({p.get('seconds', 0):,.0f} s)",
             f"{r.get('ready_s', 0):.1f} s",
             f"{lst.get('p50_ms', 0):.1f} / {lst.get('p99_ms', 0):.1f} ms",
             f"{lall.get('p50_ms', 0):.1f} / {lall.get('p99_ms', 0):.1f} ms" if lall else "—",
+            f"{lnone.get('p50_ms', 0):.1f} / {lnone.get('p99_ms', 0):.1f} ms" if lnone else "—",
             f"{up.get('p50', 0):.1f} / {up.get('p99', 0):.1f} ms",
             f"{r.get('rss_mib', 0):.0f} MiB ({r.get('hwm_mib', 0):.0f})",
             f"{r.get('db_bytes', 0) / MIB:,.0f} MiB (+{r.get('wal_bytes', 0) / MIB:,.0f})",
@@ -335,7 +350,7 @@ def rows_of(res):
 
 
 HEADER = ["files N", "populate", "start to /ready", "list 1,000 of N p50 / p99",
-          "list tag `all`, first 1,000 p50 / p99",
+          "list tag `all`, first 1,000 p50 / p99", "list without tags, first 1,000 p50 / p99",
           "4 KiB upload p50 / p99", "RSS after (peak)", "metadata.db (+ -wal)", "load avg"]
 
 
@@ -351,6 +366,8 @@ def ratios(res):
         "list_p50": round(hi["list"]["p50_ms"] / lo["list"]["p50_ms"], 2),
         "list_all_p99": (round(hi["list_all"]["p99_ms"] / lo["list_all"]["p99_ms"], 2)
                          if "list_all" in hi and "list_all" in lo else None),
+        "list_none_p99": (round(hi["list_none"]["p99_ms"] / lo["list_none"]["p99_ms"], 2)
+                          if "list_none" in hi and "list_none" in lo else None),
         "upload_p99": round(hi["upload"]["latency_ms"]["p99"] / lo["upload"]["latency_ms"]["p99"], 2),
         "upload_p50": round(hi["upload"]["latency_ms"]["p50"] / lo["upload"]["latency_ms"]["p50"], 2),
         "rss": round(hi["rss_mib"] / lo["rss_mib"], 2),
@@ -376,8 +393,9 @@ def section(res):
             "tagged `all`, and `hit` on every (N/1,000)th; then one `redcloud server` on "
             f"127.0.0.1 is measured with `rc_loadgen`: list is {res['list_samples']} sequential "
             f"`GET /api/v1/files?tags=hit&limit=1000` (each answer checked to hold 1,000 files) "
-            f"after a {WARMUP_LISTS}-request warm-up, and as many with `tags=all` (the first "
-            "1,000 of N matches); upload is 4 KiB PUTs by one client for "
+            f"after a {WARMUP_LISTS}-request warm-up, as many with `tags=all` (the first "
+            "1,000 of N matches) and as many without tags (`limit=1000`: the first 1,000 of N "
+            "files); upload is 4 KiB PUTs by one client for "
             f"{res['upload_seconds']} s. RSS (VmRSS, peak VmHWM) and the size of "
             "metadata.db and of its -wal are read after both. Load average: 1-minute, before → after each N "
             "(the machine is shared).", ""]
@@ -391,6 +409,7 @@ def section(res):
             f"×{q['list_p99']} (p50 ×{q['list_p50']}), "
             + (f"list of the tag every file has p99 ×{q['list_all_p99']}, "
                if q["list_all_p99"] else "")
+            + (f"list without tags p99 ×{q['list_none_p99']}, " if q.get("list_none_p99") else "")
             + f"4 KiB upload p99 ×{q['upload_p99']} "
             f"(p50 ×{q['upload_p50']}), RSS ×{q['rss']}, start to /ready ×{q['ready']}; "
             f"log({fmt_n(q['n_hi'])}) / log({fmt_n(q['n_lo'])}) = {q['log_ratio']:.2f} is the "
@@ -403,7 +422,8 @@ def section(res):
         out.append(
             f"Also measured, for N = {per_n('{:,}', lambda r: r['n'])}: server CPU per list request "
             f"{per_n('{:.1f}', lambda r: r['list_server_cpu_ms'])} ms (tag `all`: "
-            f"{per_n('{:.1f}', lambda r: r.get('list_all_server_cpu_ms', 0))} ms) and per upload "
+            f"{per_n('{:.1f}', lambda r: r.get('list_all_server_cpu_ms', 0))} ms; without tags: "
+            f"{per_n('{:.1f}', lambda r: r.get('list_none_server_cpu_ms', 0))} ms) and per upload "
             f"{per_n('{:.1f}', lambda r: r['upload_server_cpu_ms'])} ms; the first list after the "
             f"start (slowest of the warm-up) {per_n('{:,.0f}', lambda r: r['list_warmup']['max_ms'])} ms; "
             f"RSS at /ready {per_n('{:.0f}', lambda r: r['rss_ready_mib'])} MiB; metadata.db-wal after "
@@ -415,7 +435,7 @@ def section(res):
             # A SCAN of a table (not of the subquery t) reads every row of it.
             scans = [p for p in plan
                      if re.match(r"SCAN (records|files|names|tags|visible_tags|file_chunks)\b", p)]
-            if scans and name in ("list_hit", "file_by_name"):
+            if scans and name in ("list_hit", "list_none", "file_by_name"):
                 notes.append(f"N = {r['n']:,}: the plan of `{name}` scans: {'; '.join(scans)}.")
         t = r.get("tags") or {}
         if "tags_ms" in t:

@@ -168,6 +168,12 @@ TEST_F(MetadataStoreTest, TagListsAcrossTheInlineLimitInAnyOrder) {
     ASSERT_TRUE(s.verifyListingIndex().isOk()) << s.verifyListingIndex().message();
     auto all = *s.listFiles(kU, {}, "", 0);
     ASSERT_EQ(all.size(), files);
+    for (const auto& f : all) {  // as a lookup by name (not visible_tags) shows it
+      auto byName = s.visibleFileByName(kU, f.name);
+      ASSERT_TRUE(byName.isOk() && *byName);
+      EXPECT_EQ(f.tags, (*byName)->tags) << f.name;
+      EXPECT_EQ(f.fileId, (*byName)->fileId) << f.name;
+    }
     for (const auto& t : tags) {
       auto rows = s.listFiles(kU, {t}, "", 0);
       ASSERT_TRUE(rows.isOk());
@@ -201,6 +207,18 @@ TEST_F(MetadataStoreTest, TagListsAcrossTheInlineLimitInAnyOrder) {
 
   std::vector<Record> records;
   exportAll(*a, records);
+  {
+    // Files whose tag records have not arrived (or whose tags concurrent
+    // edits all removed) are listed, with no tags.
+    auto c = openStore("tagless.db");
+    for (const auto& r : records) {
+      if (r.kind != RecordKind::kTag) ASSERT_TRUE(c->apply({r}).isOk());
+    }
+    ASSERT_TRUE(c->verifyListingIndex().isOk()) << c->verifyListingIndex().message();
+    auto rows = *c->listFiles(kU, {}, "", 0);
+    EXPECT_EQ(namesOf(rows), (std::vector<std::string>{"eight", "grow", "shrink"}));
+    for (const auto& f : rows) EXPECT_TRUE(f.tags.empty()) << f.name;
+  }
   std::mt19937 rng(5);
   for (int trial = 0; trial < 4; ++trial) {
     auto copy = records;
@@ -209,7 +227,9 @@ TEST_F(MetadataStoreTest, TagListsAcrossTheInlineLimitInAnyOrder) {
     auto c = openStore("lists" + std::to_string(trial) + ".db");
     for (size_t i = 0; i < copy.size(); ++i) {
       ASSERT_TRUE(c->apply({copy[i]}).isOk());
-      if (i % 7 == 0) ASSERT_TRUE(c->verifyListingIndex().isOk()) << "after record " << i;
+      if (i % 7 == 0) {
+        ASSERT_TRUE(c->verifyListingIndex().isOk()) << "after record " << i;
+      }
     }
     check(*c, 3);
     EXPECT_EQ(c->digest(), a->digest());
@@ -1095,9 +1115,17 @@ TEST_F(MetadataStoreTest, TagListingsEqualTheFilteredListingThroughRandomEdits) 
   };
   auto check = [&](const std::string& owner) {
     ASSERT_TRUE(store->verifyListingIndex().isOk()) << store->verifyListingIndex().message();
-    auto all = store->listFiles(owner, {}, "", 0);
-    ASSERT_TRUE(all.isOk());
-    std::vector<std::vector<std::string>> queries;
+    // Every file a name shows, found by its name (names joined to files,
+    // which does not read visible_tags), in name order.
+    std::vector<FileRow> all;
+    for (int n = 0; n < 12; ++n) {
+      auto f = store->visibleFileByName(owner, "f" + std::to_string(n));
+      ASSERT_TRUE(f.isOk());
+      if (*f) all.push_back(**f);
+    }
+    std::sort(all.begin(), all.end(),
+              [](const FileRow& a, const FileRow& b) { return a.name < b.name; });
+    std::vector<std::vector<std::string>> queries{{}};  // {}: the whole listing
     for (size_t i = 0; i < pool.size(); ++i) {
       queries.push_back({pool[i]});
       for (size_t j = i + 1; j < pool.size(); ++j) queries.push_back({pool[j], pool[i]});
@@ -1106,11 +1134,11 @@ TEST_F(MetadataStoreTest, TagListingsEqualTheFilteredListingThroughRandomEdits) 
     queries.push_back({"zzz"});
     queries.push_back({"a", "zzz"});
     std::map<std::string, int64_t> counts;
-    for (const auto& f : *all)
+    for (const auto& f : all)
       for (const auto& t : f.tags) ++counts[t];
     for (const auto& q : queries) {
       std::vector<std::pair<std::string, std::string>> want, got;
-      for (const auto& f : *all) {
+      for (const auto& f : all) {
         bool every = std::all_of(q.begin(), q.end(), [&](const std::string& t) {
           return std::find(f.tags.begin(), f.tags.end(), t) != f.tags.end();
         });
@@ -1122,10 +1150,10 @@ TEST_F(MetadataStoreTest, TagListingsEqualTheFilteredListingThroughRandomEdits) 
         ASSERT_TRUE(rows.isOk());
         for (const auto& f : *rows) {
           got.emplace_back(f.name, f.fileId);
-          // Each row shows the file as the whole listing does.
-          auto same = std::find_if(all->begin(), all->end(),
+          // Each row shows the file as a lookup by its name does.
+          auto same = std::find_if(all.begin(), all.end(),
                                    [&](const FileRow& x) { return x.fileId == f.fileId; });
-          ASSERT_NE(same, all->end());
+          ASSERT_NE(same, all.end());
           EXPECT_EQ(f.tags, same->tags);
           EXPECT_EQ(f.ownerId, same->ownerId);
           EXPECT_EQ(f.size, same->size);
@@ -1135,7 +1163,14 @@ TEST_F(MetadataStoreTest, TagListingsEqualTheFilteredListingThroughRandomEdits) 
         if (rows->size() < 3) break;
         after = rows->back().name;
       }
-      EXPECT_EQ(got, want) << "tags " << q[0] << (q.size() > 1 ? "," + q[1] : "");
+      std::string named;
+      for (const auto& t : q) named += t + ",";
+      EXPECT_EQ(got, want) << "tags " << named;
+      if (q.empty()) {
+        auto whole = store->listFiles(owner, {}, "", 0);
+        ASSERT_TRUE(whole.isOk());
+        EXPECT_EQ(whole->size(), want.size());
+      }
     }
     auto tc = store->tagCounts(owner);
     ASSERT_TRUE(tc.isOk());

@@ -46,14 +46,15 @@ CREATE INDEX IF NOT EXISTS file_chunks_by_file ON file_chunks(file_id);
 CREATE INDEX IF NOT EXISTS files_by_owner ON files(owner_id);
 )sql";
 
-// Derived from files, names and tags (materialize() keeps it current): one row
-// per tag of each visible file, in name order within (owner, tag), with the
-// columns a listing shows, so a listing by tag reads the rows of its page one
-// after another and stops. `tags` is the file's tag list as listings show it
-// (every tags row of the file, in tag order, joined by commas) while the file
-// has at most kInlineTagLists tags, NULL past that: a short list is read with
-// the row, a long one from tags (one lookup), and a change of one tag rewrites
-// at most that many rows.
+// Derived from files, names and tags (materialize() keeps it current): for
+// each visible file a row of its own (tag '', which no tag can be) and one per
+// tag, in name order within (owner, tag), with the columns a listing shows, so
+// a listing, by tag or of all files, reads the rows of its page one after
+// another and stops. `tags` is the file's tag list as listings show it (every
+// tags row of the file, in tag order, joined by commas) while the file has at
+// most kInlineTagLists tags, NULL past that: a short list is read with the
+// row, a long one from tags (one lookup), and a change of one tag rewrites at
+// most that many rows (and the file's own).
 constexpr const char* kVisibleTagsTable = R"sql(
 CREATE TABLE IF NOT EXISTS visible_tags (
   owner_id TEXT NOT NULL, tag TEXT NOT NULL, name TEXT NOT NULL, file_id TEXT NOT NULL,
@@ -61,21 +62,32 @@ CREATE TABLE IF NOT EXISTS visible_tags (
   PRIMARY KEY (owner_id, tag, name)) WITHOUT ROWID;
 )sql";
 constexpr int64_t kInlineTagLists = 8;
-// The build mark's value: '1' was the table without its `tags` column.
-constexpr const char* kVisibleTagsVersion = "2";
+// The build mark's value: '1' was the table without its `tags` column, '2'
+// without the files' own rows.
+constexpr const char* kVisibleTagsVersion = "3";
 
 // What visible_tags holds, from the tables it derives from (the build at
 // open, and verifyListingIndex()).
 std::string derivedVisibleTags() {
-  return "SELECT f.owner_id, t.tag, f.name, f.file_id, f.size, f.sha256, f.created_ms,"
-         " CASE WHEN (SELECT count(*) FROM tags x WHERE x.file_id = f.file_id) <= " +
-         std::to_string(kInlineTagLists) +
-         " THEN (SELECT group_concat(x.tag, ',') FROM tags x WHERE x.file_id = f.file_id) END"
-         " FROM files f"
-         " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
-         " AND n.file_id = f.file_id"
-         " CROSS JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id";
+  const std::string columns =
+      " f.name, f.file_id, f.size, f.sha256, f.created_ms,"
+      " CASE WHEN (SELECT count(*) FROM tags x WHERE x.file_id = f.file_id) <= " +
+      std::to_string(kInlineTagLists) +
+      " THEN (SELECT group_concat(x.tag, ',') FROM tags x WHERE x.file_id = f.file_id) END"
+      " FROM files f"
+      " CROSS JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name"
+      " AND n.file_id = f.file_id";
+  return "SELECT f.owner_id, t.tag," + columns +
+         " CROSS JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id"
+         " UNION ALL SELECT f.owner_id, ''," +
+         columns;
 }
+
+// A listing's columns from visible_tags v: those of kFileColumns, without the
+// chunk lists (only downloads need them).
+constexpr const char* kVisibleColumns =
+    "v.file_id, v.owner_id, v.name, v.size, v.sha256, '[]', v.created_ms,"
+    " ifnull(v.tags, (SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = v.file_id))";
 
 // Added after the first release: the digest-tree bucket of each record.
 constexpr const char* kBucketMigration = R"sql(
@@ -103,12 +115,6 @@ constexpr const char* kRecordColumns = "kind, key, value, deleted, vclock, ts, o
 constexpr const char* kFileColumns =
     "f.file_id, f.owner_id, f.name, f.size, f.sha256, f.chunks, f.created_ms, "
     "(SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = f.file_id)";
-// Listings do not need chunk lists (only downloads do): skip reading and
-// decoding them for every row.
-constexpr const char* kListColumns =
-    "f.file_id, f.owner_id, f.name, f.size, f.sha256, '[]', f.created_ms, "
-    "(SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = f.file_id)";
-
 std::vector<ChunkRef> decodeChunks(const std::string& text) {
   std::vector<ChunkRef> out;
   for (const auto& c : json::parse(text, nullptr, false)) {
@@ -238,7 +244,7 @@ Status MetadataStore::migrate() {
   return s;
 }
 
-// Databases from before visible_tags or its `tags` column (and new ones): it
+// Databases from before visible_tags or its present form (and new ones): it
 // and tag_counts are built once from the tables they derive from, and the
 // index listings used before them is dropped.
 Status MetadataStore::migrateVisibleTags() {
@@ -247,7 +253,7 @@ Status MetadataStore::migrateVisibleTags() {
                   kVisibleTagsTable + "DELETE FROM tag_counts;" + "INSERT INTO visible_tags " +
                   derivedVisibleTags() + ";" +
                   "INSERT INTO tag_counts SELECT owner_id, tag, count(*) FROM visible_tags"
-                  " GROUP BY owner_id, tag;"
+                  " WHERE tag <> '' GROUP BY owner_id, tag;"
                   "INSERT OR REPLACE INTO meta VALUES ('visible_tags', '" +
                   kVisibleTagsVersion + "');COMMIT;");
 }
@@ -831,7 +837,8 @@ Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::s
     RC_ASSIGN_OR_RETURN(visible, shown.step());
   }
   // A change of one tag touches only that tag's row, unless the file's tag
-  // list is kept in its rows now or was before (one tag more or fewer).
+  // list is kept in its rows now or was before (one tag more or fewer): then
+  // every row of the file, its own too.
   bool oneRow = tag != nullptr;
   if (tag && visible) {
     RC_ASSIGN_OR_RETURN(auto count, db_.prepare("SELECT count(*) FROM (SELECT 1 FROM tags"
@@ -840,8 +847,8 @@ Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::s
     RC_ASSIGN_OR_RETURN(bool row, count.step());
     oneRow = row && count.integer(0) > kInlineTagLists + 1;
   }
-  // What the tables say now: a row per tag of the file (of its owner), if a
-  // name shows this file.
+  // What the tables say now: a row per tag of the file (of its owner) and
+  // one of its own, if a name shows this file.
   std::vector<Row> want;
   if (visible) {
     RC_ASSIGN_OR_RETURN(auto q,
@@ -862,13 +869,17 @@ Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::s
       want.push_back(*file);
       want.back().tag = std::move(t);
     }
-    if (!oneRow && count <= static_cast<size_t>(kInlineTagLists)) {
-      for (auto& w : want) w.tags = list;
+    if (!oneRow) {
+      want.push_back(*file);  // its own row (tag '')
+      // Without tags the list is NULL, as group_concat over no rows.
+      if (count > 0 && count <= static_cast<size_t>(kInlineTagLists)) {
+        for (auto& w : want) w.tags = list;
+      }
     }
     std::sort(want.begin(), want.end());
   }
-  // What visible_tags holds for it: a row per tag it had (its tags rows, and
-  // the tag that changed), as of the last refresh.
+  // What visible_tags holds for it: its own row and a row per tag it had (its
+  // tags rows, and the tag that changed), as of the last refresh.
   std::vector<Row> have;
   if (at) {
     auto read = [&](SqliteStatement& q) -> Status {
@@ -879,15 +890,17 @@ Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::s
                         q.isNull(6) ? std::nullopt : std::optional<std::string>(q.text(6))});
       }
     };
-    if (tag) {
+    auto readRow = [&](const std::string& t) -> Status {
       RC_ASSIGN_OR_RETURN(auto q,
                           db_.prepare("SELECT owner_id, tag, name, sha256, size, created_ms, tags"
                                       " FROM visible_tags WHERE owner_id = ?3 AND tag = ?2"
                                       " AND name = ?4 AND file_id = ?1"));
-      q.bind(1, fileId).bind(2, *tag).bind(3, at->first).bind(4, at->second);
-      RC_RETURN_IF_ERROR(read(q));
-    }
+      q.bind(1, fileId).bind(2, t).bind(3, at->first).bind(4, at->second);
+      return read(q);
+    };
+    if (tag) RC_RETURN_IF_ERROR(readRow(*tag));
     if (!oneRow) {
+      RC_RETURN_IF_ERROR(readRow(""));
       RC_ASSIGN_OR_RETURN(
           auto q, db_.prepare("SELECT v.owner_id, v.tag, v.name, v.sha256, v.size, v.created_ms,"
                               " v.tags FROM tags t CROSS JOIN visible_tags v ON v.owner_id = ?3"
@@ -911,6 +924,7 @@ Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::s
                                       " WHERE owner_id=?1 AND tag=?2 AND name=?3 AND file_id=?4"));
       del.bind(1, row.owner).bind(2, row.tag).bind(3, row.name).bind(4, fileId);
       RC_RETURN_IF_ERROR(del.run());
+      if (row.tag.empty()) continue;  // the file's own row: not a tag's
       RC_ASSIGN_OR_RETURN(auto dec, db_.prepare("UPDATE tag_counts SET files = files - 1"
                                                 " WHERE owner_id=?1 AND tag=?2"));
       dec.bind(1, row.owner).bind(2, row.tag);
@@ -928,6 +942,7 @@ Status MetadataStore::refreshVisibleTags(const std::string& fileId, const std::s
       ins.bind(5, row.size).bind(6, row.sha256).bind(7, row.createdMs);
       if (row.tags) ins.bind(8, *row.tags);
       RC_RETURN_IF_ERROR(ins.run());
+      if (row.tag.empty()) continue;
       RC_ASSIGN_OR_RETURN(auto inc, db_.prepare("INSERT INTO tag_counts VALUES (?1, ?2, 1)"
                                                 " ON CONFLICT (owner_id, tag)"
                                                 " DO UPDATE SET files = files + 1"));
@@ -1069,9 +1084,10 @@ Result<std::vector<FileRow>> MetadataStore::listFiles(const std::string& ownerId
   std::vector<std::string> binds{afterName};
   auto rd = reader();
   if (tags.empty()) {
-    sql = std::string("SELECT ") + kListColumns +
-          " FROM names n JOIN files f ON f.file_id = n.file_id AND f.owner_id = n.owner_id"
-          " WHERE n.owner_id = ?1 AND n.name > ?2 ORDER BY n.name";
+    // The files' own rows in visible_tags: a page costs its own rows.
+    sql = std::string("SELECT ") + kVisibleColumns +
+          " FROM visible_tags v WHERE v.owner_id = ?1 AND v.tag = '' AND v.name > ?2"
+          " ORDER BY v.name";
   } else {
     // The rarest tag's rows in visible_tags, in name order, each checked for
     // the other tags: a page costs its own rows (times the other tags'
@@ -1087,10 +1103,8 @@ Result<std::vector<FileRow>> MetadataStore::listFiles(const std::string& ownerId
     }
     std::sort(byCount.begin(), byCount.end());
     byCount.erase(std::unique(byCount.begin(), byCount.end()), byCount.end());
-    sql =
-        "SELECT v.file_id, v.owner_id, v.name, v.size, v.sha256, '[]', v.created_ms,"
-        " ifnull(v.tags, (SELECT group_concat(tag, ',') FROM tags t WHERE t.file_id = v.file_id))"
-        " FROM visible_tags v WHERE v.owner_id = ?1 AND v.tag = ?3 AND v.name > ?2";
+    sql = std::string("SELECT ") + kVisibleColumns +
+          " FROM visible_tags v WHERE v.owner_id = ?1 AND v.tag = ?3 AND v.name > ?2";
     binds.push_back(byCount[0].second);
     for (size_t i = 1; i < byCount.size(); ++i) {
       binds.push_back(byCount[i].second);
@@ -1143,13 +1157,15 @@ Status MetadataStore::verifyListingIndex() {
     }
     return Status::ok();
   };
-  const std::string derived = derivedVisibleTags();
+  // In parentheses: a compound SELECT (UNION ALL) on the right of EXCEPT.
+  const std::string derived = "SELECT * FROM (" + derivedVisibleTags() + ")";
   RC_RETURN_IF_ERROR(
       differ("SELECT owner_id, tag, name, file_id, size, sha256, created_ms, tags"
              " FROM visible_tags",
              derived, "visible_tags"));
   return differ("SELECT owner_id, tag, files FROM tag_counts",
-                "SELECT owner_id, tag, count(*) FROM (" + derived + ") GROUP BY owner_id, tag",
+                "SELECT owner_id, tag, count(*) FROM (" + derived +
+                    ") WHERE tag <> '' GROUP BY owner_id, tag",
                 "tag_counts");
 }
 
