@@ -14,8 +14,8 @@
 // empty upload commits: size 0, the SHA-256 of no bytes, no chunks, tagged
 // `all`, plus `hit` when index % HIT_EVERY == 0.
 //
-// Modes (both write one file record, one name record and one tag record per
-// tag, exactly the mutations of FileService::commitUpload, and tombstone a
+// Modes (both write one file record, one tag record per tag and one name
+// record, exactly the mutations of FileService::commitUpload, and tombstone a
 // file of the same name that was there before, as an upload would):
 //   transact       (default) BATCH files per RecordWriter::transact: one
 //                  transaction and one HLC timestamp per batch.
@@ -251,12 +251,12 @@ int main(int argc, char** argv) {
                                {"size", uint64_t{0}},     {"sha256", emptySha},
                                {"chunks", json::array()}, {"created_ms", clock.nowMillis()}};
                     m.push_back({RecordKind::kFile, fileId, value.dump(), false});
-                    m.push_back({RecordKind::kName, nameKey(ownerId, name),
-                                 json{{"file_id", fileId}}.dump(), false});
                     for (const auto& t : tagsOf(i)) {
                       m.push_back({RecordKind::kTag, tagKey(fileId, t),
                                    json{{"owner_id", ownerId}}.dump(), false});
                     }
+                    m.push_back({RecordKind::kName, nameKey(ownerId, name),
+                                 json{{"file_id", fileId}}.dump(), false});
                     RC_ASSIGN_OR_RETURN(auto old, store.visibleFileByName(ownerId, name));
                     if (old) {
                       ++replaced;

@@ -205,10 +205,13 @@ Result<UploadResult> FileService::commitUpload(const NewFile& f) {
                            // uploads of one user cannot overshoot together.
                            RC_RETURN_IF_ERROR(checkQuota(f.ownerId, f.name, f.size));
                            m.push_back({RecordKind::kFile, row.fileId, value.dump(), false});
-                           m.push_back({RecordKind::kName, nameKey(f.ownerId, f.name),
-                                        json{{"file_id", row.fileId}}.dump(), false});
+                           // Tags before the name: the file is not shown yet when
+                           // they are applied, so its listing rows are written
+                           // once, when the name shows it.
                            for (const auto& t : row.tags)
                              m.push_back(tagMutation(row.fileId, t, f.ownerId, true));
+                           m.push_back({RecordKind::kName, nameKey(f.ownerId, f.name),
+                                        json{{"file_id", row.fileId}}.dump(), false});
                            RC_ASSIGN_OR_RETURN(auto old,
                                                store_.visibleFileByName(f.ownerId, f.name));
                            if (old) {
