@@ -241,35 +241,23 @@ def measure(args, n):
         if st != 200:
             raise RuntimeError(f"login answered {st}: {body[:200]!r}")
         key = json.loads(body)["api_key"]
+        def measure_list(what, query, expect):
+            """A warm-up, then --list-samples lists: figures into r[what]."""
+            warm = loadgen(args, "list", srv.url, key, "--query", query,
+                           "--samples", WARMUP_LISTS, "--expect-count", expect)
+            log(f"N={n:,}: {what} ({query}), p50/p99 ({args.list_samples} samples)")
+            cpu = proc_cpu_seconds(srv.proc.pid)
+            r[what] = loadgen(args, "list", srv.url, key, "--query", query,
+                              "--samples", args.list_samples, "--expect-count", expect)
+            r[what + "_server_cpu_ms"] = round(
+                (proc_cpu_seconds(srv.proc.pid) - cpu) / args.list_samples * 1000, 2)
+            return warm
+
         query = f"tags=hit&limit={LIST_MATCHES}"
         cpu0 = proc_cpu_seconds(srv.proc.pid)
-        warm = loadgen(args, "list", srv.url, key, "--query", query,
-                       "--samples", WARMUP_LISTS, "--expect-count", matches)
-        r["list_warmup"] = warm
-        log(f"N={n:,}: list p50/p99 ({args.list_samples} samples)")
-        cpu1 = proc_cpu_seconds(srv.proc.pid)
-        r["list"] = loadgen(args, "list", srv.url, key, "--query", query,
-                            "--samples", args.list_samples, "--expect-count", matches)
-        r["list_server_cpu_ms"] = round(
-            (proc_cpu_seconds(srv.proc.pid) - cpu1) / args.list_samples * 1000, 2)
-        log(f"N={n:,}: list of tags=all (N matches), p50/p99 ({args.list_samples} samples)")
-        all_query = f"tags=all&limit={LIST_MATCHES}"
-        loadgen(args, "list", srv.url, key, "--query", all_query,
-                "--samples", WARMUP_LISTS, "--expect-count", LIST_MATCHES)
-        cpu1 = proc_cpu_seconds(srv.proc.pid)
-        r["list_all"] = loadgen(args, "list", srv.url, key, "--query", all_query,
-                                "--samples", args.list_samples, "--expect-count", LIST_MATCHES)
-        r["list_all_server_cpu_ms"] = round(
-            (proc_cpu_seconds(srv.proc.pid) - cpu1) / args.list_samples * 1000, 2)
-        log(f"N={n:,}: list without tags (N files), p50/p99 ({args.list_samples} samples)")
-        none_query = f"limit={LIST_MATCHES}"
-        loadgen(args, "list", srv.url, key, "--query", none_query,
-                "--samples", WARMUP_LISTS, "--expect-count", LIST_MATCHES)
-        cpu1 = proc_cpu_seconds(srv.proc.pid)
-        r["list_none"] = loadgen(args, "list", srv.url, key, "--query", none_query,
-                                 "--samples", args.list_samples, "--expect-count", LIST_MATCHES)
-        r["list_none_server_cpu_ms"] = round(
-            (proc_cpu_seconds(srv.proc.pid) - cpu1) / args.list_samples * 1000, 2)
+        r["list_warmup"] = measure_list("list", query, matches)
+        measure_list("list_all", f"tags=all&limit={LIST_MATCHES}", LIST_MATCHES)
+        measure_list("list_none", f"limit={LIST_MATCHES}", LIST_MATCHES)
         log(f"N={n:,}: 4 KiB uploads, 1 client, {args.upload_seconds} s")
         cpu2 = proc_cpu_seconds(srv.proc.pid)
         r["upload"] = loadgen(args, "small", srv.url, key, "--clients", 1,

@@ -48,6 +48,16 @@ class MetadataStoreTest : public TempStoreTest {
     }
   }
 
+  // The records with half as many again drawn from them at random (so some
+  // twice), in a random order: what replication may deliver.
+  static std::vector<Record> shuffledWithDuplicates(const std::vector<Record>& records,
+                                                    std::mt19937& rng) {
+    auto out = records;
+    for (size_t i = 0; i < records.size() / 2; ++i) out.push_back(records[rng() % records.size()]);
+    std::shuffle(out.begin(), out.end(), rng);
+    return out;
+  }
+
   ManualClock clock_;
 };
 
@@ -123,9 +133,7 @@ TEST_F(MetadataStoreTest, ApplyingRecordsInAnyOrderConverges) {
   std::vector<std::string> expectedNames;
   std::mt19937 rng(3);
   for (int trial = 0; trial < 6; ++trial) {
-    auto copy = all;
-    for (size_t i = 0; i < all.size() / 2; ++i) copy.push_back(all[rng() % all.size()]);
-    std::shuffle(copy.begin(), copy.end(), rng);
+    auto copy = shuffledWithDuplicates(all, rng);
     auto c = openStore("merge" + std::to_string(trial) + ".db");
     for (const auto& r : copy) ASSERT_TRUE(c->apply({r}).isOk());
     auto digest = c->digest();
@@ -222,9 +230,7 @@ TEST_F(MetadataStoreTest, TagListsAcrossTheInlineLimitInAnyOrder) {
   }
   std::mt19937 rng(5);
   for (int trial = 0; trial < 4; ++trial) {
-    auto copy = records;
-    for (size_t i = 0; i < records.size() / 2; ++i) copy.push_back(records[rng() % records.size()]);
-    std::shuffle(copy.begin(), copy.end(), rng);
+    auto copy = shuffledWithDuplicates(records, rng);
     auto c = openStore("lists" + std::to_string(trial) + ".db");
     for (size_t i = 0; i < copy.size(); ++i) {
       ASSERT_TRUE(c->apply({copy[i]}).isOk());
