@@ -199,6 +199,11 @@ TEST_F(MetadataStoreTest, TagListsAcrossTheInlineLimitInAnyOrder) {
   upload(svc, kU, "shrink", shrinkTags);
   upload(svc, kU, "eight", std::vector<std::string>(tags.begin(), tags.begin() + 8));
   check(*a, 3);
+  // The records as they were before the edits: replayed with the final ones,
+  // in any order, "shrink"'s tags are inserted and later tombstoned (or the
+  // older record loses), so its count crosses the limit downwards too.
+  std::vector<Record> early;
+  exportAll(*a, early);
   for (size_t i = 1; i < tags.size(); ++i) {
     ASSERT_TRUE(svc.addTags(kU, {"g"}, {tags[i]}).isOk());
     ASSERT_TRUE(svc.removeTags(kU, {"s"}, {tags[i - 1]}).isOk());
@@ -215,6 +220,8 @@ TEST_F(MetadataStoreTest, TagListsAcrossTheInlineLimitInAnyOrder) {
 
   std::vector<Record> records;
   exportAll(*a, records);
+  std::vector<Record> history = early;
+  history.insert(history.end(), records.begin(), records.end());
   {
     // Files whose tag records have not arrived (or whose tags concurrent
     // edits all removed) are listed, with no tags.
@@ -230,13 +237,11 @@ TEST_F(MetadataStoreTest, TagListsAcrossTheInlineLimitInAnyOrder) {
   }
   std::mt19937 rng(5);
   for (int trial = 0; trial < 4; ++trial) {
-    auto copy = shuffledWithDuplicates(records, rng);
+    auto copy = shuffledWithDuplicates(history, rng);
     auto c = openStore("lists" + std::to_string(trial) + ".db");
     for (size_t i = 0; i < copy.size(); ++i) {
       ASSERT_TRUE(c->apply({copy[i]}).isOk());
-      if (i % 7 == 0) {
-        ASSERT_TRUE(c->verifyListingIndex().isOk()) << "after record " << i;
-      }
+      ASSERT_TRUE(c->verifyListingIndex().isOk()) << "after record " << i;
     }
     check(*c, 3);
     EXPECT_EQ(c->digest(), a->digest());
@@ -1209,8 +1214,9 @@ TEST_F(MetadataStoreTest, TagListingsEqualTheFilteredListingThroughRandomEdits) 
 }
 
 // A store from before visible_tags (its table, its counts and its build mark
-// absent; the index listings used instead present), and one from its first
-// version (without the `tags` column, mark '1'), get them built at open.
+// absent; the index listings used instead present), and ones from its first
+// form (no `tags` column, mark '1') and second (no rows of the files' own,
+// mark '2'), get them built at open.
 TEST_F(MetadataStoreTest, ListingIndexIsBuiltForAStoreFromBeforeIt) {
   const std::string fromBefore =
       "DROP TABLE visible_tags; DROP TABLE tag_counts;"
@@ -1227,8 +1233,14 @@ TEST_F(MetadataStoreTest, ListingIndexIsBuiltForAStoreFromBeforeIt) {
       " JOIN names n ON n.owner_id = f.owner_id AND n.name = f.name AND n.file_id = f.file_id"
       " JOIN tags t ON t.file_id = f.file_id AND t.owner_id = f.owner_id;"
       "UPDATE meta SET value = '1' WHERE key = 'visible_tags';";
-  for (const std::string& change : {fromBefore, fromFirstVersion}) {
-    const std::string file = change == fromBefore ? "before.db" : "first.db";
+  // The second form: the `tags` column, no rows of the files' own.
+  const std::string fromSecondVersion =
+      "DELETE FROM visible_tags WHERE tag = '';"
+      "UPDATE meta SET value = '2' WHERE key = 'visible_tags';";
+  for (const std::string& change : {fromBefore, fromFirstVersion, fromSecondVersion}) {
+    const std::string file = change == fromBefore         ? "before.db"
+                             : change == fromFirstVersion ? "first.db"
+                                                          : "second.db";
     {
       auto store = openStore(file);
       RecordWriter writer(*store, "n1", clock_);
@@ -1250,6 +1262,7 @@ TEST_F(MetadataStoreTest, ListingIndexIsBuiltForAStoreFromBeforeIt) {
     EXPECT_EQ(x[0].tags, (std::vector<std::string>{"x", "y"}));
     EXPECT_EQ(namesOf(*store->listFiles(kU1, {"z"}, "", 0)), std::vector<std::string>{"two"});
     EXPECT_EQ(namesOf(*store->listFiles(kU2, {"x"}, "", 0)), std::vector<std::string>{"three"});
+    EXPECT_EQ(namesOf(*store->listFiles(kU1, {}, "", 0)), (std::vector<std::string>{"one", "two"}));
     auto counts = *store->tagCounts(kU1);
     ASSERT_EQ(counts.size(), 3u);
     EXPECT_EQ(counts[0].tag, "x");

@@ -175,10 +175,10 @@ Status MetadataStore::open(const std::string& path, Options options) {
     // Reads from the HTTP API use their own connection (see reader()).
     std::lock_guard readLock(readMu_);
     RC_RETURN_IF_ERROR(readDb_.open(path));
-    // 64 MiB: a listing without tags looks up each file it shows (by id,
-    // then by rowid) and its tags, thousands of pages for 1,000 files of
-    // 10^6, more than 16 MiB holds; a cache fills only as pages are read, so
-    // a small store never uses it.
+    // 64 MiB: lookups of files by id or name, and the tag lists of files
+    // with more than 8 tags, read pages all over a large store, more than
+    // 16 MiB holds at 10^6 files; a cache fills only as pages are read, so a
+    // small store never uses it.
     RC_RETURN_IF_ERROR(readDb_.exec("PRAGMA query_only=1; PRAGMA cache_size=-65536;"));
     readDbOpen_ = true;
   }

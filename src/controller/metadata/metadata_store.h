@@ -187,8 +187,9 @@ class MetadataStore {
   Status saveTouchedLeaves();
   void undoTree();
   Status materialize(const Record& r);
-  // Brings visible_tags and tag_counts up to date for one file (with `tag`:
-  // only that tag of it) after files, names or tags changed. `prior`: the
+  // Brings visible_tags and tag_counts up to date for one file after files,
+  // names or tags changed (`tag`: the tag whose record changed; then only
+  // its row, unless the file's list is kept in its rows). `prior`: the
   // owner and name its files row had before the change, when the change is
   // to that row ({"", ""}: it had none); null: the row did not change.
   using OwnerAndName = std::pair<std::string, std::string>;
