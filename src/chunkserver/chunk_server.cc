@@ -18,6 +18,7 @@ Status ChunkServer::start() {
                       loadOrCreateNodeId(options_.dataDir, "chunkserver.id", options_.nodeId));
   store_ = std::make_unique<ChunkStore>(posixFileSystem(), options_.dataDir);
   RC_RETURN_IF_ERROR(store_->open());
+  store_->startJournalCheckpoints(kJournalCheckpointMs);
   uint64_t reserve = options_.reserveBytes >= 0
                          ? static_cast<uint64_t>(options_.reserveBytes)
                          : std::min<uint64_t>(512ULL << 20, store_->stats().capacityBytes / 20);
@@ -77,6 +78,8 @@ void ChunkServer::stop() {
     server_.reset();
     spdlog::info("chunkserver {} stopped", nodeId_);
   }
+  // After the last write: a last checkpoint leaves nothing to replay.
+  if (store_) store_->stopJournalCheckpoints();
 }
 
 }  // namespace redcloud::chunkserver

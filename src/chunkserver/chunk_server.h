@@ -48,6 +48,9 @@ class ChunkServer {
   // The advertised address (port resolved when 0 was asked for).
   const std::string& boundAddress() const { return bound_; }
   ChunkStore& store() { return *store_; }
+  // How often the small-chunk journal is checkpointed (chunk_journal.h):
+  // what a crash leaves to replay is at most this much of small writes.
+  static constexpr int64_t kJournalCheckpointMs = 250;
 
  private:
   ChunkServerOptions options_;

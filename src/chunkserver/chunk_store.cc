@@ -33,13 +33,16 @@ int folderIndex(const std::string& name) {
 }  // namespace
 
 ChunkWriter::ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
-                         std::unique_ptr<WritableFile> file, WriteCheck check)
+                         std::unique_ptr<WritableFile> file, WriteCheck check, bool viaJournal)
     : store_(store),
       id_(std::move(id)),
       size_(size),
       tmpPath_(std::move(tmpPath)),
       file_(std::move(file)),
-      check_(check) {}
+      check_(check),
+      viaJournal_(viaJournal) {
+  if (viaJournal_) bytes_.reserve(size_);
+}
 
 ChunkWriter::~ChunkWriter() {
   if (!done_) {
@@ -54,6 +57,7 @@ Status ChunkWriter::append(std::string_view data) {
   }
   if (check_ == WriteCheck::kVerify) hash_.update(data);
   written_ += data.size();
+  if (viaJournal_) bytes_.append(data);
   return file_->append(data);
 }
 
@@ -69,15 +73,28 @@ Status ChunkWriter::commit() {
                     "chunk hash mismatch: expected " + id_ + ", got " + actual);
     }
   }
+  if (viaJournal_) {
+    // The record durable before the rename: a file under the id whose bytes
+    // may not be on disk yet always has a record to be rewritten from.
+    RC_RETURN_IF_ERROR(file_->close());
+    RC_ASSIGN_OR_RETURN(uint64_t segment, store_.journal_->append(id_, bytes_));
+    Status installed = store_.install(id_, size_, tmpPath_, /*syncFolder=*/false);
+    store_.journal_->release(segment);
+    RC_RETURN_IF_ERROR(installed);
+    done_ = true;
+    return Status::ok();
+  }
   // The bytes must be on disk before the rename makes them visible under the id.
   RC_RETURN_IF_ERROR(file_->sync());
   RC_RETURN_IF_ERROR(file_->close());
-  RC_RETURN_IF_ERROR(store_.install(id_, size_, tmpPath_));
+  RC_RETURN_IF_ERROR(store_.install(id_, size_, tmpPath_, /*syncFolder=*/true));
   done_ = true;
   return Status::ok();
 }
 
 ChunkStore::ChunkStore(FileSystem& fs, std::string root) : fs_(fs), root_(std::move(root)) {}
+
+ChunkStore::~ChunkStore() { stopJournalCheckpoints(); }
 
 std::string ChunkStore::pathOf(const std::string& id) const {
   return root_ + "/chunks/" + id.substr(0, 2) + "/" + id.substr(2, 2) + "/" + id;
@@ -86,7 +103,11 @@ std::string ChunkStore::pathOf(const std::string& id) const {
 Status ChunkStore::open() {
   RC_ASSIGN_OR_RETURN(bool newChunks, fs_.createDirs(root_ + "/chunks"));
   RC_ASSIGN_OR_RETURN(bool newQuarantine, fs_.createDirs(root_ + "/quarantine"));
-  if (newChunks || newQuarantine) {
+  bool newJournal = false;
+  if (journalOn_) {
+    RC_ASSIGN_OR_RETURN(newJournal, fs_.createDirs(root_ + "/journal"));
+  }
+  if (newChunks || newQuarantine || newJournal) {
     // Folders just created must be durable before a chunk is acknowledged in
     // them: their entries in <root>, and <root>'s own in its parent.
     RC_RETURN_IF_ERROR(fs_.syncDir(root_));
@@ -99,7 +120,48 @@ Status ChunkStore::open() {
     RC_ASSIGN_OR_RETURN(auto tmps, fs_.listDir(root_ + "/tmp"));
     for (const auto& e : tmps) RC_RETURN_IF_ERROR(fs_.remove(root_ + "/tmp/" + e.name));
   }
+  // What a crash left in the journal goes to the chunk files first, so the
+  // scan finds those chunks whole. (A store opened without the journal
+  // replays it too: its records were acknowledged.)
+  if (journalOn_ || fs_.exists(root_ + "/journal")) {
+    auto journal = std::make_unique<ChunkJournal>(fs_, root_ + "/journal");
+    RC_RETURN_IF_ERROR(journal->open(
+        [this](const std::string& id, std::string_view data) { return writeReplayed(id, data); }));
+    if (journalOn_) journal_ = std::move(journal);
+  }
   return scanChunks();
+}
+
+Status ChunkStore::writeReplayed(const std::string& id, std::string_view data) {
+  RC_RETURN_IF_ERROR(ensureFolders(id, /*durable=*/true));
+  std::string path = pathOf(id);
+  std::string tmp = path + std::string(kTempMarker) + "r." + randomHex(4);
+  RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(tmp));
+  Status st = file->append(data);
+  if (st.isOk()) st = file->sync();
+  Status closed = file->close();
+  if (st.isOk()) st = closed;
+  if (st.isOk()) st = fs_.rename(tmp, path);  // replaces a file left torn
+  if (!st.isOk()) {
+    (void)fs_.remove(tmp);
+    return st;
+  }
+  return fs_.syncDir(parentDir(path));
+}
+
+void ChunkStore::startJournalCheckpoints(int64_t intervalMs) {
+  if (journal_) journal_->startCheckpoints(intervalMs);
+}
+
+void ChunkStore::stopJournalCheckpoints() {
+  if (journal_) journal_->stopCheckpoints();
+}
+
+Status ChunkStore::checkpointJournal() { return journal_ ? journal_->checkpoint() : Status::ok(); }
+
+std::optional<ChunkJournal::Stats> ChunkStore::journalStats() const {
+  if (!journal_) return std::nullopt;
+  return journal_->stats();
 }
 
 Status ChunkStore::scanChunks() {
@@ -283,11 +345,15 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& i
       }
     }
   }
-  RC_RETURN_IF_ERROR(ensureFolders(id));
+  bool viaJournal = journal_ && size <= ChunkJournal::kMaxChunk && !journal_->broken();
+  RC_RETURN_IF_ERROR(ensureFolders(id, /*durable=*/!viaJournal));
   std::string tmp = pathOf(id) + std::string(kTempMarker) + std::to_string(n) + "." + randomHex(4);
-  RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(tmp, /*direct=*/size >= 64 * 1024));
+  // Through the page cache when via the journal: no sync() writes an
+  // O_DIRECT file's unaligned tail.
+  RC_ASSIGN_OR_RETURN(auto file,
+                      fs_.newWritableFile(tmp, /*direct=*/!viaJournal && size >= 64 * 1024));
   return std::unique_ptr<ChunkWriter>(
-      new ChunkWriter(*this, id, size, tmp, std::move(file), check));
+      new ChunkWriter(*this, id, size, tmp, std::move(file), check, viaJournal));
 }
 
 Status ChunkStore::put(const std::string& id, std::string_view data, WriteCheck check) {
@@ -297,12 +363,18 @@ Status ChunkStore::put(const std::string& id, std::string_view data, WriteCheck 
   return writer->commit();
 }
 
-Status ChunkStore::ensureFolders(const std::string& id) {
+Status ChunkStore::ensureFolders(const std::string& id, bool durable) {
   int top = folderIndex(id.substr(0, 2));
   int folder = top * 256 + folderIndex(id.substr(2, 2));
   if (durableFolder_[folder].load(std::memory_order_acquire)) return Status::ok();
   std::string dir = parentDir(pathOf(id));  // chunks/ab/cd
   std::string topDir = parentDir(dir);      // chunks/ab
+  if (!durable) {
+    if (createdFolder_[folder].load(std::memory_order_acquire)) return Status::ok();
+    RC_RETURN_IF_ERROR(fs_.createDirs(dir).status());
+    createdFolder_[folder].store(true, std::memory_order_release);
+    return Status::ok();
+  }
   // The folders must be durable before a chunk renamed into them is
   // acknowledged, or it may vanish with them in a crash.
   if (!durableTop_[top].load(std::memory_order_acquire)) {
@@ -316,10 +388,11 @@ Status ChunkStore::ensureFolders(const std::string& id) {
   return Status::ok();
 }
 
-Status ChunkStore::install(const std::string& id, uint64_t size, const std::string& tmpPath) {
+Status ChunkStore::install(const std::string& id, uint64_t size, const std::string& tmpPath,
+                           bool syncFolder) {
   std::string path = pathOf(id);
   RC_RETURN_IF_ERROR(fs_.rename(tmpPath, path));
-  RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(path)));
+  if (syncFolder) RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(path)));
   std::lock_guard lock(mu_);
   if (index_.emplace(id, Entry{size, nowMillis(), ++nextGen_}).second) {
     usedBytes_ += size;

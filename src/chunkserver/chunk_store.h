@@ -5,8 +5,12 @@
 // (<id>.tmp.N.R), is hashed as it arrives, fsynced, renamed into place and the
 // folder fsynced, so a chunk is either wholly present under its id or absent —
 // never partial. Temp files sit in the chunk's own folder so that concurrent
-// writes create their files under different folder locks. The in-memory index
-// is rebuilt by scanning at open(); leftover temp files are removed then.
+// writes create their files under different folder locks. A chunk of at most
+// 64 KiB is made durable through the journal instead (chunk_journal.h): its
+// record is synced together with those of concurrent writes, and its file,
+// renamed into place without fsyncs, is made durable by the next checkpoint.
+// The in-memory index is rebuilt by scanning at open(), after the journal's
+// replay; leftover temp files are removed then.
 // Thread-safe: the index is guarded by a mutex, disk I/O runs outside it.
 #pragma once
 
@@ -20,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "chunkserver/chunk_journal.h"
 #include "common/chunk_limits.h"
 #include "common/file_system.h"
 #include "common/sha256.h"
@@ -47,7 +52,7 @@ class ChunkWriter {
  private:
   friend class ChunkStore;
   ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
-              std::unique_ptr<WritableFile> file, WriteCheck check);
+              std::unique_ptr<WritableFile> file, WriteCheck check, bool viaJournal);
 
   ChunkStore& store_;
   std::string id_;
@@ -58,6 +63,8 @@ class ChunkWriter {
   WriteCheck check_;
   Sha256 hash_;
   bool done_ = false;
+  bool viaJournal_;    // durable through the journal, not fsyncs of its own
+  std::string bytes_;  // the chunk's bytes, for its journal record
 };
 
 struct ChunkStoreStats {
@@ -92,9 +99,23 @@ struct InventoryChanges {
 class ChunkStore {
  public:
   ChunkStore(FileSystem& fs, std::string root);
+  // A last checkpoint of the journal (stopJournalCheckpoints()).
+  ~ChunkStore();
 
-  // Creates the folders, removes partial temp files, rebuilds the index.
+  // Creates the folders, replays the journal, removes partial temp files,
+  // rebuilds the index.
   Status open();
+  // Before open(): whether small chunks go through the journal (the default)
+  // or are synced one by one as large ones are.
+  void setSmallChunkJournal(bool on) { journalOn_ = on; }
+  // Checkpoints of the journal on a thread of their own (chunk_journal.h);
+  // stopJournalCheckpoints() runs a last one, after the last write.
+  void startJournalCheckpoints(int64_t intervalMs);
+  void stopJournalCheckpoints();
+  // One checkpoint now (tests; the thread does this on its own).
+  Status checkpointJournal();
+  // Nullopt without a journal.
+  std::optional<ChunkJournal::Stats> journalStats() const;
   // New chunks are refused (STORAGE_FULL) once they would leave less than
   // this many bytes free on the file system: the metadata database (in
   // `redcloud server`, on the same disk) and the logs keep room to work.
@@ -154,10 +175,16 @@ class ChunkStore {
 
  private:
   friend class ChunkWriter;
-  Status install(const std::string& id, uint64_t size, const std::string& tmpPath);
-  // Creates the id's folders ab and ab/cd as needed and makes each durable in
-  // its parent, once per folder per process.
-  Status ensureFolders(const std::string& id);
+  // Renames the temp file to the id; `syncFolder`: and makes that durable.
+  Status install(const std::string& id, uint64_t size, const std::string& tmpPath, bool syncFolder);
+  // Creates the id's folders ab and ab/cd as needed and, when `durable`,
+  // makes each durable in its parent, once per folder per process. (A chunk
+  // going through the journal needs its folders to exist; the journal's
+  // replay recreates them.)
+  Status ensureFolders(const std::string& id, bool durable);
+  // A chunk from the journal's replay, durable under its id on its own,
+  // replacing whatever the file there holds. The index is built after.
+  Status writeReplayed(const std::string& id, std::string_view data);
   Status scanChunks();
   void touchLocked(const std::string& id);
   static int64_t nowMillis();
@@ -182,7 +209,12 @@ class ChunkStore {
   // disk is synced once anyway: its creator may not have synced it yet.
   std::unique_ptr<std::atomic<bool>[]> durableTop_ { new std::atomic<bool>[ 256 ]() };
   std::unique_ptr<std::atomic<bool>[]> durableFolder_ { new std::atomic<bool>[ 65536 ]() };
-  uint64_t nextGen_ = 0;  // GUARDED_BY(mu_)
+  // ab/cd folders this process created without syncing them (for chunks
+  // going through the journal).
+  std::unique_ptr<std::atomic<bool>[]> createdFolder_ { new std::atomic<bool>[ 65536 ]() };
+  bool journalOn_ = true;
+  std::unique_ptr<ChunkJournal> journal_;  // set by open() when journalOn_
+  uint64_t nextGen_ = 0;                   // GUARDED_BY(mu_)
   // The inventory's change log (bounded: the oldest entries fall off).
   struct LoggedChange {
     uint64_t seq;

@@ -271,6 +271,16 @@ class PosixFileSystem : public FileSystem {
     return Status::ok();
   }
 
+  Status syncAll(const std::string& path) override {
+    int fd = ::open(path.empty() ? "." : path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errnoStatus("open dir", path, errno);
+    int rc = ::syncfs(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return errnoStatus("syncfs", path, err);
+    return Status::ok();
+  }
+
   Result<bool> createDirs(const std::string& path) override {
     if (path.empty() || isDir(path)) return false;
     std::string parent = parentDir(path);

@@ -54,6 +54,9 @@ class FileSystem {
   virtual Status remove(const std::string& path) = 0;
   // Makes creations, renames and removals in the directory durable.
   virtual Status syncDir(const std::string& dir) = 0;
+  // Makes everything written, created, renamed or removed on the file system
+  // that holds `path` durable (syncfs): one flush for many files' changes.
+  virtual Status syncAll(const std::string& path) = 0;
   // Creates the directory and missing parents (mode 0700). Returns whether it created any.
   virtual Result<bool> createDirs(const std::string& path) = 0;
   virtual Result<std::vector<DirEntry>> listDir(const std::string& dir) = 0;

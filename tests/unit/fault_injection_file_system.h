@@ -11,9 +11,11 @@
 // A directory created and not made durable by a syncDir() of its parent
 // disappears in a crash with everything in it.
 //
+// syncAll() (syncfs) makes all of it durable at once.
+//
 // Crash points: crashAtOperation(n) makes the n-th mutating operation from
 // then on (a file created, a file synced, a rename, a remove, a syncDir, a
-// createDirs) not happen; crash() runs in its place and the operation fails.
+// syncAll, a createDirs) not happen; crash() runs in its place and the operation fails.
 // After any crash the file system is dead: every call fails and nothing more
 // reaches the disk, as if the process had died with the power.
 #pragma once
@@ -97,6 +99,19 @@ class FaultInjectionFileSystem : public FileSystem {
       if (op.toPending || op.fromPending) still.push_back(std::move(op));
     }
     pending_ = std::move(still);
+    return Status::ok();
+  }
+  // Everything written and every directory change so far becomes durable.
+  Status syncAll(const std::string& path) override {
+    std::lock_guard lock(mu_);
+    RC_RETURN_IF_ERROR(mutationLocked("syncAll " + path));
+    RC_RETURN_IF_ERROR(base_.syncAll(path));
+    for (auto& s : synced_) {
+      std::error_code ec;
+      auto size = std::filesystem::file_size(s.path, ec);
+      if (!ec) s.length = size;
+    }
+    pending_.clear();
     return Status::ok();
   }
   Result<bool> createDirs(const std::string& path) override {

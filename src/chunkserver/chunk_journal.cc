@@ -1,0 +1,254 @@
+#include "chunkserver/chunk_journal.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/sha256.h"
+
+namespace redcloud::chunkserver {
+
+namespace {
+
+constexpr std::string_view kMagic = "RCJ1";
+
+void putU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t getU32(std::string_view in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(in[i])) << (8 * i);
+  return v;
+}
+
+// A segment's number from its file name (16 decimal digits); 0 for any other.
+uint64_t segmentNumber(const std::string& name) {
+  if (name.size() != 16 ||
+      !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return 0;
+  }
+  return std::stoull(name);
+}
+
+}  // namespace
+
+ChunkJournal::ChunkJournal(FileSystem& fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
+
+ChunkJournal::~ChunkJournal() {
+  {
+    std::lock_guard lock(threadMu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mu_);
+  if (file_) (void)file_->close();
+}
+
+std::string ChunkJournal::segmentPath(uint64_t number) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "%016llu", static_cast<unsigned long long>(number));
+  return dir_ + "/" + name;
+}
+
+Status ChunkJournal::open(
+    const std::function<Status(const std::string& id, std::string_view data)>& writeDurably) {
+  RC_ASSIGN_OR_RETURN(auto entries, fs_.listDir(dir_));
+  std::vector<uint64_t> found;
+  for (const auto& e : entries) {
+    if (uint64_t n = e.isDir ? 0 : segmentNumber(e.name); n > 0) found.push_back(n);
+  }
+  std::sort(found.begin(), found.end());
+  uint64_t replayed = 0;
+  for (uint64_t n : found) {
+    RC_ASSIGN_OR_RETURN(std::string bytes, fs_.readFile(segmentPath(n)));
+    std::string_view rest = bytes;
+    while (rest.size() >= kHeaderBytes && rest.substr(0, 4) == kMagic) {
+      uint32_t size = getU32(rest.substr(4));
+      if (size > kMaxChunk || rest.size() - kHeaderBytes < size) break;
+      std::string id = toHex(rest.substr(8, 32));
+      std::string_view data = rest.substr(kHeaderBytes, size);
+      if (sha256Hex(data) != id) break;  // cut short by a crash: never acknowledged
+      RC_RETURN_IF_ERROR(writeDurably(id, data));
+      ++replayed;
+      rest.remove_prefix(kHeaderBytes + size);
+    }
+    if (!rest.empty()) {
+      spdlog::info("chunk journal: segment {} ends in {} bytes of an unfinished record", n,
+                   rest.size());
+    }
+  }
+  // Every chunk replayed is durable on its own now.
+  for (uint64_t n : found) RC_RETURN_IF_ERROR(fs_.remove(segmentPath(n)));
+  if (replayed > 0) {
+    spdlog::info("chunk journal: wrote back {} chunk(s) from {} segment(s)", replayed,
+                 found.size());
+  }
+  uint64_t next = found.empty() ? 1 : found.back() + 1;
+  RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(segmentPath(next)));
+  RC_RETURN_IF_ERROR(fs_.syncDir(dir_));
+  std::lock_guard lock(mu_);
+  stats_.replayed = replayed;
+  return startSegmentLocked(next, std::move(file));
+}
+
+Status ChunkJournal::startSegmentLocked(uint64_t number, std::unique_ptr<WritableFile> file) {
+  file_ = std::move(file);
+  segment_ = number;
+  segmentBytes_ = 0;
+  segmentRecords_ = 0;
+  return Status::ok();
+}
+
+Result<uint64_t> ChunkJournal::append(const std::string& id, std::string_view data) {
+  std::unique_lock lock(mu_);
+  if (!failed_.isOk()) return failed_;
+  if (!file_) return Status(StatusCode::kInternal, "chunk journal is not open");
+  size_t before = buffer_.size();
+  buffer_.append(kMagic);
+  putU32(buffer_, static_cast<uint32_t>(data.size()));
+  buffer_.append(fromHex(id));
+  buffer_.append(data);
+  segmentBytes_ += buffer_.size() - before;
+  ++segmentRecords_;
+  ++stats_.records;
+  const uint64_t mine = ++appended_;
+  const uint64_t segment = segment_;
+  ++unreleased_[segment];
+  if (segmentBytes_ >= kSegmentBytes) {
+    std::lock_guard t(threadMu_);
+    full_ = true;
+    wake_.notify_all();
+  }
+  while (durable_ < mine && failed_.isOk()) {
+    if (syncing_) {
+      changed_.wait(lock);
+    } else {
+      flushLocked(lock, /*holdLock=*/false);
+    }
+  }
+  if (durable_ < mine) {
+    Status failed = failed_;
+    if (--unreleased_[segment] == 0) changed_.notify_all();
+    return failed;
+  }
+  return segment;
+}
+
+void ChunkJournal::flushLocked(std::unique_lock<std::mutex>& lock, bool holdLock) {
+  syncing_ = true;
+  std::string out;
+  out.swap(buffer_);
+  const uint64_t target = appended_;
+  WritableFile* file = file_.get();
+  if (!holdLock) lock.unlock();
+  Status st = out.empty() ? Status::ok() : file->append(out);
+  if (st.isOk()) st = file->sync();
+  if (!holdLock) lock.lock();
+  syncing_ = false;
+  ++stats_.syncs;
+  if (st.isOk()) {
+    durable_ = std::max(durable_, target);
+  } else if (failed_.isOk()) {
+    failed_ = st;
+    spdlog::error("chunk journal: {}; small chunks are synced one by one from now on",
+                  st.message());
+  }
+  changed_.notify_all();
+}
+
+void ChunkJournal::release(uint64_t segment) {
+  std::lock_guard lock(mu_);
+  auto it = unreleased_.find(segment);
+  if (it != unreleased_.end() && it->second > 0 && --it->second == 0) changed_.notify_all();
+}
+
+Status ChunkJournal::checkpoint() {
+  std::lock_guard one(checkpointMu_);
+  uint64_t next;
+  {
+    std::lock_guard lock(mu_);
+    if (!failed_.isOk()) return failed_;
+    if (!file_ || segmentRecords_ == 0) return Status::ok();
+    next = segment_ + 1;
+  }
+  // The next segment, durable in the folder before a record in it can be
+  // acknowledged.
+  RC_ASSIGN_OR_RETURN(auto nextFile, fs_.newWritableFile(segmentPath(next)));
+  RC_RETURN_IF_ERROR(fs_.syncDir(dir_));
+  uint64_t sealed;
+  std::unique_ptr<WritableFile> sealedFile;
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [this] { return !syncing_; });
+    // The last write and sync of the sealed segment, holding the lock so no
+    // record joins it meanwhile (appenders wait about one fdatasync).
+    if (!buffer_.empty()) flushLocked(lock, /*holdLock=*/true);
+    if (!failed_.isOk()) {
+      (void)nextFile->close();
+      (void)fs_.remove(segmentPath(next));
+      return failed_;
+    }
+    sealed = segment_;
+    sealedFile = std::move(file_);
+    RC_RETURN_IF_ERROR(startSegmentLocked(next, std::move(nextFile)));
+    // Every record of the sealed segment is durable: its writers rename their
+    // chunks into place and release them.
+    changed_.wait(lock, [&] { return unreleased_[sealed] == 0; });
+    unreleased_.erase(sealed);
+  }
+  (void)sealedFile->close();
+  RC_RETURN_IF_ERROR(fs_.syncAll(dir_));
+  RC_RETURN_IF_ERROR(fs_.remove(segmentPath(sealed)));
+  std::lock_guard lock(mu_);
+  ++stats_.checkpoints;
+  return Status::ok();
+}
+
+void ChunkJournal::startCheckpoints(int64_t intervalMs) {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this, intervalMs] { checkpointLoop(intervalMs); });
+}
+
+void ChunkJournal::stopCheckpoints() {
+  {
+    std::lock_guard lock(threadMu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (broken()) return;
+  Status st = checkpoint();
+  if (!st.isOk()) spdlog::warn("chunk journal: last checkpoint: {}", st.message());
+}
+
+void ChunkJournal::checkpointLoop(int64_t intervalMs) {
+  while (true) {
+    {
+      std::unique_lock lock(threadMu_);
+      wake_.wait_for(lock, std::chrono::milliseconds(intervalMs),
+                     [this] { return stopping_ || full_; });
+      full_ = false;
+      if (stopping_) return;
+    }
+    Status st = checkpoint();
+    if (!st.isOk() && !broken()) spdlog::warn("chunk journal checkpoint: {}", st.message());
+  }
+}
+
+bool ChunkJournal::broken() const {
+  std::lock_guard lock(mu_);
+  return !failed_.isOk();
+}
+
+ChunkJournal::Stats ChunkJournal::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace redcloud::chunkserver
