@@ -66,8 +66,8 @@ class ChunkJournal {
   // `dir` must exist. Replays the segments found, in order, through
   // `writeDurably` (which must make the chunk durable under its id before it
   // returns), removes them and starts a new segment.
-  Status open(const std::function<Status(const std::string& id, std::string_view data)>&
-                  writeDurably);
+  Status open(
+      const std::function<Status(const std::string& id, std::string_view data)>& writeDurably);
   // Appends the chunk's record and returns once it is durable, with the
   // number of the segment that holds it: pass it to release() once the chunk
   // is under its id, or its write is abandoned.
@@ -99,16 +99,16 @@ class ChunkJournal {
   const std::string dir_;
   std::mutex checkpointMu_;  // one checkpoint at a time; taken before mu_
   mutable std::mutex mu_;
-  std::condition_variable changed_;  // a sync ended, a record was released
-  std::unique_ptr<WritableFile> file_;  // GUARDED_BY(mu_) the current segment
-  uint64_t segment_ = 0;                // GUARDED_BY(mu_) its number
-  uint64_t segmentBytes_ = 0;           // GUARDED_BY(mu_) written to it or buffered
-  uint64_t segmentRecords_ = 0;         // GUARDED_BY(mu_)
-  std::string buffer_;                  // GUARDED_BY(mu_) records appended, not yet written
-  uint64_t appended_ = 0;               // GUARDED_BY(mu_) records appended since open()
-  uint64_t durable_ = 0;                // GUARDED_BY(mu_) of them, synced
-  bool syncing_ = false;                // GUARDED_BY(mu_) a writer is writing and syncing
-  Status failed_;                       // GUARDED_BY(mu_)
+  std::condition_variable changed_;          // a sync ended, a record was released
+  std::unique_ptr<WritableFile> file_;       // GUARDED_BY(mu_) the current segment
+  uint64_t segment_ = 0;                     // GUARDED_BY(mu_) its number
+  uint64_t segmentBytes_ = 0;                // GUARDED_BY(mu_) written to it or buffered
+  uint64_t segmentRecords_ = 0;              // GUARDED_BY(mu_)
+  std::string buffer_;                       // GUARDED_BY(mu_) records appended, not yet written
+  uint64_t appended_ = 0;                    // GUARDED_BY(mu_) records appended since open()
+  uint64_t durable_ = 0;                     // GUARDED_BY(mu_) of them, synced
+  bool syncing_ = false;                     // GUARDED_BY(mu_) a writer is writing and syncing
+  Status failed_;                            // GUARDED_BY(mu_)
   std::map<uint64_t, uint64_t> unreleased_;  // GUARDED_BY(mu_) segment -> records not released
   Stats stats_;                              // GUARDED_BY(mu_)
 

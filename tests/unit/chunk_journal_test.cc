@@ -63,9 +63,7 @@ class GatedFileSystem : public FileSystem {
   Status remove(const std::string& p) override { return posixFileSystem().remove(p); }
   Status syncDir(const std::string& d) override { return posixFileSystem().syncDir(d); }
   Status syncAll(const std::string& p) override { return posixFileSystem().syncAll(p); }
-  Result<bool> createDirs(const std::string& p) override {
-    return posixFileSystem().createDirs(p);
-  }
+  Result<bool> createDirs(const std::string& p) override { return posixFileSystem().createDirs(p); }
   Result<std::vector<DirEntry>> listDir(const std::string& d) override {
     return posixFileSystem().listDir(d);
   }
@@ -122,7 +120,8 @@ TEST_F(ChunkJournalTest, ConcurrentWritersShareOneSync) {
   });
   {
     std::unique_lock lock(fs.mu);
-    ASSERT_TRUE(fs.cv.wait_for(lock, std::chrono::minutes(1), [&] { return fs.syncsWaiting == 1; }));
+    ASSERT_TRUE(
+        fs.cv.wait_for(lock, std::chrono::minutes(1), [&] { return fs.syncsWaiting == 1; }));
   }
   for (int i = 1; i < 4; ++i) {
     writers.emplace_back([&, i] {
@@ -170,7 +169,7 @@ TEST_F(ChunkJournalTest, ReplayWritesBackIntactRecordsAndStopsAtABrokenOne) {
     std::string bad = d;
     bad[0] ^= 1;
     writeFile(journalDir() + "/0000000000000009",
-                    record(bad, sha256Hex(d)) + record(e, sha256Hex(e)));
+              record(bad, sha256Hex(d)) + record(e, sha256Hex(e)));
   }
   // A torn file under a's id (bytes that never reached the disk).
   std::string aPath;

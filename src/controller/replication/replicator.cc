@@ -107,6 +107,7 @@ void Replicator::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
+  syncWake_.notify_all();
   if (gossipThread_.joinable()) gossipThread_.join();
   if (syncThread_.joinable()) syncThread_.join();
 }
@@ -140,8 +141,8 @@ void Replicator::syncLoop() {
     std::set<std::string> requested;
     {
       std::unique_lock lock(mu_);
-      wake_.wait_for(lock, std::chrono::milliseconds(200),
-                     [this] { return stopping_ || !aeRequests_.empty(); });
+      syncWake_.wait_for(lock, std::chrono::milliseconds(200),
+                         [this] { return stopping_ || !aeRequests_.empty(); });
       if (stopping_) return;
       requested.swap(aeRequests_);
       int64_t now = clock_.nowMillis();
@@ -198,7 +199,10 @@ std::vector<std::string> Replicator::pickPeers(size_t n, const std::string& excl
 }
 
 void Replicator::enqueueLocal(const std::vector<Record>& records) {
-  if (records.empty()) return;
+  // With no peer alive there is no one to push to (a lone `redcloud server`):
+  // the gossip thread is not woken for every commit. A peer that turns alive
+  // gets an anti-entropy session, which carries these records.
+  if (records.empty() || network_.alivePeers().empty()) return;
   queue({records, 0, ""});
 }
 
@@ -222,7 +226,7 @@ void Replicator::requestAntiEntropy(const std::string& peer) {
     std::lock_guard lock(mu_);
     aeRequests_.insert(peer);
   }
-  wake_.notify_all();
+  syncWake_.notify_all();
 }
 
 size_t Replicator::flushGossip() {

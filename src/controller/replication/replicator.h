@@ -209,8 +209,9 @@ class Replicator {
   std::atomic<bool> pulling_{false};          // an anti-entropy session is pulling
   std::mutex sessionMu_;                      // one anti-entropy session at a time
 
-  std::condition_variable wake_;
-  bool stopping_ = false;  // GUARDED_BY(mu_)
+  std::condition_variable wake_;      // the gossip thread's: records queued, or stop
+  std::condition_variable syncWake_;  // the anti-entropy thread's: a session asked for, or stop
+  bool stopping_ = false;             // GUARDED_BY(mu_)
   std::thread gossipThread_;
   std::thread syncThread_;
 };
