@@ -127,14 +127,14 @@ Result<uint64_t> ChunkJournal::append(const std::string& id, std::string_view da
   }
   while (durable_ < mine && failed_.isOk()) {
     if (syncing_) {
-      changed_.wait(lock);
+      synced_.wait(lock);
     } else {
       flushLocked(lock, /*holdLock=*/false);
     }
   }
   if (durable_ < mine) {
     Status failed = failed_;
-    if (--unreleased_[segment] == 0) changed_.notify_all();
+    if (--unreleased_[segment] == 0) released_.notify_all();
     return failed;
   }
   return segment;
@@ -159,13 +159,13 @@ void ChunkJournal::flushLocked(std::unique_lock<std::mutex>& lock, bool holdLock
     spdlog::error("chunk journal: {}; small chunks are synced one by one from now on",
                   st.message());
   }
-  changed_.notify_all();
+  synced_.notify_all();
 }
 
 void ChunkJournal::release(uint64_t segment) {
   std::lock_guard lock(mu_);
   auto it = unreleased_.find(segment);
-  if (it != unreleased_.end() && it->second > 0 && --it->second == 0) changed_.notify_all();
+  if (it != unreleased_.end() && it->second > 0 && --it->second == 0) released_.notify_all();
 }
 
 Status ChunkJournal::checkpoint() {
@@ -185,7 +185,7 @@ Status ChunkJournal::checkpoint() {
   std::unique_ptr<WritableFile> sealedFile;
   {
     std::unique_lock lock(mu_);
-    changed_.wait(lock, [this] { return !syncing_; });
+    synced_.wait(lock, [this] { return !syncing_; });
     // The last write and sync of the sealed segment, holding the lock so no
     // record joins it meanwhile (appenders wait about one fdatasync).
     if (!buffer_.empty()) flushLocked(lock, /*holdLock=*/true);
@@ -199,7 +199,7 @@ Status ChunkJournal::checkpoint() {
     RC_RETURN_IF_ERROR(startSegmentLocked(next, std::move(nextFile)));
     // Every record of the sealed segment is durable: its writers rename their
     // chunks into place and release them.
-    changed_.wait(lock, [&] { return unreleased_[sealed] == 0; });
+    released_.wait(lock, [&] { return unreleased_[sealed] == 0; });
     unreleased_.erase(sealed);
   }
   (void)sealedFile->close();

@@ -99,7 +99,8 @@ class ChunkJournal {
   const std::string dir_;
   std::mutex checkpointMu_;  // one checkpoint at a time; taken before mu_
   mutable std::mutex mu_;
-  std::condition_variable changed_;          // a sync ended, a record was released
+  std::condition_variable synced_;           // a write and sync of the segment ended
+  std::condition_variable released_;         // a segment's last record was released
   std::unique_ptr<WritableFile> file_;       // GUARDED_BY(mu_) the current segment
   uint64_t segment_ = 0;                     // GUARDED_BY(mu_) its number
   uint64_t segmentBytes_ = 0;                // GUARDED_BY(mu_) written to it or buffered
