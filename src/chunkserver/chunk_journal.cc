@@ -65,6 +65,7 @@ Status ChunkJournal::open(
   }
   std::sort(found.begin(), found.end());
   uint64_t replayed = 0;
+  uint64_t skipped = 0;
   for (uint64_t n : found) {
     RC_ASSIGN_OR_RETURN(std::string bytes, fs_.readFile(segmentPath(n)));
     std::string_view rest = bytes;
@@ -73,15 +74,24 @@ Status ChunkJournal::open(
       if (size > kMaxChunk || rest.size() - kHeaderBytes < size) break;
       std::string id = toHex(rest.substr(8, 32));
       std::string_view data = rest.substr(kHeaderBytes, size);
-      if (sha256Hex(data) != id) break;  // cut short by a crash: never acknowledged
+      rest.remove_prefix(kHeaderBytes + size);
+      if (sha256Hex(data) != id) {
+        // Cut short by a crash (never acknowledged), or bytes gone bad: the
+        // records after it may still be whole, and garbage does not both
+        // start with the magic and hash to its id.
+        ++skipped;
+        continue;
+      }
       RC_RETURN_IF_ERROR(writeDurably(id, data));
       ++replayed;
-      rest.remove_prefix(kHeaderBytes + size);
     }
     if (!rest.empty()) {
       spdlog::info("chunk journal: segment {} ends in {} bytes of an unfinished record", n,
                    rest.size());
     }
+  }
+  if (skipped > 0) {
+    spdlog::warn("chunk journal: skipped {} record(s) whose bytes do not match their id", skipped);
   }
   // Every chunk replayed is durable on its own now.
   for (uint64_t n : found) RC_RETURN_IF_ERROR(fs_.remove(segmentPath(n)));
@@ -92,6 +102,9 @@ Status ChunkJournal::open(
   uint64_t next = found.empty() ? 1 : found.back() + 1;
   RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(segmentPath(next)));
   RC_RETURN_IF_ERROR(fs_.syncDir(dir_));
+  // From here on, a write-back error on the file system is reported to the
+  // next checkpoint's syncAll().
+  RC_RETURN_IF_ERROR(fs_.syncAll(dir_));
   std::lock_guard lock(mu_);
   stats_.replayed = replayed;
   return startSegmentLocked(next, std::move(file));
@@ -126,7 +139,7 @@ Result<uint64_t> ChunkJournal::append(const std::string& id, std::string_view da
     wake_.notify_all();
   }
   while (durable_ < mine && failed_.isOk()) {
-    if (syncing_) {
+    if (syncing_ || sealing_) {  // a checkpoint sealing the segment syncs this record
       synced_.wait(lock);
     } else {
       flushLocked(lock, /*holdLock=*/false);
@@ -141,6 +154,9 @@ Result<uint64_t> ChunkJournal::append(const std::string& id, std::string_view da
 }
 
 void ChunkJournal::flushLocked(std::unique_lock<std::mutex>& lock, bool holdLock) {
+  // After a failed write or sync the file's state is unknown: a later sync
+  // that succeeds proves nothing about the records before it.
+  if (!failed_.isOk()) return;
   syncing_ = true;
   std::string out;
   out.swap(buffer_);
@@ -185,10 +201,14 @@ Status ChunkJournal::checkpoint() {
   std::unique_ptr<WritableFile> sealedFile;
   {
     std::unique_lock lock(mu_);
+    // No writer starts another sync meanwhile: the seal below syncs their records.
+    sealing_ = true;
     synced_.wait(lock, [this] { return !syncing_; });
     // The last write and sync of the sealed segment, holding the lock so no
     // record joins it meanwhile (appenders wait about one fdatasync).
     if (!buffer_.empty()) flushLocked(lock, /*holdLock=*/true);
+    sealing_ = false;
+    synced_.notify_all();
     if (!failed_.isOk()) {
       (void)nextFile->close();
       (void)fs_.remove(segmentPath(next));
@@ -203,7 +223,19 @@ Status ChunkJournal::checkpoint() {
     unreleased_.erase(sealed);
   }
   (void)sealedFile->close();
-  RC_RETURN_IF_ERROR(fs_.syncAll(dir_));
+  Status st = fs_.syncAll(dir_);
+  if (!st.isOk()) {
+    // Which chunk files failed is unknown, and the error is reported once:
+    // this segment and the ones after it stay for the replay at the next
+    // start, and later small chunks are synced one by one.
+    std::lock_guard lock(mu_);
+    if (failed_.isOk()) {
+      failed_ = st;
+      spdlog::error("chunk journal: {}; small chunks are synced one by one from now on",
+                    st.message());
+    }
+    return st;
+  }
   RC_RETURN_IF_ERROR(fs_.remove(segmentPath(sealed)));
   std::lock_guard lock(mu_);
   ++stats_.checkpoints;

@@ -18,13 +18,18 @@
 // open() replays what a crash left: each intact record (its bytes hash to its
 // id) is written to its chunk file with the chunk's own fsyncs, replacing
 // whatever the file under the id holds, then the segments are removed. A
-// record cut short by the crash was never acknowledged; reading stops there.
+// record cut short by the crash was never acknowledged: one whose framing
+// holds but whose bytes do not hash to its id is skipped, and reading a
+// segment stops where the framing breaks (no magic, a length past 64 KiB or
+// past the end).
 // A chunk removed after its record was written comes back in a replay; the
 // collector removes it again, as any unreferenced chunk.
 //
-// A failed write or sync breaks the journal for the rest of the process:
-// the writers waiting get the error, and later small chunks go the way large
-// ones do (ChunkStore asks broken()).
+// A failed write or sync of a segment, or a failed syncfs, breaks the journal
+// for the rest of the process: the writers waiting get the error, nothing
+// more is written to it or removed from it (its segments wait for the next
+// start), and later small chunks go the way large ones do (ChunkStore asks
+// broken()).
 #pragma once
 
 #include <condition_variable>
@@ -99,17 +104,18 @@ class ChunkJournal {
   const std::string dir_;
   std::mutex checkpointMu_;  // one checkpoint at a time; taken before mu_
   mutable std::mutex mu_;
-  std::condition_variable synced_;           // a write and sync of the segment ended
-  std::condition_variable released_;         // a segment's last record was released
-  std::unique_ptr<WritableFile> file_;       // GUARDED_BY(mu_) the current segment
-  uint64_t segment_ = 0;                     // GUARDED_BY(mu_) its number
-  uint64_t segmentBytes_ = 0;                // GUARDED_BY(mu_) written to it or buffered
-  uint64_t segmentRecords_ = 0;              // GUARDED_BY(mu_)
-  std::string buffer_;                       // GUARDED_BY(mu_) records appended, not yet written
-  uint64_t appended_ = 0;                    // GUARDED_BY(mu_) records appended since open()
-  uint64_t durable_ = 0;                     // GUARDED_BY(mu_) of them, synced
-  bool syncing_ = false;                     // GUARDED_BY(mu_) a writer is writing and syncing
-  Status failed_;                            // GUARDED_BY(mu_)
+  std::condition_variable synced_;      // a write and sync of the segment ended
+  std::condition_variable released_;    // a segment's last record was released
+  std::unique_ptr<WritableFile> file_;  // GUARDED_BY(mu_) the current segment
+  uint64_t segment_ = 0;                // GUARDED_BY(mu_) its number
+  uint64_t segmentBytes_ = 0;           // GUARDED_BY(mu_) written to it or buffered
+  uint64_t segmentRecords_ = 0;         // GUARDED_BY(mu_)
+  std::string buffer_;                  // GUARDED_BY(mu_) records appended, not yet written
+  uint64_t appended_ = 0;               // GUARDED_BY(mu_) records appended since open()
+  uint64_t durable_ = 0;                // GUARDED_BY(mu_) of them, synced
+  bool syncing_ = false;                // GUARDED_BY(mu_) a writer is writing and syncing
+  bool sealing_ = false;                // GUARDED_BY(mu_) a checkpoint waits to seal the segment
+  Status failed_;                       // GUARDED_BY(mu_)
   std::map<uint64_t, uint64_t> unreleased_;  // GUARDED_BY(mu_) segment -> records not released
   Stats stats_;                              // GUARDED_BY(mu_)
 

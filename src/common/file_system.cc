@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "common/buffer_pool.h"
 
@@ -271,13 +273,23 @@ class PosixFileSystem : public FileSystem {
     return Status::ok();
   }
 
+  // One descriptor per path, open for the life of the process: syncfs()
+  // reports a write-back error that happened since the descriptor was opened
+  // (Linux 5.8 on), once per descriptor.
   Status syncAll(const std::string& path) override {
-    int fd = ::open(path.empty() ? "." : path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return errnoStatus("open dir", path, errno);
-    int rc = ::syncfs(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return errnoStatus("syncfs", path, err);
+    std::string dir = path.empty() ? "." : path;
+    int fd;
+    {
+      std::lock_guard lock(syncMu_);
+      auto it = syncFds_.find(dir);
+      if (it == syncFds_.end()) {
+        fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) return errnoStatus("open dir", dir, errno);
+        it = syncFds_.emplace(dir, fd).first;
+      }
+      fd = it->second;
+    }
+    if (::syncfs(fd) != 0) return errnoStatus("syncfs", dir, errno);
     return Status::ok();
   }
 
@@ -324,6 +336,10 @@ class PosixFileSystem : public FileSystem {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
   }
+
+ private:
+  std::mutex syncMu_;
+  std::map<std::string, int> syncFds_;  // GUARDED_BY(syncMu_) never closed
 };
 
 }  // namespace

@@ -56,6 +56,8 @@ class FileSystem {
   virtual Status syncDir(const std::string& dir) = 0;
   // Makes everything written, created, renamed or removed on the file system
   // that holds `path` durable (syncfs): one flush for many files' changes.
+  // Fails on a write-back error on that file system since the previous call
+  // for the same path (for the first call: errors from then on only).
   virtual Status syncAll(const std::string& path) = 0;
   // Creates the directory and missing parents (mode 0700). Returns whether it created any.
   virtual Result<bool> createDirs(const std::string& path) = 0;

@@ -33,14 +33,27 @@ void writeFile(const std::string& path, const std::string& bytes) {
 }
 
 // Passes everything to the real file system; a sync() of a journal segment
-// can be held until released, or made to fail.
+// can be held until released, or made to fail; so can a rename. Counts the
+// journal segments created and the syncAll() calls.
 class GatedFileSystem : public FileSystem {
  public:
   std::mutex mu;
   std::condition_variable cv;
-  bool holdSyncs = false;  // GUARDED_BY(mu)
-  int syncsWaiting = 0;    // GUARDED_BY(mu)
-  bool failSyncs = false;  // GUARDED_BY(mu)
+  bool holdSyncs = false;        // GUARDED_BY(mu)
+  int syncsWaiting = 0;          // GUARDED_BY(mu)
+  bool failSyncs = false;        // GUARDED_BY(mu)
+  int failNextSyncs = 0;         // GUARDED_BY(mu) this many syncs fail, then they succeed
+  bool holdRenames = false;      // GUARDED_BY(mu)
+  int renamesWaiting = 0;        // GUARDED_BY(mu)
+  int segmentsCreated = 0;       // GUARDED_BY(mu)
+  int syncAlls = 0;              // GUARDED_BY(mu)
+  int syncAllsDuringRename = 0;  // GUARDED_BY(mu) syncAll() while a rename was held
+
+  template <typename Pred>
+  bool waitFor(Pred pred) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::minutes(1), pred);
+  }
 
   void release() {
     std::lock_guard lock(mu);
@@ -52,17 +65,37 @@ class GatedFileSystem : public FileSystem {
                                                         bool direct) override {
     auto f = posixFileSystem().newWritableFile(path, direct);
     if (!f.isOk() || path.find("/journal/") == std::string::npos) return f;
+    {
+      std::lock_guard lock(mu);
+      ++segmentsCreated;
+      cv.notify_all();
+    }
     return std::unique_ptr<WritableFile>(new File(*this, std::move(*f)));
   }
   Result<std::string> readFile(const std::string& p) override {
     return posixFileSystem().readFile(p);
   }
   Status rename(const std::string& a, const std::string& b) override {
+    {
+      std::unique_lock lock(mu);
+      ++renamesWaiting;
+      cv.notify_all();
+      cv.wait(lock, [&] { return !holdRenames; });
+      --renamesWaiting;
+    }
     return posixFileSystem().rename(a, b);
   }
   Status remove(const std::string& p) override { return posixFileSystem().remove(p); }
   Status syncDir(const std::string& d) override { return posixFileSystem().syncDir(d); }
-  Status syncAll(const std::string& p) override { return posixFileSystem().syncAll(p); }
+  Status syncAll(const std::string& p) override {
+    {
+      std::lock_guard lock(mu);
+      ++syncAlls;
+      if (renamesWaiting > 0) ++syncAllsDuringRename;
+      cv.notify_all();
+    }
+    return posixFileSystem().syncAll(p);
+  }
   Result<bool> createDirs(const std::string& p) override { return posixFileSystem().createDirs(p); }
   Result<std::vector<DirEntry>> listDir(const std::string& d) override {
     return posixFileSystem().listDir(d);
@@ -82,6 +115,10 @@ class GatedFileSystem : public FileSystem {
       fs_.cv.notify_all();
       fs_.cv.wait(lock, [&] { return !fs_.holdSyncs; });
       --fs_.syncsWaiting;
+      if (fs_.failNextSyncs > 0) {
+        --fs_.failNextSyncs;
+        return ioError("injected sync failure");
+      }
       if (fs_.failSyncs) return ioError("injected sync failure");
       lock.unlock();
       return base_->sync();
@@ -149,8 +186,9 @@ TEST_F(ChunkJournalTest, ConcurrentWritersShareOneSync) {
 
 // What a crash leaves: a segment with two whole records and a third cut
 // short, and a later one whose first record's bytes do not hash to its id.
-// open() writes back exactly the intact records before each break, removes
-// the segments and starts an empty one numbered after them.
+// open() writes back exactly the intact records (skipping the bad one, and
+// stopping at the one cut short), removes the segments and starts an empty
+// one numbered after them.
 TEST_F(ChunkJournalTest, ReplayWritesBackIntactRecordsAndStopsAtABrokenOne) {
   std::string a = randomBytes(1000, 1), b = randomBytes(65536, 2), c = randomBytes(5000, 3);
   std::string d = randomBytes(10, 4), e = randomBytes(20, 5);
@@ -187,9 +225,9 @@ TEST_F(ChunkJournalTest, ReplayWritesBackIntactRecordsAndStopsAtABrokenOne) {
   EXPECT_EQ(*store.read(sha256Hex(b)), b);
   EXPECT_FALSE(store.has(sha256Hex(c))) << "a record cut short was replayed";
   EXPECT_FALSE(store.has(sha256Hex(d)));
-  EXPECT_FALSE(store.has(sha256Hex(e))) << "a record after a broken one was replayed";
-  EXPECT_EQ(store.stats().chunkCount, 2u);
-  EXPECT_EQ(store.journalStats()->replayed, 2u);
+  EXPECT_EQ(*store.read(sha256Hex(e)), e) << "a whole record after a bad one was not replayed";
+  EXPECT_EQ(store.stats().chunkCount, 3u);
+  EXPECT_EQ(store.journalStats()->replayed, 3u);
   EXPECT_EQ(filesIn(journalDir()), std::vector<std::string>{"0000000000000010"});
   EXPECT_EQ(fileBytes(journalDir() + "/0000000000000010"), "");
 }
@@ -281,6 +319,95 @@ TEST_F(ChunkJournalTest, StoreWithoutJournalStillReplaysOneLeftBehind) {
   ASSERT_TRUE(plain.open().isOk());
   EXPECT_EQ(*plain.read(sha256Hex(a)), a);
   EXPECT_FALSE(plain.journalStats());
+}
+
+// A checkpoint removes a segment only after every chunk recorded in it is
+// renamed into place: a writer whose record is synced but whose rename is
+// held keeps the syncfs (and the removal) waiting.
+TEST_F(ChunkJournalTest, CheckpointWaitsForTheRenamesOfItsRecords) {
+  GatedFileSystem fs;
+  ChunkStore store(fs, root());
+  ASSERT_TRUE(store.open().isOk());
+  const std::string a = randomBytes(3000, 1);
+  {
+    std::lock_guard lock(fs.mu);
+    fs.holdRenames = true;
+  }
+  std::thread writer([&] { EXPECT_TRUE(store.put(sha256Hex(a), a).isOk()); });
+  ASSERT_TRUE(fs.waitFor([&] { return fs.renamesWaiting == 1; }));
+  const int segmentsBefore = [&] {
+    std::lock_guard lock(fs.mu);
+    return fs.syncAlls = 0, fs.segmentsCreated;
+  }();
+  Status checkpointed = internalError("not run");
+  std::thread checkpoint([&] { checkpointed = store.checkpointJournal(); });
+  // The checkpoint got as far as the next segment; it must not reach syncAll
+  // while the rename is held. (A window of 300 ms to see it happen; the
+  // correct code waits as long as it is held.)
+  ASSERT_TRUE(fs.waitFor([&] { return fs.segmentsCreated == segmentsBefore + 1; }));
+  {
+    std::unique_lock lock(fs.mu);
+    fs.cv.wait_for(lock, std::chrono::milliseconds(300), [&] { return fs.syncAlls > 0; });
+    EXPECT_EQ(fs.syncAlls, 0) << "syncAll ran before the sealed segment's chunk was in place";
+  }
+  EXPECT_EQ(filesIn(journalDir()).size(), 2u);  // the sealed one and the next
+  fs.release();
+  {
+    std::lock_guard lock(fs.mu);
+    fs.holdRenames = false;
+    fs.cv.notify_all();
+  }
+  writer.join();
+  checkpoint.join();
+  EXPECT_TRUE(checkpointed.isOk()) << checkpointed.toString();
+  EXPECT_EQ(fs.syncAllsDuringRename, 0);
+  EXPECT_EQ(filesIn(journalDir()), std::vector<std::string>{"0000000000000002"});
+  EXPECT_EQ(*store.read(sha256Hex(a)), a);
+}
+
+// A sync that fails while a checkpoint waits to seal the segment, with two
+// more records buffered behind it: nothing more is written to the segment
+// (a later sync that succeeds would prove nothing about the bytes before
+// it), the writers waiting fail, the checkpoint fails and removes nothing.
+TEST_F(ChunkJournalTest, AfterAFailedSyncNoCheckpointWritesOrAcknowledgesMore) {
+  GatedFileSystem fs;
+  ChunkStore store(fs, root());
+  ASSERT_TRUE(store.open().isOk());
+  std::vector<std::string> chunks;
+  for (unsigned i = 0; i < 3; ++i) chunks.push_back(randomBytes(3000, 10 + i));
+  {
+    std::lock_guard lock(fs.mu);
+    fs.holdSyncs = true;
+    fs.failNextSyncs = 1;
+  }
+  std::vector<Status> results(3, internalError("not run"));
+  std::vector<std::thread> writers;
+  writers.emplace_back([&] { results[0] = store.put(sha256Hex(chunks[0]), chunks[0]); });
+  ASSERT_TRUE(fs.waitFor([&] { return fs.syncsWaiting == 1; }));
+  for (int i = 1; i < 3; ++i) {
+    writers.emplace_back([&, i] { results[i] = store.put(sha256Hex(chunks[i]), chunks[i]); });
+  }
+  ASSERT_TRUE(test_util::waitUntil([&] { return store.journalStats()->records == 3; }));
+  const int segmentsBefore = [&] {
+    std::lock_guard lock(fs.mu);
+    return fs.segmentsCreated;
+  }();
+  Status checkpointed = Status::ok();
+  std::thread checkpoint([&] { checkpointed = store.checkpointJournal(); });
+  ASSERT_TRUE(fs.waitFor([&] { return fs.segmentsCreated == segmentsBefore + 1; }));
+  fs.release();
+  for (auto& t : writers) t.join();
+  checkpoint.join();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(results[i].code(), StatusCode::kIoError) << i << ": " << results[i].toString();
+    EXPECT_FALSE(store.has(sha256Hex(chunks[i])));
+  }
+  EXPECT_FALSE(checkpointed.isOk());
+  EXPECT_EQ(fileBytes(journalDir() + "/0000000000000001").size(),
+            ChunkJournal::kHeaderBytes + chunks[0].size())
+      << "records were written after the failed sync";
+  EXPECT_EQ(fs.syncAlls, 1) << "only the one at open()";
+  EXPECT_TRUE(test::tempFilesUnder(root()).empty());
 }
 
 }  // namespace

@@ -13,6 +13,11 @@
 //
 // syncAll() (syncfs) makes all of it durable at once.
 //
+// setRenamesOutrunData(true): a rename reaches the disk before the bytes of
+// the file renamed (ext4 without a journal, or with data=writeback, may write
+// the directory first): a crash keeps every rename made, and the file under
+// its new name holds only what was synced of it.
+//
 // Crash points: crashAtOperation(n) makes the n-th mutating operation from
 // then on (a file created, a file synced, a rename, a remove, a syncDir, a
 // syncAll, a createDirs) not happen; crash() runs in its place and the operation fails.
@@ -47,6 +52,10 @@ class FaultInjectionFileSystem : public FileSystem {
   uint64_t operations() const {
     std::lock_guard lock(mu_);
     return operations_;
+  }
+  void setRenamesOutrunData(bool on) {
+    std::lock_guard lock(mu_);
+    renamesOutrunData_ = on;
   }
   bool crashed() const {
     std::lock_guard lock(mu_);
@@ -203,6 +212,7 @@ class FaultInjectionFileSystem : public FileSystem {
           break;
         }
         case Op::kRename:
+          if (renamesOutrunData_) break;  // the new name stays, the old one is gone
           if (it->toPending && it->fromPending) {
             (void)base_.rename(it->to, it->from);  // as if never renamed
           } else if (it->toPending) {
@@ -256,6 +266,7 @@ class FaultInjectionFileSystem : public FileSystem {
   uint64_t operations_ = 0;
   uint64_t crashAt_ = 0;  // operation number that crashes; 0: none
   bool dead_ = false;
+  bool renamesOutrunData_ = false;
   std::string crashedAt_;
 };
 
