@@ -164,6 +164,15 @@ class ChunkCrashTest : public controller::TempStoreTest {
     c.renamesOutrunData = renamesOutrunData;
     crashAtEveryStep(c, crashPoints);
   }
+
+  // A chunk of `size` bytes into folders that exist (a neighbour's, synced
+  // when the store opened).
+  void writeIntoExistingFoldersAtEveryStep(size_t size, uint64_t* crashPoints, bool journal = true,
+                                           bool renamesOutrunData = false) {
+    std::string data = randomBytes(size, 6);
+    std::string neighbour = bytesWithIdPrefix(sha256Hex(data).substr(0, 4), 7);
+    writeAtEveryStep(data, neighbour, crashPoints, journal, renamesOutrunData);
+  }
 };
 
 // New chunk, new folders: <root>/chunks/ab and ab/cd are both created.
@@ -195,20 +204,16 @@ TEST_F(ChunkCrashTest, WriteIntoFreshSecondLevelFolderIsWholeOrAbsentAtEveryCras
 // A second chunk into existing folders (synced when the store opened): only
 // the temp file, its sync, the rename and its syncDir.
 TEST_F(ChunkCrashTest, WriteIntoExistingFoldersIsWholeOrAbsentAtEveryCrashPoint) {
-  std::string data = randomBytes(70'000, 6);
-  std::string neighbour = bytesWithIdPrefix(sha256Hex(data).substr(0, 4), 7);
   uint64_t points = 0;
-  ASSERT_NO_FATAL_FAILURE(writeAtEveryStep(data, neighbour, &points));
+  ASSERT_NO_FATAL_FAILURE(writeIntoExistingFoldersAtEveryStep(70'000, &points));
   // temp file, its sync, rename, syncDir ab/cd
   EXPECT_GE(points, 4u);
 }
 
 // A small chunk without the journal takes the same steps.
 TEST_F(ChunkCrashTest, SmallWriteWithoutJournalIsWholeOrAbsentAtEveryCrashPoint) {
-  std::string data = randomBytes(5'000, 6);
-  std::string neighbour = bytesWithIdPrefix(sha256Hex(data).substr(0, 4), 7);
   uint64_t points = 0;
-  ASSERT_NO_FATAL_FAILURE(writeAtEveryStep(data, neighbour, &points, /*journal=*/false));
+  ASSERT_NO_FATAL_FAILURE(writeIntoExistingFoldersAtEveryStep(5'000, &points, /*journal=*/false));
   EXPECT_GE(points, 4u);
 }
 
@@ -216,10 +221,8 @@ TEST_F(ChunkCrashTest, SmallWriteWithoutJournalIsWholeOrAbsentAtEveryCrashPoint)
 // rename (nothing synced). A crash after the acknowledgement loses the
 // chunk's file; the replay at open() writes it back from its record.
 TEST_F(ChunkCrashTest, JournalWriteIntoExistingFoldersIsWholeOrAbsentAtEveryCrashPoint) {
-  std::string data = randomBytes(5'000, 6);
-  std::string neighbour = bytesWithIdPrefix(sha256Hex(data).substr(0, 4), 7);
   uint64_t points = 0;
-  ASSERT_NO_FATAL_FAILURE(writeAtEveryStep(data, neighbour, &points));
+  ASSERT_NO_FATAL_FAILURE(writeIntoExistingFoldersAtEveryStep(5'000, &points));
   EXPECT_GE(points, 3u);
 }
 
@@ -229,11 +232,9 @@ TEST_F(ChunkCrashTest, JournalWriteIntoExistingFoldersIsWholeOrAbsentAtEveryCras
 // record's sync would leave an empty file under the id and nothing to
 // rewrite it from.
 TEST_F(ChunkCrashTest, JournalWriteIsWholeOrAbsentWhenRenamesOutrunData) {
-  std::string data = randomBytes(5'000, 6);
-  std::string neighbour = bytesWithIdPrefix(sha256Hex(data).substr(0, 4), 7);
   uint64_t points = 0;
-  ASSERT_NO_FATAL_FAILURE(
-      writeAtEveryStep(data, neighbour, &points, /*journal=*/true, /*renamesOutrunData=*/true));
+  ASSERT_NO_FATAL_FAILURE(writeIntoExistingFoldersAtEveryStep(5'000, &points, /*journal=*/true,
+                                                              /*renamesOutrunData=*/true));
   EXPECT_GE(points, 3u);
 }
 

@@ -55,10 +55,15 @@ class GatedFileSystem : public FileSystem {
     return cv.wait_for(lock, std::chrono::minutes(1), pred);
   }
 
-  void release() {
+  // Changes the gates under the lock and wakes whoever waits on them.
+  template <typename F>
+  void set(F change) {
     std::lock_guard lock(mu);
-    holdSyncs = false;
+    change();
     cv.notify_all();
+  }
+  void release() {
+    set([&] { holdSyncs = false; });
   }
 
   Result<std::unique_ptr<WritableFile>> newWritableFile(const std::string& path,
@@ -143,10 +148,7 @@ TEST_F(ChunkJournalTest, ConcurrentWritersShareOneSync) {
   GatedFileSystem fs;
   ChunkStore store(fs, root());
   ASSERT_TRUE(store.open().isOk());
-  {
-    std::lock_guard lock(fs.mu);
-    fs.holdSyncs = true;
-  }
+  fs.set([&] { fs.holdSyncs = true; });
   std::vector<std::string> chunks;
   for (unsigned i = 0; i < 4; ++i) chunks.push_back(randomBytes(4096, 100 + i));
   std::atomic<int> done{0};
@@ -285,10 +287,7 @@ TEST_F(ChunkJournalTest, AFailedSyncFailsItsWritersAndLaterWritesSyncOnTheirOwn)
   GatedFileSystem fs;
   ChunkStore store(fs, root());
   ASSERT_TRUE(store.open().isOk());
-  {
-    std::lock_guard lock(fs.mu);
-    fs.failSyncs = true;
-  }
+  fs.set([&] { fs.failSyncs = true; });
   std::string a = randomBytes(3000, 1), b = randomBytes(3000, 2);
   Status st = store.put(sha256Hex(a), a);
   EXPECT_EQ(st.code(), StatusCode::kIoError) << st.toString();
@@ -329,16 +328,14 @@ TEST_F(ChunkJournalTest, CheckpointWaitsForTheRenamesOfItsRecords) {
   ChunkStore store(fs, root());
   ASSERT_TRUE(store.open().isOk());
   const std::string a = randomBytes(3000, 1);
-  {
-    std::lock_guard lock(fs.mu);
-    fs.holdRenames = true;
-  }
+  fs.set([&] { fs.holdRenames = true; });
   std::thread writer([&] { EXPECT_TRUE(store.put(sha256Hex(a), a).isOk()); });
   ASSERT_TRUE(fs.waitFor([&] { return fs.renamesWaiting == 1; }));
-  const int segmentsBefore = [&] {
-    std::lock_guard lock(fs.mu);
-    return fs.syncAlls = 0, fs.segmentsCreated;
-  }();
+  int segmentsBefore = 0;
+  fs.set([&] {
+    fs.syncAlls = 0;  // the one at open()
+    segmentsBefore = fs.segmentsCreated;
+  });
   Status checkpointed = internalError("not run");
   std::thread checkpoint([&] { checkpointed = store.checkpointJournal(); });
   // The checkpoint got as far as the next segment; it must not reach syncAll
@@ -352,11 +349,7 @@ TEST_F(ChunkJournalTest, CheckpointWaitsForTheRenamesOfItsRecords) {
   }
   EXPECT_EQ(filesIn(journalDir()).size(), 2u);  // the sealed one and the next
   fs.release();
-  {
-    std::lock_guard lock(fs.mu);
-    fs.holdRenames = false;
-    fs.cv.notify_all();
-  }
+  fs.set([&] { fs.holdRenames = false; });
   writer.join();
   checkpoint.join();
   EXPECT_TRUE(checkpointed.isOk()) << checkpointed.toString();
@@ -375,11 +368,10 @@ TEST_F(ChunkJournalTest, AfterAFailedSyncNoCheckpointWritesOrAcknowledgesMore) {
   ASSERT_TRUE(store.open().isOk());
   std::vector<std::string> chunks;
   for (unsigned i = 0; i < 3; ++i) chunks.push_back(randomBytes(3000, 10 + i));
-  {
-    std::lock_guard lock(fs.mu);
+  fs.set([&] {
     fs.holdSyncs = true;
     fs.failNextSyncs = 1;
-  }
+  });
   std::vector<Status> results(3, internalError("not run"));
   std::vector<std::thread> writers;
   writers.emplace_back([&] { results[0] = store.put(sha256Hex(chunks[0]), chunks[0]); });
@@ -388,10 +380,8 @@ TEST_F(ChunkJournalTest, AfterAFailedSyncNoCheckpointWritesOrAcknowledgesMore) {
     writers.emplace_back([&, i] { results[i] = store.put(sha256Hex(chunks[i]), chunks[i]); });
   }
   ASSERT_TRUE(test_util::waitUntil([&] { return store.journalStats()->records == 3; }));
-  const int segmentsBefore = [&] {
-    std::lock_guard lock(fs.mu);
-    return fs.segmentsCreated;
-  }();
+  int segmentsBefore = 0;
+  fs.set([&] { segmentsBefore = fs.segmentsCreated; });
   Status checkpointed = Status::ok();
   std::thread checkpoint([&] { checkpointed = store.checkpointJournal(); });
   ASSERT_TRUE(fs.waitFor([&] { return fs.segmentsCreated == segmentsBefore + 1; }));
