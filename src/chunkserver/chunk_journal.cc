@@ -40,12 +40,7 @@ uint64_t segmentNumber(const std::string& name) {
 ChunkJournal::ChunkJournal(FileSystem& fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
 
 ChunkJournal::~ChunkJournal() {
-  {
-    std::lock_guard lock(threadMu_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  stopThread();
   std::lock_guard lock(mu_);
   if (file_) (void)file_->close();
 }
@@ -107,15 +102,15 @@ Status ChunkJournal::open(
   RC_RETURN_IF_ERROR(fs_.syncAll(dir_));
   std::lock_guard lock(mu_);
   stats_.replayed = replayed;
-  return startSegmentLocked(next, std::move(file));
+  startSegmentLocked(next, std::move(file));
+  return Status::ok();
 }
 
-Status ChunkJournal::startSegmentLocked(uint64_t number, std::unique_ptr<WritableFile> file) {
+void ChunkJournal::startSegmentLocked(uint64_t number, std::unique_ptr<WritableFile> file) {
   file_ = std::move(file);
   segment_ = number;
   segmentBytes_ = 0;
   segmentRecords_ = 0;
-  return Status::ok();
 }
 
 Result<uint64_t> ChunkJournal::append(const std::string& id, std::string_view data) {
@@ -216,7 +211,7 @@ Status ChunkJournal::checkpoint() {
     }
     sealed = segment_;
     sealedFile = std::move(file_);
-    RC_RETURN_IF_ERROR(startSegmentLocked(next, std::move(nextFile)));
+    startSegmentLocked(next, std::move(nextFile));
     // Every record of the sealed segment is durable: its writers rename their
     // chunks into place and release them.
     released_.wait(lock, [&] { return unreleased_[sealed] == 0; });
@@ -247,13 +242,17 @@ void ChunkJournal::startCheckpoints(int64_t intervalMs) {
   thread_ = std::thread([this, intervalMs] { checkpointLoop(intervalMs); });
 }
 
-void ChunkJournal::stopCheckpoints() {
+void ChunkJournal::stopThread() {
   {
     std::lock_guard lock(threadMu_);
     stopping_ = true;
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void ChunkJournal::stopCheckpoints() {
+  stopThread();
   if (broken()) return;
   Status st = checkpoint();
   if (!st.isOk()) spdlog::warn("chunk journal: last checkpoint: {}", st.message());

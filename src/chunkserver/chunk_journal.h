@@ -97,7 +97,8 @@ class ChunkJournal {
   // Writes and syncs the buffered records; mu_ held on entry and exit,
   // released during the I/O unless `holdLock`.
   void flushLocked(std::unique_lock<std::mutex>& lock, bool holdLock);
-  Status startSegmentLocked(uint64_t number, std::unique_ptr<WritableFile> file);
+  void startSegmentLocked(uint64_t number, std::unique_ptr<WritableFile> file);
+  void stopThread();
   void checkpointLoop(int64_t intervalMs);
 
   FileSystem& fs_;
