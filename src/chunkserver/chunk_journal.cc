@@ -113,8 +113,8 @@ void ChunkJournal::startSegmentLocked(uint64_t number, std::unique_ptr<WritableF
   segmentRecords_ = 0;
 }
 
-Result<uint64_t> ChunkJournal::append(const std::string& id, std::string_view data) {
-  std::unique_lock lock(mu_);
+Result<ChunkJournal::Ticket> ChunkJournal::add(const std::string& id, std::string_view data) {
+  std::lock_guard lock(mu_);
   if (!failed_.isOk()) return failed_;
   if (!file_) return Status(StatusCode::kInternal, "chunk journal is not open");
   size_t before = buffer_.size();
@@ -125,27 +125,43 @@ Result<uint64_t> ChunkJournal::append(const std::string& id, std::string_view da
   segmentBytes_ += buffer_.size() - before;
   ++segmentRecords_;
   ++stats_.records;
-  const uint64_t mine = ++appended_;
-  const uint64_t segment = segment_;
-  ++unreleased_[segment];
+  Ticket ticket{++appended_, segment_};
+  ++unreleased_[ticket.segment];
   if (segmentBytes_ >= kSegmentBytes) {
     std::lock_guard t(threadMu_);
     full_ = true;
     wake_.notify_all();
   }
-  while (durable_ < mine && failed_.isOk()) {
+  return ticket;
+}
+
+Status ChunkJournal::sync(const Ticket& ticket) {
+  std::unique_lock lock(mu_);
+  return syncLocked(lock, ticket);
+}
+
+Status ChunkJournal::syncLocked(std::unique_lock<std::mutex>& lock, const Ticket& ticket) {
+  while (durable_ < ticket.seq && failed_.isOk()) {
     if (syncing_ || sealing_) {  // a checkpoint sealing the segment syncs this record
       synced_.wait(lock);
     } else {
       flushLocked(lock, /*holdLock=*/false);
     }
   }
-  if (durable_ < mine) {
-    Status failed = failed_;
-    if (--unreleased_[segment] == 0) released_.notify_all();
-    return failed;
-  }
-  return segment;
+  return durable_ < ticket.seq ? failed_ : Status::ok();
+}
+
+Status ChunkJournal::waitDurable(const Ticket& ticket) {
+  std::unique_lock lock(mu_);
+  Status st = syncLocked(lock, ticket);
+  if (!st.isOk() && --unreleased_[ticket.segment] == 0) released_.notify_all();
+  return st;
+}
+
+Result<uint64_t> ChunkJournal::append(const std::string& id, std::string_view data) {
+  RC_ASSIGN_OR_RETURN(Ticket ticket, add(id, data));
+  RC_RETURN_IF_ERROR(waitDurable(ticket));
+  return ticket.segment;
 }
 
 void ChunkJournal::flushLocked(std::unique_lock<std::mutex>& lock, bool holdLock) {

@@ -62,6 +62,11 @@ Status ChunkWriter::append(std::string_view data) {
 }
 
 Status ChunkWriter::commit() {
+  RC_ASSIGN_OR_RETURN(auto pending, commitDeferred());
+  return pending ? pending->complete() : Status::ok();
+}
+
+Result<std::unique_ptr<PendingChunk>> ChunkWriter::commitDeferred() {
   if (written_ != size_) {
     return invalidRequest("chunk " + id_ + " truncated: " + std::to_string(written_) + " of " +
                           std::to_string(size_) + " bytes");
@@ -74,20 +79,40 @@ Status ChunkWriter::commit() {
     }
   }
   if (viaJournal_) {
-    // The record durable before the rename: a file under the id whose bytes
-    // may not be on disk yet always has a record to be rewritten from.
     RC_RETURN_IF_ERROR(file_->close());
-    RC_ASSIGN_OR_RETURN(uint64_t segment, store_.journal_->append(id_, bytes_));
-    Status installed = store_.install(id_, size_, tmpPath_, /*syncFolder=*/false);
-    store_.journal_->release(segment);
-    RC_RETURN_IF_ERROR(installed);
-    done_ = true;
-    return Status::ok();
+    RC_ASSIGN_OR_RETURN(auto ticket, store_.journal_->add(id_, bytes_));
+    done_ = true;  // the temp file is the pending chunk's now
+    return std::unique_ptr<PendingChunk>(new PendingChunk(store_, id_, size_, tmpPath_, ticket));
   }
   // The bytes must be on disk before the rename makes them visible under the id.
   RC_RETURN_IF_ERROR(file_->sync());
   RC_RETURN_IF_ERROR(file_->close());
   RC_RETURN_IF_ERROR(store_.install(id_, size_, tmpPath_, /*syncFolder=*/true));
+  done_ = true;
+  return std::unique_ptr<PendingChunk>();
+}
+
+PendingChunk::~PendingChunk() {
+  if (done_) return;
+  if (!released_) store_.journal_->release(ticket_.segment);
+  (void)store_.fs_.remove(tmpPath_);
+}
+
+void PendingChunk::sync() const { (void)store_.journal_->sync(ticket_); }
+
+Status PendingChunk::complete() {
+  if (done_) return Status::ok();
+  // The record durable before the rename: a file under the id whose bytes
+  // may not be on disk yet always has a record to be rewritten from.
+  Status durable = store_.journal_->waitDurable(ticket_);
+  if (!durable.isOk()) {
+    released_ = true;  // waitDurable() did
+    return durable;
+  }
+  Status installed = store_.install(id_, size_, tmpPath_, /*syncFolder=*/false);
+  store_.journal_->release(ticket_.segment);
+  released_ = true;
+  RC_RETURN_IF_ERROR(installed);
   done_ = true;
   return Status::ok();
 }
@@ -361,6 +386,15 @@ Status ChunkStore::put(const std::string& id, std::string_view data, WriteCheck 
   if (!writer) return Status::ok();
   RC_RETURN_IF_ERROR(writer->append(data));
   return writer->commit();
+}
+
+Result<std::unique_ptr<PendingChunk>> ChunkStore::putDeferred(const std::string& id,
+                                                              std::string_view data,
+                                                              WriteCheck check) {
+  RC_ASSIGN_OR_RETURN(auto writer, beginWrite(id, data.size(), check));
+  if (!writer) return std::unique_ptr<PendingChunk>();
+  RC_RETURN_IF_ERROR(writer->append(data));
+  return writer->commitDeferred();
 }
 
 Status ChunkStore::ensureFolders(const std::string& id, bool durable) {

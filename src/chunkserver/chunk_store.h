@@ -9,6 +9,9 @@
 // 64 KiB is made durable through the journal instead (chunk_journal.h): its
 // record is synced together with those of concurrent writes, and its file,
 // renamed into place without fsyncs, is made durable by the next checkpoint.
+// putDeferred() leaves such a chunk pending (appended, not synced, not under
+// its id) for its caller to complete: an upload's metadata commit, which
+// completes the chunks of all the uploads it commits with one sync.
 // The in-memory index is rebuilt by scanning at open(), after the journal's
 // replay; leftover temp files are removed then.
 // Thread-safe: the index is guarded by a mutex, disk I/O runs outside it.
@@ -40,6 +43,8 @@ class ChunkStore;
 // from these very bytes (the controller half of `redcloud server`).
 enum class WriteCheck { kVerify, kTrusted };
 
+class PendingChunk;
+
 // One chunk being written. Not thread-safe. Destroying it without commit()
 // removes the temp file.
 class ChunkWriter {
@@ -48,6 +53,11 @@ class ChunkWriter {
   Status append(std::string_view data);
   // Verifies size and hash, makes the chunk durable under its id.
   Status commit();
+  // Verifies size and hash. A chunk going through the journal is returned
+  // pending: its record appended but not synced, its file not under its id;
+  // PendingChunk::complete() finishes what commit() does. Any other chunk is
+  // committed here and nullptr returned.
+  Result<std::unique_ptr<PendingChunk>> commitDeferred();
 
  private:
   friend class ChunkStore;
@@ -65,6 +75,45 @@ class ChunkWriter {
   bool done_ = false;
   bool viaJournal_;    // durable through the journal, not fsyncs of its own
   std::string bytes_;  // the chunk's bytes, for its journal record
+};
+
+// A small chunk written and its journal record appended, neither synced nor
+// visible under its id yet: the caller decides when it must be durable.
+// complete() syncs the journal (every record appended so far, so one sync
+// completes the pending chunks of many writers) and renames the chunk into
+// place; destroying it first abandons the write (its temp file is removed;
+// its record may still be replayed after a crash, as an unreferenced chunk).
+// Not thread-safe.
+class PendingChunk {
+ public:
+  ~PendingChunk();
+  PendingChunk(const PendingChunk&) = delete;
+  PendingChunk& operator=(const PendingChunk&) = delete;
+  // OK once the chunk is durable and readable under its id. Call once.
+  Status complete();
+  // Syncs the journal through this chunk's record: what complete() does
+  // first. Thread-safe against complete() (it touches no state of this
+  // object); a failure is left for complete() to report.
+  void sync() const;
+  const std::string& id() const { return id_; }
+
+ private:
+  friend class ChunkWriter;
+  PendingChunk(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
+               ChunkJournal::Ticket ticket)
+      : store_(store),
+        id_(std::move(id)),
+        size_(size),
+        tmpPath_(std::move(tmpPath)),
+        ticket_(ticket) {}
+
+  ChunkStore& store_;
+  std::string id_;
+  uint64_t size_;
+  std::string tmpPath_;
+  ChunkJournal::Ticket ticket_;
+  bool released_ = false;  // the ticket went back to the journal
+  bool done_ = false;      // under its id
 };
 
 struct ChunkStoreStats {
@@ -128,6 +177,10 @@ class ChunkStore {
                                                   WriteCheck check = WriteCheck::kVerify);
   // Stores a whole chunk.
   Status put(const std::string& id, std::string_view data, WriteCheck check = WriteCheck::kVerify);
+  // Stores a whole chunk, leaving a small one pending (ChunkWriter::
+  // commitDeferred): nullptr once the chunk is durable already.
+  Result<std::unique_ptr<PendingChunk>> putDeferred(const std::string& id, std::string_view data,
+                                                    WriteCheck check = WriteCheck::kVerify);
 
   // Reads and verifies a chunk. CHECKSUM_MISMATCH when the disk copy is bad.
   Result<std::string> read(const std::string& id);
@@ -175,6 +228,7 @@ class ChunkStore {
 
  private:
   friend class ChunkWriter;
+  friend class PendingChunk;
   // Renames the temp file to the id; `syncFolder`: and makes that durable.
   Status install(const std::string& id, uint64_t size, const std::string& tmpPath, bool syncFolder);
   // Creates the id's folders ab and ab/cd as needed and, when `durable`,

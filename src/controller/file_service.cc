@@ -200,27 +200,31 @@ Result<UploadResult> FileService::commitUpload(const NewFile& f) {
   json value{{"owner_id", f.ownerId}, {"name", f.name},   {"size", f.size},
              {"sha256", f.sha256},    {"chunks", chunks}, {"created_ms", row.createdMs}};
   RC_RETURN_IF_ERROR(writer_
-                         .transact([&](std::vector<Mutation>& m) -> Status {
-                           // Checked again in the commit's transaction: concurrent
-                           // uploads of one user cannot overshoot together.
-                           RC_RETURN_IF_ERROR(checkQuota(f.ownerId, f.name, f.size));
-                           m.push_back({RecordKind::kFile, row.fileId, value.dump(), false});
-                           // Tags before the name: the file is not shown yet when
-                           // they are applied, so its listing rows are written
-                           // once, when the name shows it.
-                           for (const auto& t : row.tags)
-                             m.push_back(tagMutation(row.fileId, t, f.ownerId, true));
-                           m.push_back({RecordKind::kName, nameKey(f.ownerId, f.name),
-                                        json{{"file_id", row.fileId}}.dump(), false});
-                           RC_ASSIGN_OR_RETURN(auto old,
-                                               store_.visibleFileByName(f.ownerId, f.name));
-                           if (old) {
-                             // The replaced file is tombstoned so no controller can bring it back.
-                             result.replacedFileId = old->fileId;
-                             m.push_back({RecordKind::kFile, old->fileId, "", true});
-                           }
-                           return Status::ok();
-                         })
+                         .transact(
+                             [&](std::vector<Mutation>& m) -> Status {
+                               // Checked again in the commit's transaction: concurrent
+                               // uploads of one user cannot overshoot together.
+                               RC_RETURN_IF_ERROR(checkQuota(f.ownerId, f.name, f.size));
+                               if (f.beforeRecords) RC_RETURN_IF_ERROR(f.beforeRecords());
+                               m.push_back({RecordKind::kFile, row.fileId, value.dump(), false});
+                               // Tags before the name: the file is not shown yet when
+                               // they are applied, so its listing rows are written
+                               // once, when the name shows it.
+                               for (const auto& t : row.tags)
+                                 m.push_back(tagMutation(row.fileId, t, f.ownerId, true));
+                               m.push_back({RecordKind::kName, nameKey(f.ownerId, f.name),
+                                            json{{"file_id", row.fileId}}.dump(), false});
+                               RC_ASSIGN_OR_RETURN(auto old,
+                                                   store_.visibleFileByName(f.ownerId, f.name));
+                               if (old) {
+                                 // The replaced file is tombstoned so no controller can bring it
+                                 // back.
+                                 result.replacedFileId = old->fileId;
+                                 m.push_back({RecordKind::kFile, old->fileId, "", true});
+                               }
+                               return Status::ok();
+                             },
+                             f.whileQueued)
                          .status());
   return result;
 }

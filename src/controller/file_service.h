@@ -30,6 +30,16 @@ struct NewFile {
   uint64_t size = 0;
   std::string sha256;
   std::vector<ChunkRef> chunks;
+  // Called in the commit's transaction (on the group commit's leading
+  // thread) after the quota check, before the file's records are written;
+  // its failure fails the upload with nothing written. Uploads complete their
+  // pending chunks here (UploadedContent::completeChunks).
+  std::function<Status()> beforeRecords;
+  // Runs on the uploading thread while its commit waits behind another
+  // (MetadataStore::transaction's whileQueued): uploads sync their pending
+  // chunks there (UploadedContent::syncChunks), so the leading thread finds
+  // them durable.
+  std::function<void()> whileQueued;
 };
 
 struct UploadResult {

@@ -17,6 +17,33 @@ Status EmbeddedChunkClient::writeChunk(const std::string& id, std::string_view d
   return store_.put(id, data, chunkserver::WriteCheck::kTrusted);
 }
 
+namespace {
+
+class EmbeddedPendingWrite : public controller::PendingChunkWrite {
+ public:
+  explicit EmbeddedPendingWrite(std::unique_ptr<chunkserver::PendingChunk> chunk)
+      : chunk_(std::move(chunk)) {}
+  void sync() override { chunk_->sync(); }
+  Status complete() override { return chunk_->complete(); }
+
+ private:
+  std::unique_ptr<chunkserver::PendingChunk> chunk_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<controller::PendingChunkWrite>> EmbeddedChunkClient::writeChunkDeferred(
+    const std::string& id, std::string_view data, controller::CallCanceller* cancel, int64_t) {
+  if (cancel && cancel->cancelled()) {
+    return Status(StatusCode::kUnavailable, "write to " + address() + " cancelled");
+  }
+  RC_ASSIGN_OR_RETURN(auto pending,
+                      store_.putDeferred(id, data, chunkserver::WriteCheck::kTrusted));
+  if (!pending) return std::unique_ptr<controller::PendingChunkWrite>();
+  return std::unique_ptr<controller::PendingChunkWrite>(
+      std::make_unique<EmbeddedPendingWrite>(std::move(pending)));
+}
+
 Result<ChunkBuffer> EmbeddedChunkClient::readChunk(const std::string& id,
                                                    controller::CallCanceller* cancel) {
   if (cancel && cancel->cancelled()) {

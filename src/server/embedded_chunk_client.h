@@ -27,6 +27,11 @@ class EmbeddedChunkClient : public controller::ChunkClient {
 
   Status writeChunk(const std::string& id, std::string_view data, controller::CallCanceller* cancel,
                     int64_t deadlineMs) override;
+  // A small chunk is left pending in the store's journal (ChunkStore::
+  // putDeferred): the upload completes it in its metadata commit.
+  Result<std::unique_ptr<controller::PendingChunkWrite>> writeChunkDeferred(
+      const std::string& id, std::string_view data, controller::CallCanceller* cancel,
+      int64_t deadlineMs) override;
   Result<ChunkBuffer> readChunk(const std::string& id, controller::CallCanceller* cancel) override;
   Result<std::vector<bool>> hasChunks(const std::vector<std::string>& ids, bool refresh,
                                       int64_t deadlineMs) override;

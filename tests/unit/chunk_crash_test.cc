@@ -285,6 +285,51 @@ TEST_F(ChunkCrashTest, JournalCheckpointKeepsEveryAcknowledgedChunkAtEveryCrashP
   EXPECT_GE(points, 16u);
 }
 
+// Three deferred writes (putDeferred: records appended, nothing synced),
+// then each completed (one sync for the three, then the renames), crashed at
+// every step, also where renames reach the disk before data: a chunk whose
+// complete() returned OK is there with its bytes; any other is whole or
+// absent, never on an empty or torn file.
+TEST_F(ChunkCrashTest, DeferredWritesCompletedTogetherAreWholeOrAbsentAtEveryCrashPoint) {
+  for (bool outrun : {false, true}) {
+    SCOPED_TRACE(outrun ? "renames outrun data" : "in order");
+    std::vector<std::string> chunks;
+    for (unsigned seed = 40; seed < 43; ++seed) chunks.push_back(randomBytes(2'000 + seed, seed));
+    std::vector<bool> acked;
+    uint64_t points = 0;
+    Case c;
+    c.renamesOutrunData = outrun;
+    c.setup = [](ChunkStore&) {};
+    c.operation = [&](ChunkStore& s) {
+      acked.assign(chunks.size(), false);
+      std::vector<std::unique_ptr<PendingChunk>> pending;
+      for (const auto& data : chunks) {
+        auto p = s.putDeferred(sha256Hex(data), data);
+        if (!p.isOk() || !*p) return false;
+        pending.push_back(std::move(*p));
+      }
+      for (size_t i = 0; i < chunks.size(); ++i) {
+        if (!pending[i]->complete().isOk()) return false;
+        acked[i] = true;
+      }
+      auto stats = s.journalStats();
+      EXPECT_TRUE(stats && stats->syncs == 1u) << "the three did not share one sync";
+      return true;
+    };
+    c.check = [&](ChunkStore& after, bool) {
+      std::set<std::string> expected;
+      for (size_t i = 0; i < chunks.size(); ++i) {
+        expectWholeOrAbsent(after, sha256Hex(chunks[i]), chunks[i], acked[i]);
+        if (acked[i]) expected.insert(sha256Hex(chunks[i]));
+      }
+      expectListedChunksVerify(after, expected);
+    };
+    ASSERT_NO_FATAL_FAILURE(crashAtEveryStep(c, &points));
+    // 3 x (createDirs, temp file), the sync, 3 renames
+    EXPECT_GE(points, 10u);
+  }
+}
+
 // A chunkserver-to-chunkserver copy goes through the same write path.
 TEST_F(ChunkCrashTest, CopyChunkIsWholeOrAbsentAtEveryCrashPoint) {
   std::string data = randomBytes(200'000, 8);

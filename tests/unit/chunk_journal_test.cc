@@ -400,5 +400,107 @@ TEST_F(ChunkJournalTest, AfterAFailedSyncNoCheckpointWritesOrAcknowledgesMore) {
   EXPECT_TRUE(test::tempFilesUnder(root()).empty());
 }
 
+// A deferred write (putDeferred) appends its record and returns: neither
+// synced nor readable. The first complete() syncs every record appended so
+// far, so the other pending chunks complete without a sync of their own;
+// each is readable once completed, not before.
+TEST_F(ChunkJournalTest, PendingChunksAreInvisibleUntilCompletedAndShareOneSync) {
+  GatedFileSystem fs;
+  ChunkStore store(fs, root());
+  ASSERT_TRUE(store.open().isOk());
+  fs.set([&] { fs.holdSyncs = true; });  // a sync before the release would hang the test
+  std::vector<std::string> chunks;
+  std::vector<std::unique_ptr<PendingChunk>> pending;
+  for (unsigned i = 0; i < 3; ++i) {
+    chunks.push_back(randomBytes(4096, 200 + i));
+    auto p = store.putDeferred(sha256Hex(chunks[i]), chunks[i]);
+    ASSERT_TRUE(p.isOk()) << p.status().toString();
+    ASSERT_TRUE(*p) << "a small chunk was not left pending";
+    pending.push_back(std::move(*p));
+  }
+  EXPECT_EQ(store.journalStats()->records, 3u);
+  EXPECT_EQ(store.journalStats()->syncs, 0u);
+  for (const auto& c : chunks) {
+    EXPECT_FALSE(store.has(sha256Hex(c)));
+    EXPECT_EQ(store.read(sha256Hex(c)).status().code(), StatusCode::kFileNotFound);
+    EXPECT_FALSE(std::filesystem::exists(store.pathOf(sha256Hex(c))));
+  }
+  fs.release();
+  ASSERT_TRUE(pending[1]->complete().isOk());
+  EXPECT_EQ(store.journalStats()->syncs, 1u);
+  EXPECT_EQ(*store.read(sha256Hex(chunks[1])), chunks[1]);
+  EXPECT_FALSE(store.has(sha256Hex(chunks[0])));
+  ASSERT_TRUE(pending[0]->complete().isOk());
+  ASSERT_TRUE(pending[2]->complete().isOk());
+  EXPECT_EQ(store.journalStats()->syncs, 1u) << "a completed chunk synced again";
+  for (const auto& c : chunks) EXPECT_EQ(*store.read(sha256Hex(c)), c);
+  // A large chunk and a chunk already stored are durable at once: nothing pending.
+  std::string large = randomBytes(ChunkJournal::kMaxChunk + 1, 9);
+  auto p = store.putDeferred(sha256Hex(large), large);
+  ASSERT_TRUE(p.isOk());
+  EXPECT_FALSE(*p);
+  EXPECT_EQ(*store.read(sha256Hex(large)), large);
+  auto again = store.putDeferred(sha256Hex(chunks[0]), chunks[0]);
+  ASSERT_TRUE(again.isOk());
+  EXPECT_FALSE(*again);
+  EXPECT_EQ(store.journalStats()->records, 3u);
+}
+
+// sync() makes a pending chunk's record durable from another thread without
+// making it readable; complete() then only renames it.
+TEST_F(ChunkJournalTest, SyncOfAPendingChunkLeavesItUnreadableAndCompleteThenSyncsNothing) {
+  GatedFileSystem fs;
+  ChunkStore store(fs, root());
+  ASSERT_TRUE(store.open().isOk());
+  std::string a = randomBytes(2000, 1);
+  auto p = store.putDeferred(sha256Hex(a), a);
+  ASSERT_TRUE(p.isOk() && *p);
+  std::thread([&] { (*p)->sync(); }).join();
+  EXPECT_EQ(store.journalStats()->syncs, 1u);
+  EXPECT_FALSE(store.has(sha256Hex(a)));
+  ASSERT_TRUE((*p)->complete().isOk());
+  EXPECT_EQ(store.journalStats()->syncs, 1u);
+  EXPECT_EQ(*store.read(sha256Hex(a)), a);
+}
+
+// A pending chunk dropped without complete(): its temp file is removed, the
+// chunk stays absent, and the checkpoint that seals its segment does not
+// wait for it.
+TEST_F(ChunkJournalTest, AnAbandonedPendingChunkLeavesNothingAndHoldsNoCheckpoint) {
+  ChunkStore store(posixFileSystem(), root());
+  ASSERT_TRUE(store.open().isOk());
+  std::string a = randomBytes(2000, 1);
+  {
+    auto p = store.putDeferred(sha256Hex(a), a);
+    ASSERT_TRUE(p.isOk() && *p);
+    EXPECT_EQ(test::tempFilesUnder(root()).size(), 1u);
+  }
+  EXPECT_TRUE(test::tempFilesUnder(root()).empty());
+  EXPECT_FALSE(store.has(sha256Hex(a)));
+  ASSERT_TRUE(store.checkpointJournal().isOk());  // would wait forever for an unreleased record
+  EXPECT_EQ(store.journalStats()->checkpoints, 1u);
+  EXPECT_EQ(filesIn(journalDir()).size(), 1u) << "the sealed segment was not removed";
+}
+
+// A failed journal sync fails complete() (nothing under the id, the temp
+// file removed once dropped) and releases the record: a later checkpoint
+// does not wait for it.
+TEST_F(ChunkJournalTest, ACompleteWhoseSyncFailsLeavesNothingUnderTheId) {
+  GatedFileSystem fs;
+  ChunkStore store(fs, root());
+  ASSERT_TRUE(store.open().isOk());
+  std::string a = randomBytes(2000, 1);
+  {
+    auto p = store.putDeferred(sha256Hex(a), a);
+    ASSERT_TRUE(p.isOk() && *p);
+    fs.set([&] { fs.failSyncs = true; });
+    Status st = (*p)->complete();
+    EXPECT_EQ(st.code(), StatusCode::kIoError) << st.toString();
+  }
+  EXPECT_FALSE(store.has(sha256Hex(a)));
+  EXPECT_FALSE(std::filesystem::exists(store.pathOf(sha256Hex(a))));
+  EXPECT_TRUE(test::tempFilesUnder(root()).empty());
+}
+
 }  // namespace
 }  // namespace redcloud::chunkserver

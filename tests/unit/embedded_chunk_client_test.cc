@@ -2,7 +2,8 @@
 // of `redcloud server`. Writes go straight to the ChunkStore without a second
 // hash (WriteCheck::kTrusted), reads are verified here, hasChunks with refresh
 // touches, cancellation is honoured, and the factory hands it out only for
-// the embedded address. Also ChunkStore's two write checks themselves.
+// the embedded address. Also ChunkStore's two write checks themselves, and
+// an upload's small chunk left pending until its commit completes it.
 #include "server/embedded_chunk_client.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 #include "chunk_test_util.h"
 #include "common/file_system.h"
 #include "common/sha256.h"
+#include "controller/chunks/upload_session.h"
 
 namespace redcloud::server {
 namespace {
@@ -220,6 +222,41 @@ TEST_F(EmbeddedChunkClientTest, ChunkStoreVerifyRefusesAWrongIdTrustedDoesNot) {
   ASSERT_TRUE(trusted.isOk());
   ASSERT_NE(*trusted, nullptr);
   EXPECT_FALSE((*trusted)->append(more).isOk());
+}
+
+// An upload to the embedded chunkserver alone leaves a small file's chunk
+// pending: finish() returns with its record appended but not synced and
+// nothing readable under the id; syncChunks() syncs it (still unreadable),
+// completeChunks() makes it readable. A chunk over 64 KiB is durable and
+// readable when finish() returns.
+TEST_F(EmbeddedChunkClientTest, AnUploadLeavesASmallChunkPendingUntilItIsCompleted) {
+  auto client = std::make_shared<EmbeddedChunkClient>(kEmbedded, *security_, *store_);
+  auto upload = [&](const std::string& data) {
+    controller::UploadSession session({{"node-1", client}}, controller::UploadOptions{});
+    EXPECT_TRUE(session.feed(data.data(), data.size()).isOk());
+    return session.finish();
+  };
+  const uint64_t syncsBefore = store_->journalStats()->syncs;
+  std::string small = randomBytes(5000, 3);
+  auto content = upload(small);
+  ASSERT_TRUE(content.isOk()) << content.status().toString();
+  ASSERT_EQ(content->chunks.size(), 1u);
+  EXPECT_EQ(content->chunks[0].id, sha256Hex(small));
+  ASSERT_EQ(content->pending.size(), 1u);
+  EXPECT_EQ(store_->journalStats()->records, 1u);
+  EXPECT_EQ(store_->journalStats()->syncs, syncsBefore);
+  EXPECT_FALSE(store_->has(sha256Hex(small)));
+  content->syncChunks();
+  EXPECT_EQ(store_->journalStats()->syncs, syncsBefore + 1);
+  EXPECT_FALSE(store_->has(sha256Hex(small)));
+  ASSERT_TRUE(content->completeChunks().isOk());
+  EXPECT_EQ(*store_->read(sha256Hex(small)), small);
+
+  std::string large = randomBytes(100'000, 4);
+  auto durable = upload(large);
+  ASSERT_TRUE(durable.isOk()) << durable.status().toString();
+  EXPECT_TRUE(durable->pending.empty());
+  EXPECT_EQ(*store_->read(sha256Hex(large)), large);
 }
 
 }  // namespace

@@ -678,5 +678,62 @@ TEST_F(GroupCommitTest, ReadsSeeCommittedStateOutsideAndOwnWritesInside) {
   EXPECT_TRUE(store->listFiles(kOwner, {}, "", 0)->empty());
 }
 
+// whileQueued runs on the caller's thread while its transaction waits
+// behind a running group (A holds the group until whileQueued has run, so
+// it cannot have run after), and not at all for a transaction that leads.
+TEST_F(GroupCommitTest, WhileQueuedRunsOnTheCallersThreadBehindARunningGroupOnly) {
+  auto store = openStore("queued.db");
+  Gate releaseA, queuedRan;
+  std::atomic<bool> aInside{false}, aDone{false}, bDone{false};
+  std::thread::id queuedOn, bThread;
+  bool bRan = false, aReleasedWhenQueued = true;
+  std::atomic<bool> aReleased{false};
+  std::thread a([&] {
+    EXPECT_TRUE(store
+                    ->transaction([&]() -> Status {
+                      RC_RETURN_IF_ERROR(
+                          store->apply({fileRec(uuidOf(1), "a.txt", {chunk("a")})}).status());
+                      aInside = true;
+                      EXPECT_TRUE(releaseA.wait());
+                      return Status::ok();
+                    })
+                    .isOk());
+    aDone = true;
+  });
+  ASSERT_TRUE(waitUntil([&] { return aInside.load(); }));
+  std::thread b([&] {
+    bThread = std::this_thread::get_id();
+    EXPECT_TRUE(store
+                    ->transaction(
+                        [&]() -> Status {
+                          bRan = true;
+                          return store->apply({fileRec(uuidOf(2), "b.txt", {chunk("b")})}).status();
+                        },
+                        [&] {
+                          queuedOn = std::this_thread::get_id();
+                          aReleasedWhenQueued = aReleased.load();
+                          queuedRan.open();
+                        })
+                    .isOk());
+    bDone = true;
+  });
+  bool ran = queuedRan.wait();
+  aReleased = true;
+  releaseA.open();
+  joinWithin(a, aDone, "transaction A");
+  joinWithin(b, bDone, "transaction B");
+  ASSERT_TRUE(ran) << "whileQueued never ran while A held the group";
+  EXPECT_FALSE(aReleasedWhenQueued);
+  EXPECT_EQ(queuedOn, bThread);
+  EXPECT_TRUE(bRan);
+  EXPECT_TRUE(store->getRecord(RecordKind::kFile, uuidOf(2))->has_value());
+
+  // Alone, the caller leads at once: nothing to do meanwhile.
+  bool lonelyCalled = false;
+  EXPECT_TRUE(
+      store->transaction([&] { return Status::ok(); }, [&] { lonelyCalled = true; }).isOk());
+  EXPECT_FALSE(lonelyCalled);
+}
+
 }  // namespace
 }  // namespace redcloud::controller

@@ -26,8 +26,8 @@ class MetadataStoreTest : public TempStoreTest {
   std::string upload(FileService& svc, const std::string& owner, const std::string& name,
                      std::vector<std::string> tags) {
     // Real-looking values: local writes are validated like replicated ones.
-    auto r =
-        svc.commitUpload({owner, name, tags, 3, sha256Hex(name), {{sha256Hex("c-" + name), 3}}});
+    auto r = svc.commitUpload(
+        {owner, name, tags, 3, sha256Hex(name), {{sha256Hex("c-" + name), 3}}, {}, {}});
     EXPECT_TRUE(r.isOk());
     return r->file.fileId;
   }
@@ -88,7 +88,7 @@ TEST_F(MetadataStoreTest, ReplaceDeleteAndTagEdits) {
   RecordWriter writer(*store, "n1", clock_);
   FileService svc(*store, writer, clock_);
   std::string first = upload(svc, kU, "doc", {"old"});
-  auto second = svc.commitUpload({kU, "doc", {"new"}, 0, sha256Hex(""), {}});
+  auto second = svc.commitUpload({kU, "doc", {"new"}, 0, sha256Hex(""), {}, {}, {}});
   ASSERT_TRUE(second.isOk());
   EXPECT_EQ(second->replacedFileId, first);
   EXPECT_EQ(svc.getFile(kU, first).status().code(), StatusCode::kFileNotFound);
@@ -1295,6 +1295,47 @@ TEST_F(MetadataStoreTest, MaxTimestampFollowsEveryStoredRecord) {
   EXPECT_EQ(*s->maxTimestamp(), kT0 + 900);
   s.reset();
   EXPECT_EQ(*openStore("ts.db")->maxTimestamp(), kT0 + 900);
+}
+
+// An upload's beforeRecords (where its pending chunks are completed) runs
+// inside the commit, before the file's records: the file is not there yet
+// when it runs. Its failure fails the upload with nothing written.
+TEST_F(MetadataStoreTest, BeforeRecordsRunsInTheCommitBeforeTheRecordsAndItsFailureWritesNothing) {
+  auto store = openStore("m.db");
+  RecordWriter writer(*store, "n1", clock_);
+  FileService svc(*store, writer, clock_);
+  int calls = 0;
+  auto ok = svc.commitUpload({kU,
+                              "a",
+                              {"t"},
+                              0,
+                              sha256Hex(""),
+                              {},
+                              [&]() -> Status {
+                                ++calls;
+                                auto seen = store->visibleFileByName(kU, "a");
+                                EXPECT_TRUE(seen.isOk() && !*seen) << "records written before it";
+                                return Status::ok();
+                              },
+                              {}});
+  ASSERT_TRUE(ok.isOk()) << ok.status().toString();
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(*store->visibleFileByName(kU, "a"));
+  auto filesBefore = *store->keysOf(RecordKind::kFile);
+  auto failed = svc.commitUpload(
+      {kU,
+       "b",
+       {"t"},
+       0,
+       sha256Hex(""),
+       {},
+       [&]() -> Status { return Status(StatusCode::kIoError, "chunk journal broke"); },
+       {}});
+  ASSERT_FALSE(failed.isOk());
+  EXPECT_EQ(failed.status().code(), StatusCode::kIoError);
+  EXPECT_FALSE(*store->visibleFileByName(kU, "b"));
+  EXPECT_EQ(*store->keysOf(RecordKind::kFile), filesBefore);
+  EXPECT_EQ(store->listFiles(kU, {"t"}, "", 10)->size(), 1u);
 }
 
 }  // namespace

@@ -63,6 +63,14 @@ ChunkClient::ChunkClient(std::string address, const NodeSecurity& security)
   stub_ = chunk::ChunkService::NewStub(channel_);
 }
 
+Result<std::unique_ptr<PendingChunkWrite>> ChunkClient::writeChunkDeferred(const std::string& id,
+                                                                           std::string_view data,
+                                                                           CallCanceller* cancel,
+                                                                           int64_t deadlineMs) {
+  RC_RETURN_IF_ERROR(writeChunk(id, data, cancel, deadlineMs));
+  return std::unique_ptr<PendingChunkWrite>();
+}
+
 Status ChunkClient::writeChunk(const std::string& id, std::string_view data, CallCanceller* cancel,
                                int64_t deadlineMs) {
   grpc::ClientContext ctx;

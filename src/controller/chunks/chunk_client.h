@@ -59,7 +59,20 @@ class CallCanceller {
   bool cancelled_ = false;              // GUARDED_BY(mu_)
 };
 
-// The data calls (writeChunk, readChunk, hasChunks) are virtual: the
+// A chunk stored but not durable yet (writeChunkDeferred): complete() makes
+// it durable and readable under its id; destroying it first abandons the
+// write.
+class PendingChunkWrite {
+ public:
+  virtual ~PendingChunkWrite() = default;
+  // Makes the chunk durable, not yet readable: what complete() does first.
+  // Thread-safe against complete(), which then has less to do; a failure is
+  // left for complete() to report.
+  virtual void sync() = 0;
+  virtual Status complete() = 0;
+};
+
+// The data calls (writeChunk, writeChunkDeferred, readChunk, hasChunks) are virtual: the
 // embedded chunkserver of `redcloud server` serves them from its store in
 // this process (server/embedded_chunk_client.h); everything else always goes
 // over gRPC.
@@ -73,6 +86,13 @@ class ChunkClient {
   // `deadlineMs` or when `cancel` fires.
   virtual Status writeChunk(const std::string& id, std::string_view data,
                             CallCanceller* cancel = nullptr, int64_t deadlineMs = 120'000);
+  // Stores a chunk, possibly leaving its durability to complete() of what it
+  // returns (nullptr: durable already). Only the embedded chunkserver defers
+  // (a small chunk's journal sync, so that one sync serves the uploads of one
+  // metadata commit); over gRPC this is writeChunk().
+  virtual Result<std::unique_ptr<PendingChunkWrite>> writeChunkDeferred(
+      const std::string& id, std::string_view data, CallCanceller* cancel = nullptr,
+      int64_t deadlineMs = 120'000);
   // Reads a chunk and verifies its SHA-256 (CHECKSUM_MISMATCH on a bad copy).
   virtual Result<ChunkBuffer> readChunk(const std::string& id, CallCanceller* cancel = nullptr);
   // Tells this chunkserver to copy the chunk from the chunkserver at

@@ -177,29 +177,52 @@ void UploadSession::storeTask(size_t index, ChunkBuffer data, uint64_t reserved)
   cv_.notify_all();
 }
 
+Status UploadedContent::completeChunks() {
+  // Not cleared here: syncChunks() may still be going through them.
+  for (auto& p : pending) RC_RETURN_IF_ERROR(p->complete());
+  return Status::ok();
+}
+
+void UploadedContent::syncChunks() const {
+  for (const auto& p : pending) p->sync();
+}
+
 Result<UploadedContent> UploadSession::finish() {
   if (!current_.empty()) flushChunk(/*inline=*/true);
   waitForAll();
   std::vector<ChunkRef> chunks;
+  UploadedContent out;
+  std::vector<bool> pending;
   {
     std::lock_guard lock(mu_);
     RC_RETURN_IF_ERROR(error_);
     chunks = std::move(chunks_);
+    pending.assign(chunks.size(), false);
+    for (auto& [index, write] : pending_) {
+      pending[index] = true;
+      out.pending.push_back(std::move(write));
+    }
+    pending_.clear();
   }
   // The chunks must still be there: commit nothing that GC took meanwhile.
-  if (!chunks.empty()) {
-    auto holders = refreshChunks(chunks);
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      if (holders[i] < options_.quorum) {
+  // (A pending chunk is not under its id yet, so no collector can take it.)
+  std::vector<ChunkRef> stored;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (pending[i]) continue;
+    stored.push_back(chunks[i]);
+  }
+  if (!stored.empty()) {
+    auto holders = refreshChunks(stored);
+    for (size_t k = 0; k < stored.size(); ++k) {
+      if (holders[k] < options_.quorum) {
         return Status(StatusCode::kUnavailable,
-                      "chunk " + chunks[i].id + " is held by " + std::to_string(holders[i]) +
+                      "chunk " + stored[k].id + " is held by " + std::to_string(holders[k]) +
                           " chunkserver(s), fewer than the write quorum of " +
                           std::to_string(options_.quorum) +
                           "; nothing was committed, retry the upload");
       }
     }
   }
-  UploadedContent out;
   out.size = received_;
   out.sha256 = fileHash_.finishHex();
   out.chunks = std::move(chunks);
@@ -215,17 +238,30 @@ Status UploadSession::storeChunk(size_t index, const std::string& id, std::strin
     for (size_t i = 0; i < n; ++i) slow[i] = registry_->isSlow(targets_[i].client->address());
   }
   auto order = writeOrder(n, index, slow);
+  // A single chunkserver is raced by no other: its write may be left pending
+  // (the embedded chunkserver's small chunks), for the file's commit to
+  // complete.
+  std::unique_ptr<PendingChunkWrite> pending;
   auto race = runHedged(
       n, options_.quorum, options_.hedgeMs,
       [&](size_t c, CallCanceller* cancel) {
         if (metrics_) metrics_->addChunkBytesSent(data.size());
-        return targets_[order[c]].client->writeChunk(id, data, cancel, options_.writeDeadlineMs);
+        auto& client = *targets_[order[c]].client;
+        if (n > 1) return client.writeChunk(id, data, cancel, options_.writeDeadlineMs);
+        auto written = client.writeChunkDeferred(id, data, cancel, options_.writeDeadlineMs);
+        if (!written.isOk()) return written.status();
+        pending = std::move(*written);
+        return Status::ok();
       },
       [&](size_t c) {
         // Failed, or slower than the hedge delay: tried last for a while.
         if (registry_) registry_->markSlow(targets_[order[c]].client->address());
       });
   if (metrics_) metrics_->addWriteHedges(race.hedges);
+  if (pending) {
+    std::lock_guard lock(mu_);
+    pending_.emplace_back(index, std::move(pending));
+  }
   std::vector<size_t> ackers;
   for (size_t c : race.succeeded) ackers.push_back(order[c]);
   if (ackers.size() < options_.quorum) {

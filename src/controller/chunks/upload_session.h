@@ -18,7 +18,10 @@
 // size; all but two of them come from the process's TransferBudget. finish() returns the chunk
 // list, in file order, once every chunk has its write quorum of acknowledgements and the quorum
 // still holds every chunk (checked at the end, so a chunk collected meanwhile fails the upload
-// instead of being committed missing). Every `refreshEveryMs` the chunks stored so far are marked
+// instead of being committed missing). With a single chunkserver a chunk may
+// be left pending (ChunkClient::writeChunkDeferred: the embedded one's small
+// chunks), to be completed by the file's metadata commit
+// (UploadedContent::completeChunks). Every `refreshEveryMs` the chunks stored so far are marked
 // referenced again on the chunkservers, so garbage collection (which spares chunks referenced
 // within its grace) never takes the chunks of an upload in progress. Not thread-safe: one request
 // thread feeds it.
@@ -47,6 +50,16 @@ struct UploadedContent {
   uint64_t size = 0;
   std::string sha256;
   std::vector<ChunkRef> chunks;
+  // Chunks stored but not durable yet (ChunkClient::writeChunkDeferred).
+  std::vector<std::unique_ptr<PendingChunkWrite>> pending;
+
+  // Makes the pending chunks durable and readable: the file's metadata
+  // commit calls it before it writes the file's records (FileService::
+  // commitUpload), so the uploads of one group commit share one sync.
+  Status completeChunks();
+  // PendingChunkWrite::sync() of each: may run on another thread while
+  // completeChunks() runs.
+  void syncChunks() const;
 };
 
 class ChunkserverRegistry;
@@ -111,6 +124,8 @@ class UploadSession {
   size_t inFlight_ = 0;           // GUARDED_BY(mu_)
   Status error_;                  // GUARDED_BY(mu_)
   std::vector<ChunkRef> chunks_;  // GUARDED_BY(mu_), by chunk index
+  // GUARDED_BY(mu_) chunks left pending, with their index in chunks_
+  std::vector<std::pair<size_t, std::unique_ptr<PendingChunkWrite>>> pending_;
   std::vector<std::thread> tasks_;
 };
 

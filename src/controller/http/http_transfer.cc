@@ -242,7 +242,8 @@ void HttpApi::handlePutUpload(RequestContext& c, const http::ContentReader& read
   if (!content.isOk()) return writeError(c.res, content.status());
   controller_.metrics().addChunksWritten(content->chunks.size());
   auto result = controller_.files().commitUpload(
-      {c.userId, *name, *tags, content->size, content->sha256, content->chunks});
+      {c.userId, *name, *tags, content->size, content->sha256, content->chunks,
+       [&] { return content->completeChunks(); }, [&] { content->syncChunks(); }});
   if (!result.isOk()) return writeError(c.res, result.status());
   json body = fileJson(result->file);
   body["replaced_file_id"] = result->replacedFileId ? json(*result->replacedFileId) : json(nullptr);
@@ -336,7 +337,8 @@ void HttpApi::handleMultipartUpload(RequestContext& c, const http::ContentReader
   if (!content.isOk()) return writeError(c.res, content.status());
   controller_.metrics().addChunksWritten(content->chunks.size());
   auto result = controller_.files().commitUpload(
-      {c.userId, fileName, *tags, content->size, content->sha256, content->chunks});
+      {c.userId, fileName, *tags, content->size, content->sha256, content->chunks,
+       [&] { return content->completeChunks(); }, [&] { content->syncChunks(); }});
   if (!result.isOk()) return writeError(c.res, result.status());
   json body = fileJson(result->file);
   body["replaced_file_id"] = result->replacedFileId ? json(*result->replacedFileId) : json(nullptr);

@@ -323,11 +323,17 @@ Status MetadataStore::loadTree() {
   return Status::ok();
 }
 
-Status MetadataStore::transaction(const std::function<Status()>& fn) {
+Status MetadataStore::transaction(const std::function<Status()>& fn,
+                                  const std::function<void()>& whileQueued) {
   if (txnThread_.load() == std::this_thread::get_id()) return fn();  // nested
   PendingTxn me{&fn, Status::ok()};
   std::unique_lock group(groupMu_);
   groupQueue_.push_back(&me);
+  if (whileQueued && groupLeader_) {
+    group.unlock();
+    whileQueued();
+    group.lock();
+  }
   while (!me.done) {
     if (groupLeader_) {
       groupCv_.wait(group);

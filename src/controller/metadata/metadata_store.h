@@ -90,7 +90,14 @@ class MetadataStore {
   // group, so it must not wait on a lock its caller holds (none do: they run
   // store code and the writer's stamping only). Nested calls from inside fn
   // run inline, as part of the enclosing transaction.
-  Status transaction(const std::function<Status()>& fn);
+  //
+  // `whileQueued` (optional) runs on the caller's thread once fn is queued
+  // behind a group in progress, before the caller waits for its own: work
+  // fn would otherwise do holding the writer, done meanwhile (an upload syncs
+  // its chunks there). fn may start before it ends, so fn must not rely on
+  // it, only be quicker for it.
+  Status transaction(const std::function<Status()>& fn,
+                     const std::function<void()>& whileQueued = {});
   // Transactions committed / COMMITs issued: their ratio is the group size.
   struct CommitStats {
     uint64_t transactions = 0;

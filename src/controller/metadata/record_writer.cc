@@ -32,29 +32,32 @@ Result<Record> RecordWriter::stamp(const Mutation& m) {
 }
 
 Result<std::vector<Record>> RecordWriter::transact(
-    const std::function<Status(std::vector<Mutation>&)>& plan) {
+    const std::function<Status(std::vector<Mutation>&)>& plan,
+    const std::function<void()>& whileQueued) {
   std::vector<Record> records;
-  RC_RETURN_IF_ERROR(store_.transaction([&]() -> Status {
-    std::vector<Mutation> mutations;
-    RC_RETURN_IF_ERROR(plan(mutations));
-    for (const auto& m : mutations) {
-      RC_ASSIGN_OR_RETURN(Record r, stamp(m));
-      records.push_back(std::move(r));
-    }
-    if (records.empty()) return Status::ok();
-    // One timestamp for the whole transaction (after observing every stored
-    // version it replaces): a large batch does not push the HLC ahead of the
-    // wall clock by one millisecond per record.
-    int64_t ts = hlc_.tick();
-    for (auto& r : records) {
-      r.version.timestamp = ts;
-      // Peers validate every record they receive; what they would refuse
-      // must not be acknowledged here either (it would never replicate).
-      Status valid = validateRecord(r);
-      if (!valid.isOk()) return invalidRequest("refused: " + valid.message());
-    }
-    return store_.apply(records).status();
-  }));
+  RC_RETURN_IF_ERROR(store_.transaction(
+      [&]() -> Status {
+        std::vector<Mutation> mutations;
+        RC_RETURN_IF_ERROR(plan(mutations));
+        for (const auto& m : mutations) {
+          RC_ASSIGN_OR_RETURN(Record r, stamp(m));
+          records.push_back(std::move(r));
+        }
+        if (records.empty()) return Status::ok();
+        // One timestamp for the whole transaction (after observing every stored
+        // version it replaces): a large batch does not push the HLC ahead of the
+        // wall clock by one millisecond per record.
+        int64_t ts = hlc_.tick();
+        for (auto& r : records) {
+          r.version.timestamp = ts;
+          // Peers validate every record they receive; what they would refuse
+          // must not be acknowledged here either (it would never replicate).
+          Status valid = validateRecord(r);
+          if (!valid.isOk()) return invalidRequest("refused: " + valid.message());
+        }
+        return store_.apply(records).status();
+      },
+      whileQueued));
   if (!records.empty()) {
     std::lock_guard lock(listenerMu_);
     if (listener_) listener_(records, true);

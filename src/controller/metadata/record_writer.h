@@ -42,7 +42,9 @@ class RecordWriter {
   // Runs `plan` inside one write transaction; the mutations it fills in are
   // stamped and applied in that same transaction. A non-OK status from `plan`
   // writes nothing. Returns the stamped records.
-  Result<std::vector<Record>> transact(const std::function<Status(std::vector<Mutation>&)>& plan);
+  // `whileQueued`: as for MetadataStore::transaction.
+  Result<std::vector<Record>> transact(const std::function<Status(std::vector<Mutation>&)>& plan,
+                                       const std::function<void()>& whileQueued = {});
   // Applies the mutations atomically; returns the stamped records.
   Result<std::vector<Record>> write(const std::vector<Mutation>& mutations);
   // Applies validated records from peers in one transaction.
