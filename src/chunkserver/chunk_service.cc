@@ -117,6 +117,11 @@ grpc::Status ChunkServiceImpl::Stats(grpc::ServerContext* ctx, const chunk::Stat
   response->set_bytes_copied_in(r.bytes);
   response->set_copy_failures(r.failures);
   if (scrubber_) response->set_chunks_scrubbed(scrubber_->stats().chunksVerified);
+  if (auto j = store_.journalStats()) {
+    response->set_journal_records(j->records);
+    response->set_journal_syncs(j->syncs);
+    response->set_journal_checkpoints(j->checkpoints);
+  }
   response->set_refused_calls(auth_.refusedCalls());
   response->set_cluster_secret(auth_.security().closed());
   response->set_tls(auth_.security().tls());

@@ -142,6 +142,9 @@ Result<ChunkserverStats> ChunkClient::stats(int timeoutMs) {
   out.bytesCopiedIn = resp.bytes_copied_in();
   out.copyFailures = resp.copy_failures();
   out.scrubbed = resp.chunks_scrubbed();
+  out.journalRecords = resp.journal_records();
+  out.journalSyncs = resp.journal_syncs();
+  out.journalCheckpoints = resp.journal_checkpoints();
   out.refusedCalls = resp.refused_calls();
   out.closed = resp.cluster_secret();
   out.tls = resp.tls();

@@ -30,6 +30,9 @@ struct ChunkserverStats {
   uint64_t bytesCopiedIn = 0;
   uint64_t copyFailures = 0;
   uint64_t scrubbed = 0;
+  uint64_t journalRecords = 0;  // its small-chunk journal (0 without one)
+  uint64_t journalSyncs = 0;
+  uint64_t journalCheckpoints = 0;
   uint64_t refusedCalls = 0;  // internal calls it refused (no or a wrong cluster token)
   bool closed = false;        // it requires the cluster token
   bool tls = false;           // its gRPC port is TLS

@@ -85,6 +85,9 @@ void ChunkserverRegistry::probeAnswers(
     info.bytesCopiedIn = stats->bytesCopiedIn;
     info.copyFailures = stats->copyFailures;
     info.scrubbed = stats->scrubbed;
+    info.journalRecords = stats->journalRecords;
+    info.journalSyncs = stats->journalSyncs;
+    info.journalCheckpoints = stats->journalCheckpoints;
     info.refusedCalls = stats->refusedCalls;
     info.closed = stats->closed;
     info.tls = stats->tls;
@@ -172,6 +175,9 @@ void ChunkserverRegistry::upsertLocked(const ChunkserverInfo& report, int64_t no
     e.info.bytesCopiedIn = previous.bytesCopiedIn;
     e.info.copyFailures = previous.copyFailures;
     e.info.scrubbed = previous.scrubbed;
+    e.info.journalRecords = previous.journalRecords;
+    e.info.journalSyncs = previous.journalSyncs;
+    e.info.journalCheckpoints = previous.journalCheckpoints;
     e.info.refusedCalls = previous.refusedCalls;
     e.info.closed = previous.closed;
     e.info.tls = previous.tls;

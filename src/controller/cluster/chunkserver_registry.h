@@ -40,6 +40,9 @@ struct ChunkserverInfo {
   uint64_t bytesCopiedIn = 0;
   uint64_t copyFailures = 0;
   uint64_t scrubbed = 0;
+  uint64_t journalRecords = 0;  // its small-chunk journal since it started
+  uint64_t journalSyncs = 0;
+  uint64_t journalCheckpoints = 0;
   uint64_t refusedCalls = 0;  // internal calls it refused for a missing or wrong token
   bool closed = false;        // it requires the cluster token
   bool tls = false;

@@ -433,6 +433,9 @@ void HttpApi::handleCluster(RequestContext& c) {
          {"bytes_copied_in", cs.bytesCopiedIn},
          {"copy_failures", cs.copyFailures},
          {"chunks_scrubbed", cs.scrubbed},
+         {"journal_records", cs.journalRecords},
+         {"journal_syncs", cs.journalSyncs},
+         {"journal_checkpoints", cs.journalCheckpoints},
          {"cluster_secret", cs.closed},
          {"tls", cs.tls},
          {"refused_calls", cs.refusedCalls}});
