@@ -117,6 +117,23 @@ class Server:
         m = re.search(rf"^{name} (\S+)$", body, re.M)
         return float(m.group(1)) if m else 0.0
 
+    def journal(self, key):
+        """(records, syncs) of the embedded chunkserver's small-chunk journal,
+        from a report it made after this call began (GET /cluster)."""
+        def read():
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            c.request("GET", "/api/v1/cluster", headers={"Authorization": "Bearer " + key})
+            [cs] = json.loads(c.getresponse().read())["chunkservers"]
+            return cs["journal_records"], cs["journal_syncs"], cs["last_seen"]
+        first = read()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = read()
+            if now[2] != first[2]:
+                return now[:2]
+            time.sleep(0.1)
+        raise RuntimeError("the chunkserver's stats were not refreshed within 60 s")
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=60)
@@ -210,6 +227,7 @@ def measure_redcloud(args, root, body, size, results):
             print(f"4 KiB uploads, {clients} client(s) ...", flush=True)
             before = (srv.metric("redcloud_metadata_transactions_total"),
                       srv.metric("redcloud_metadata_commits_total"))
+            journal_before = srv.journal(key)
             if clients == 8:
                 prof.start("small-files")
             r = lg("small", "--clients", clients, "--seconds", 10, "--size", 4096,
@@ -220,6 +238,10 @@ def measure_redcloud(args, root, body, size, results):
             txns = srv.metric("redcloud_metadata_transactions_total") - before[0]
             commits = srv.metric("redcloud_metadata_commits_total") - before[1]
             results[f"small{clients}_group"] = txns / commits if commits else 0.0
+            journal_after = srv.journal(key)
+            records = journal_after[0] - journal_before[0]
+            syncs = journal_after[1] - journal_before[1]
+            results[f"small{clients}_journal"] = records / syncs if syncs else 0.0
         print("list latency: populating 100,000 files ...", flush=True)
         lkey = register(srv.port, "lister")
         llg = Loadgen(args.loadgen, srv.url, lkey)
@@ -357,7 +379,8 @@ def report(r, args):
          f"p99 {r['small1_p99']:.1f} ms", mfs("small1_files_s", "{:.0f} files/s")),
         ("4 KiB uploads, 8 clients", f"{r['small8']:.0f} files/s",
          f"{r['small8'] / 1000:.2f} × the 1,000 files/s target; p99 {r['small8_p99']:.1f} ms; "
-         f"{r['small8_group']:.1f} transactions per metadata commit",
+         f"{r['small8_group']:.1f} transactions per metadata commit, "
+         f"{r.get('small8_journal', 0):.1f} chunks per journal sync",
          mfs("small8_files_s", "{:.0f} files/s")),
         ("0-byte uploads while populating 100,000 files, 8 clients", f"{r['populate']:.0f} files/s",
          "", mfs("populate_files_s", "{:.0f} files/s")),
