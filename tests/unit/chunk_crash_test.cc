@@ -122,6 +122,18 @@ class ChunkCrashTest : public controller::TempStoreTest {
     }
   }
 
+  // Each of `chunks` whole or absent (whole when `acked`), and every chunk
+  // listed reads back verified.
+  static void expectEachWholeOrAbsent(ChunkStore& after, const std::vector<std::string>& chunks,
+                                      const std::vector<bool>& acked) {
+    std::set<std::string> expected;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      expectWholeOrAbsent(after, sha256Hex(chunks[i]), chunks[i], acked[i]);
+      if (acked[i]) expected.insert(sha256Hex(chunks[i]));
+    }
+    expectListedChunksVerify(after, expected);
+  }
+
   // Every chunk listed (but `except`) reads back verified, and `expected` are
   // among them.
   static void expectListedChunksVerify(ChunkStore& after, const std::set<std::string>& expected,
@@ -270,14 +282,7 @@ TEST_F(ChunkCrashTest, JournalCheckpointKeepsEveryAcknowledgedChunkAtEveryCrashP
     EXPECT_TRUE(stats && stats->records == chunks.size());
     return s.checkpointJournal().isOk();
   };
-  c.check = [&](ChunkStore& after, bool) {
-    std::set<std::string> expected;
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      expectWholeOrAbsent(after, sha256Hex(chunks[i]), chunks[i], acked[i]);
-      if (acked[i]) expected.insert(sha256Hex(chunks[i]));
-    }
-    expectListedChunksVerify(after, expected);
-  };
+  c.check = [&](ChunkStore& after, bool) { expectEachWholeOrAbsent(after, chunks, acked); };
   ASSERT_NO_FATAL_FAILURE(crashAtEveryStep(c, &points));
   // 3 x (createDirs, temp file, sync, rename), then the new segment, its
   // syncDir, syncAll, the removal (each write synced its record already, so
@@ -316,14 +321,7 @@ TEST_F(ChunkCrashTest, DeferredWritesCompletedTogetherAreWholeOrAbsentAtEveryCra
       EXPECT_TRUE(stats && stats->syncs == 1u) << "the three did not share one sync";
       return true;
     };
-    c.check = [&](ChunkStore& after, bool) {
-      std::set<std::string> expected;
-      for (size_t i = 0; i < chunks.size(); ++i) {
-        expectWholeOrAbsent(after, sha256Hex(chunks[i]), chunks[i], acked[i]);
-        if (acked[i]) expected.insert(sha256Hex(chunks[i]));
-      }
-      expectListedChunksVerify(after, expected);
-    };
+    c.check = [&](ChunkStore& after, bool) { expectEachWholeOrAbsent(after, chunks, acked); };
     ASSERT_NO_FATAL_FAILURE(crashAtEveryStep(c, &points));
     // 3 x (createDirs, temp file), the sync, 3 renames
     EXPECT_GE(points, 10u);

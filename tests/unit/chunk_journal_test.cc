@@ -138,6 +138,12 @@ class GatedFileSystem : public FileSystem {
 
 class ChunkJournalTest : public controller::TempStoreTest {
  protected:
+  // A small chunk left pending by putDeferred(); null (and a failure) otherwise.
+  static std::unique_ptr<PendingChunk> pendingChunk(ChunkStore& store, const std::string& data) {
+    auto p = store.putDeferred(sha256Hex(data), data);
+    EXPECT_TRUE(p.isOk() && *p) << (p.isOk() ? "not pending" : p.status().toString());
+    return p.isOk() ? std::move(*p) : nullptr;
+  }
   std::string root() const { return (dir_ / "store").string(); }
   std::string journalDir() const { return root() + "/journal"; }
 };
@@ -453,12 +459,12 @@ TEST_F(ChunkJournalTest, SyncOfAPendingChunkLeavesItUnreadableAndCompleteThenSyn
   ChunkStore store(fs, root());
   ASSERT_TRUE(store.open().isOk());
   std::string a = randomBytes(2000, 1);
-  auto p = store.putDeferred(sha256Hex(a), a);
-  ASSERT_TRUE(p.isOk() && *p);
-  std::thread([&] { (*p)->sync(); }).join();
+  auto p = pendingChunk(store, a);
+  ASSERT_TRUE(p);
+  std::thread([&] { p->sync(); }).join();
   EXPECT_EQ(store.journalStats()->syncs, 1u);
   EXPECT_FALSE(store.has(sha256Hex(a)));
-  ASSERT_TRUE((*p)->complete().isOk());
+  ASSERT_TRUE(p->complete().isOk());
   EXPECT_EQ(store.journalStats()->syncs, 1u);
   EXPECT_EQ(*store.read(sha256Hex(a)), a);
 }
@@ -471,8 +477,8 @@ TEST_F(ChunkJournalTest, AnAbandonedPendingChunkLeavesNothingAndHoldsNoCheckpoin
   ASSERT_TRUE(store.open().isOk());
   std::string a = randomBytes(2000, 1);
   {
-    auto p = store.putDeferred(sha256Hex(a), a);
-    ASSERT_TRUE(p.isOk() && *p);
+    auto p = pendingChunk(store, a);
+    ASSERT_TRUE(p);
     EXPECT_EQ(test::tempFilesUnder(root()).size(), 1u);
   }
   EXPECT_TRUE(test::tempFilesUnder(root()).empty());
@@ -482,19 +488,18 @@ TEST_F(ChunkJournalTest, AnAbandonedPendingChunkLeavesNothingAndHoldsNoCheckpoin
   EXPECT_EQ(filesIn(journalDir()).size(), 1u) << "the sealed segment was not removed";
 }
 
-// A failed journal sync fails complete() (nothing under the id, the temp
-// file removed once dropped) and releases the record: a later checkpoint
-// does not wait for it.
+// A failed journal sync fails complete(): nothing under the id, and the
+// temp file removed once the pending chunk is dropped.
 TEST_F(ChunkJournalTest, ACompleteWhoseSyncFailsLeavesNothingUnderTheId) {
   GatedFileSystem fs;
   ChunkStore store(fs, root());
   ASSERT_TRUE(store.open().isOk());
   std::string a = randomBytes(2000, 1);
   {
-    auto p = store.putDeferred(sha256Hex(a), a);
-    ASSERT_TRUE(p.isOk() && *p);
+    auto p = pendingChunk(store, a);
+    ASSERT_TRUE(p);
     fs.set([&] { fs.failSyncs = true; });
-    Status st = (*p)->complete();
+    Status st = p->complete();
     EXPECT_EQ(st.code(), StatusCode::kIoError) << st.toString();
   }
   EXPECT_FALSE(store.has(sha256Hex(a)));
