@@ -137,10 +137,6 @@ Result<ChunkJournal::Ticket> ChunkJournal::add(const std::string& id, std::strin
 
 Status ChunkJournal::sync(const Ticket& ticket) {
   std::unique_lock lock(mu_);
-  return syncLocked(lock, ticket);
-}
-
-Status ChunkJournal::syncLocked(std::unique_lock<std::mutex>& lock, const Ticket& ticket) {
   while (durable_ < ticket.seq && failed_.isOk()) {
     if (syncing_ || sealing_) {  // a checkpoint sealing the segment syncs this record
       synced_.wait(lock);
@@ -149,19 +145,6 @@ Status ChunkJournal::syncLocked(std::unique_lock<std::mutex>& lock, const Ticket
     }
   }
   return durable_ < ticket.seq ? failed_ : Status::ok();
-}
-
-Status ChunkJournal::waitDurable(const Ticket& ticket) {
-  std::unique_lock lock(mu_);
-  Status st = syncLocked(lock, ticket);
-  if (!st.isOk() && --unreleased_[ticket.segment] == 0) released_.notify_all();
-  return st;
-}
-
-Result<uint64_t> ChunkJournal::append(const std::string& id, std::string_view data) {
-  RC_ASSIGN_OR_RETURN(Ticket ticket, add(id, data));
-  RC_RETURN_IF_ERROR(waitDurable(ticket));
-  return ticket.segment;
 }
 
 void ChunkJournal::flushLocked(std::unique_lock<std::mutex>& lock, bool holdLock) {

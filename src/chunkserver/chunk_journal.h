@@ -9,9 +9,8 @@
 // it (group commit); a lone writer syncs at once. Only then is the chunk's
 // temp file, written without a sync, renamed to its id, so a file under an
 // id whose bytes may not be on disk always has a durable record. A writer
-// may also append now (add()) and wait later (sync(), waitDurable()): the
-// pending chunks of ChunkStore::putDeferred, which an upload's metadata
-// commit completes, one sync for the uploads of a group.
+// appends (add()) and waits later (sync()): the pending chunks of ChunkStore::putDeferred, which an
+// upload's metadata commit completes, one sync for the uploads of a group.
 //
 // A checkpoint seals the current segment (its last sync), starts the next,
 // waits until each chunk recorded in the sealed one is in place under its id
@@ -82,18 +81,14 @@ class ChunkJournal {
     uint64_t segment = 0;
   };
   // Appends the chunk's record and returns at once: the record is durable
-  // once waitDurable() returns OK for it (or a checkpoint sealed its
-  // segment). Every ticket must be released, or given to waitDurable().
+  // once sync() returns OK for it (or a checkpoint sealed its segment).
+  // Every ticket's segment must be released once.
   // REQUIRES: id is SHA-256 hex, data.size() <= kMaxChunk.
   Result<Ticket> add(const std::string& id, std::string_view data);
-  // Returns once the record is durable: syncs every record appended so far
-  // unless a sync in progress covers it. On an error the ticket is released.
-  Status waitDurable(const Ticket& ticket);
-  // Returns once the record is durable, as waitDurable() but never releases
-  // the ticket. Thread-safe, any number of times.
+  // Returns once the record is durable (OK) or the journal failed (its
+  // error): syncs every record appended so far unless a sync in progress
+  // covers it. Thread-safe, any number of times.
   Status sync(const Ticket& ticket);
-  // add() and waitDurable(): returns the record's segment once it is durable.
-  Result<uint64_t> append(const std::string& id, std::string_view data);
   // Pass the segment here once the chunk is under its id, or its write is
   // abandoned: a checkpoint waits for every record of the segment it seals.
   void release(uint64_t segment);
@@ -115,8 +110,6 @@ class ChunkJournal {
   // Writes and syncs the buffered records; mu_ held on entry and exit,
   // released during the I/O unless `holdLock`.
   void flushLocked(std::unique_lock<std::mutex>& lock, bool holdLock);
-  // Until the ticket's record is durable (OK) or the journal failed (its error).
-  Status syncLocked(std::unique_lock<std::mutex>& lock, const Ticket& ticket);
   void startSegmentLocked(uint64_t number, std::unique_ptr<WritableFile> file);
   void stopThread();
   void checkpointLoop(int64_t intervalMs);

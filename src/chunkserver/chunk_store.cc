@@ -104,11 +104,8 @@ Status PendingChunk::complete() {
   if (done_) return Status::ok();
   // The record durable before the rename: a file under the id whose bytes
   // may not be on disk yet always has a record to be rewritten from.
-  Status durable = store_.journal_->waitDurable(ticket_);
-  if (!durable.isOk()) {
-    released_ = true;  // waitDurable() did
-    return durable;
-  }
+  // (On an error the destructor releases the record and removes the file.)
+  RC_RETURN_IF_ERROR(store_.journal_->sync(ticket_));
   Status installed = store_.install(id_, size_, tmpPath_, /*syncFolder=*/false);
   store_.journal_->release(ticket_.segment);
   released_ = true;
