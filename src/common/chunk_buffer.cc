@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -17,6 +18,37 @@ constexpr size_t kMapAtLeast = 1024 * 1024;
 
 size_t roundUp(size_t n) {
   return (n + ChunkBuffer::kAlign - 1) / ChunkBuffer::kAlign * ChunkBuffer::kAlign;
+}
+
+// Maps `cap` bytes (a whole number of pages) for one buffer. From 2 MiB up
+// the mapping starts on a 2 MiB boundary and asks for transparent huge pages,
+// so a 4 MiB chunk sits in two pages instead of 1,024: a direct read or write
+// of it pins two pages rather than a thousand (get_user_pages), the block
+// layer gets a few large segments, and hashing it walks two TLB entries.
+// Under a guest with shadow page tables (this project's bench machine) each
+// 4 KiB page costs far more than on bare metal: see bench/NOTES.md. Where the
+// kernel offers no huge pages (THP "never") the madvise fails and the buffer
+// is an ordinary mapping.
+char* mapBuffer(size_t cap) {
+  constexpr int kProt = PROT_READ | PROT_WRITE;
+  constexpr int kFlags = MAP_PRIVATE | MAP_ANONYMOUS;
+  if (cap < ChunkBuffer::kHugeAlign) {
+    void* p = ::mmap(nullptr, cap, kProt, kFlags, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return static_cast<char*>(p);
+  }
+  // Map a huge page more than needed, then unmap the head and the tail that
+  // lie outside the aligned span.
+  size_t span = cap + ChunkBuffer::kHugeAlign;
+  void* p = ::mmap(nullptr, span, kProt, kFlags, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  auto base = reinterpret_cast<uintptr_t>(p);
+  uintptr_t start = (base + ChunkBuffer::kHugeAlign - 1) & ~(ChunkBuffer::kHugeAlign - 1);
+  uintptr_t end = start + cap;
+  if (start > base) ::munmap(p, start - base);
+  if (base + span > end) ::munmap(reinterpret_cast<void*>(end), base + span - end);
+  (void)::madvise(reinterpret_cast<void*>(start), cap, MADV_HUGEPAGE);
+  return reinterpret_cast<char*>(start);
 }
 
 }  // namespace
@@ -61,9 +93,7 @@ void ChunkBuffer::reserve(size_t capacity) {
   char* mem = nullptr;
   bool mapped = cap >= kMapAtLeast;
   if (mapped) {
-    void* p = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    mem = static_cast<char*>(p);
+    mem = mapBuffer(cap);
   } else {
     void* p = nullptr;
     if (::posix_memalign(&p, kAlign, cap) != 0) throw std::bad_alloc();

@@ -18,6 +18,9 @@ class ChunkBuffer {
  public:
   // Alignment of data() and of capacity().
   static constexpr size_t kAlign = 4096;
+  // Alignment of data() for a buffer of at least this capacity, whose memory
+  // is asked to be backed by transparent huge pages.
+  static constexpr size_t kHugeAlign = 2 * 1024 * 1024;
 
   ChunkBuffer() = default;
   // An empty buffer with room for at least `capacity` bytes.

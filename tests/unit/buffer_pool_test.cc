@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "common/file_system.h"
 #include "page_cache.h"
@@ -49,6 +51,51 @@ TEST(ChunkBufferTest, BytesStartOnAPageAndSurviveGrowthAndMoves) {
   ChunkBuffer assigned(10);
   assigned = std::move(moved);
   EXPECT_TRUE(assigned == expected);
+}
+
+// The kernel's transparent huge page mode: "always", "madvise" or "never"
+// (empty when it has no such setting).
+std::string hugePageMode() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(in, line);
+  auto open = line.find('['), close = line.find(']');
+  if (open == std::string::npos || close == std::string::npos) return "";
+  return line.substr(open + 1, close - open - 1);
+}
+
+// AnonHugePages (kB) of the mapping that holds `p`, from /proc/self/smaps.
+long hugeKbOfMappingAt(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > 8) {
+      inside = lo <= addr && addr < hi;
+    } else if (inside && line.rfind("AnonHugePages:", 0) == 0) {
+      return std::stol(line.substr(14));
+    }
+  }
+  return -1;
+}
+
+TEST(ChunkBufferTest, AChunkSizedBufferStartsOnAHugePageAndIsBackedByHugePages) {
+  ChunkBuffer chunk(BufferPool::kPooledCapacity);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(chunk.data()) % ChunkBuffer::kHugeAlign, 0u);
+  chunk.resizeUninitialized(BufferPool::kPooledCapacity);
+  std::memset(chunk.data(), 'h', chunk.size());
+  // Below 2 MiB: an ordinary page-aligned buffer.
+  ChunkBuffer smaller(1536 * 1024);
+  EXPECT_TRUE(aligned(smaller.data()));
+  if (hugePageMode() == "never" || hugePageMode().empty()) {
+    GTEST_SKIP() << "this kernel gives no transparent huge pages";
+  }
+  // Both whole 2 MiB pages of the 4 MiB chunk are huge (the page past them
+  // is an ordinary one).
+  EXPECT_GE(hugeKbOfMappingAt(chunk.data()), 4096);
+  EXPECT_EQ(chunk.data()[chunk.size() - 1], 'h');
 }
 
 TEST(BufferPoolTest, TakeRecyclesAGivenBufferEmpty) {
