@@ -27,7 +27,7 @@ size_t roundUp(size_t n) {
 // layer gets a few large segments, and hashing it walks two TLB entries.
 // Under a guest with shadow page tables (this project's bench machine) each
 // 4 KiB page costs far more than on bare metal: see bench/NOTES.md. Where the
-// kernel offers no huge pages (THP "never") the madvise fails and the buffer
+// kernel gives no huge pages (THP "never", or built without them) the buffer
 // is an ordinary mapping.
 char* mapBuffer(size_t cap) {
   constexpr int kProt = PROT_READ | PROT_WRITE;
