@@ -33,11 +33,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (bench/bench.py: Server, Loadgen, register, drop_caches)
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from benchutil import proc_cpu_seconds  # noqa: E402
 
 
 def small_round(srv, lg, args, label):
@@ -50,13 +46,13 @@ def download_round(srv, lg, args, name):
     size = args.size_mib * bench.MIB
     gib = size / (1 << 30)
     bench.drop_caches()
-    c0 = cpu_seconds(srv.proc.pid)
+    c0 = proc_cpu_seconds(srv.proc.pid)
     cold = lg("download", "--name", name, "--expect-bytes", size)["mb_per_s"]
-    c1 = cpu_seconds(srv.proc.pid)
+    c1 = proc_cpu_seconds(srv.proc.pid)
     lg("download", "--name", name, "--expect-bytes", size)  # reads it into the page cache
-    c2 = cpu_seconds(srv.proc.pid)
+    c2 = proc_cpu_seconds(srv.proc.pid)
     cached = lg("download", "--name", name, "--expect-bytes", size)["mb_per_s"]
-    c3 = cpu_seconds(srv.proc.pid)
+    c3 = proc_cpu_seconds(srv.proc.pid)
     return {"cold_mb_s": cold, "cold_cpu_s_per_gib": (c1 - c0) / gib,
             "cached_mb_s": cached, "cached_cpu_s_per_gib": (c3 - c2) / gib}
 

@@ -1,4 +1,5 @@
 """Helpers shared by the bench/ scripts (imported from the bench/ folder)."""
+import os
 import platform
 import socket
 import time
@@ -21,3 +22,13 @@ def cpu_model(fallback=None):
                 if l.startswith("model name")][0]
     except (OSError, IndexError):
         return platform.machine() if fallback is None else fallback
+
+
+def proc_cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` (/proc/PID/stat), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None

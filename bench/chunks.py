@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 
-from benchutil import cpu_model, free_port, log
+from benchutil import cpu_model, free_port, log, proc_cpu_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -63,7 +63,6 @@ UPLOAD_TIMEOUT = 1800.0   # curl --max-time
 SETTLE_TIMEOUT = 1800.0   # every copy made / the fill done
 POLL = 0.1                # between two /cluster polls while timing
 SCAN_MARGIN = 1.0         # a repair scan ending this long after the 201 began after it
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def rfc3339_seconds(text):
@@ -132,15 +131,6 @@ def read_disk(dev):
                 return {"read_bytes": int(p[5]) * 512, "write_bytes": int(p[9]) * 512,
                         "busy_ms": int(p[12])}
     return None
-
-
-def proc_cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-        return (int(rest[11]) + int(rest[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class Sampler:

@@ -57,7 +57,7 @@ import tempfile
 import threading
 import time
 
-from benchutil import cpu_model, free_port, log
+from benchutil import cpu_model, free_port, log, proc_cpu_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -102,12 +102,6 @@ def proc_status(pid):
     with open(f"/proc/{pid}/status") as f:
         fields = dict(l.split(":", 1) for l in f if ":" in l)
     return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}  # MiB
-
-
-def proc_cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def api(port, method, path, body=None, key=None, timeout=120):
