@@ -3,11 +3,14 @@
 #include "controller/metadata/metadata_store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <random>
+#include <set>
 
+#include "common/probe.h"
 #include "common/sha256.h"
 #include "common/validate.h"
 #include "controller/file_service.h"
@@ -506,6 +509,203 @@ TEST_F(MetadataStoreTest, IncrementalDigestEqualsAFreshStoreAndSurvivesReopen) {
   // And it keeps being maintained after the reopen.
   ASSERT_TRUE(a->apply(history).isOk());
   EXPECT_EQ(a->digest(), before);
+}
+
+// One integer from an SQL query on a store's database file, through a
+// connection of its own (WAL lets it read what the store committed).
+int64_t queryInt(const std::filesystem::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(file.string().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr), SQLITE_OK) << sql;
+  EXPECT_EQ(sqlite3_step(q), SQLITE_ROW) << sql;
+  int64_t n = sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return n;
+}
+
+// A commit lists the buckets it changed in unsaved_leaves rather than
+// rewriting their digest_leaves rows; once more than 16,384 buckets are
+// listed, one commit writes all their rows and empties the list. Every
+// bucket not listed has its current leaf in digest_leaves, and reopening
+// recomputes the listed ones from their records, before and after a batch
+// is written.
+TEST_F(MetadataStoreTest, DigestLeavesAreListedSavedInBatchesAndRecomputedOnReopen) {
+  const auto file = dir_ / "leaves.db";
+  DigestTree model;
+  uint32_t next = 0;
+  // n more file records, 500 per commit.
+  auto add = [&](MetadataStore& s, int n) {
+    for (int done = 0; done < n;) {
+      std::vector<Record> batch;
+      for (; done < n && batch.size() < 500; ++done, ++next) {
+        Record r = rec(RecordKind::kFile, uuidOf(0x100000 + next),
+                       fileVal(kO1, "f" + std::to_string(next)), "n1=" + std::to_string(next + 1),
+                       kT0 + next, "n1");
+        model.toggle(DigestTree::bucketOf(r.kind, r.key), recordHash(r));
+        batch.push_back(std::move(r));
+      }
+      ASSERT_TRUE(s.apply(batch).isOk());
+    }
+  };
+  // The invariant: a bucket not listed has its leaf stored (no row: empty).
+  // Returns how many buckets are listed.
+  auto checkStored = [&]() -> size_t {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(file.string().c_str(), &db), SQLITE_OK);
+    std::vector<bool> listed(DigestTree::kLeaves, false);
+    sqlite3_stmt* q = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT buckets FROM unsaved_leaves", -1, &q, nullptr),
+              SQLITE_OK);
+    size_t count = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(q, 0));
+      int n = sqlite3_column_bytes(q, 0);
+      EXPECT_EQ(n % 4, 0);
+      for (int i = 0; i + 4 <= n; i += 4) {
+        uint32_t b = (uint32_t{p[i]} << 24) | (uint32_t{p[i + 1]} << 16) |
+                     (uint32_t{p[i + 2]} << 8) | p[i + 3];
+        EXPECT_LT(b, DigestTree::kLeaves);
+        if (b < DigestTree::kLeaves && !listed[b]) ++count;
+        if (b < DigestTree::kLeaves) listed[b] = true;
+      }
+    }
+    sqlite3_finalize(q);
+    std::vector<std::string> stored(DigestTree::kLeaves, std::string(64, '0'));
+    EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT bucket, hash FROM digest_leaves", -1, &q, nullptr),
+              SQLITE_OK);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      stored.at(static_cast<size_t>(sqlite3_column_int64(q, 0))) =
+          reinterpret_cast<const char*>(sqlite3_column_text(q, 1));
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    size_t wrong = 0;
+    for (uint32_t b = 0; b < DigestTree::kLeaves; ++b) {
+      const auto& h = model.leaf(b);
+      if (!listed[b] &&
+          stored[b] != toHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())))
+        ++wrong;
+    }
+    EXPECT_EQ(wrong, 0u);
+    return count;
+  };
+
+  probeReset();
+  {
+    auto s = openStore("leaves.db");
+    add(*s, 3000);
+    EXPECT_EQ(s->digest(), model.rootHex());
+    // No leaf row written yet: each bucket changed is listed instead.
+    EXPECT_EQ(probeCounts()["digest.leaves_saved"], 0u);
+    EXPECT_EQ(queryInt(file, "SELECT count(*) FROM digest_leaves"), 0);
+    size_t changed = 0;
+    for (uint32_t b = 0; b < DigestTree::kLeaves; ++b)
+      changed += model.leaf(b) != DigestTree::Hash{};
+    EXPECT_EQ(checkStored(), changed);
+    EXPECT_GT(changed, 2500u);
+  }
+  {
+    // Reopened: the listed leaves are recomputed from the records.
+    auto s = openStore("leaves.db");
+    EXPECT_EQ(s->digest(), model.rootHex());
+    EXPECT_EQ(s->treeChildren(0, 0), model.children(0, 0));
+    // 20,000 more records change more than 16,384 buckets in all: a commit
+    // writes the listed ones; the commits after it list theirs again.
+    add(*s, 20000);
+    EXPECT_EQ(s->digest(), model.rootHex());
+    EXPECT_EQ(probeCounts()["digest.leaves_saved"], 1u);
+    EXPECT_GT(queryInt(file, "SELECT count(*) FROM digest_leaves"), 16384);
+    size_t listed = checkStored();
+    EXPECT_GT(listed, 0u);
+    EXPECT_LE(listed, 16384u);
+  }
+  {
+    auto s = openStore("leaves.db");
+    EXPECT_EQ(s->digest(), model.rootHex());
+    for (uint32_t m = 0; m < DigestTree::kFanout; m += 37) {
+      ASSERT_EQ(s->treeChildren(1, m), model.children(1, m)) << m;
+    }
+    add(*s, 100);
+    EXPECT_EQ(s->digest(), model.rootHex());
+  }
+  auto s = openStore("leaves.db");
+  EXPECT_EQ(s->digest(), model.rootHex());
+  EXPECT_EQ(s->counts().records, 23100);
+  checkStored();
+}
+
+// A store from before records were keyed by bucket (primary key (kind, key),
+// an index records_by_bucket, and file_chunks_by_file) is copied into the
+// new form when opened, with the same records, digest and chunk references.
+TEST_F(MetadataStoreTest, RecordsKeyedByKindAndKeyAreRekeyedByBucketOnOpen) {
+  const auto file = dir_ / "old.db";
+  std::string one, two, digest;
+  std::vector<Record> before;
+  StoreCounts counts;
+  {
+    auto store = openStore("old.db");
+    RecordWriter writer(*store, "n1", clock_);
+    FileService svc(*store, writer, clock_);
+    one = upload(svc, kU1, "one", {"x", "y"});
+    upload(svc, kU1, "two", {"x"});
+    two = upload(svc, kU1, "two", {"z"});  // replaces: the first version is a tombstone
+    auto deleted = svc.deleteByTags(kU1, {"y"});
+    ASSERT_TRUE(deleted.isOk());
+    EXPECT_EQ(*deleted, std::vector<std::string>{one});
+    digest = store->digest();
+    before = exportRecords(*store);
+    counts = store->counts();
+  }
+  // The earlier layout (unsaved_leaves is left as it is: leaves are tested
+  // above).
+  const std::string toOld =
+      "CREATE TABLE old_records (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+      " deleted INTEGER NOT NULL, vclock TEXT NOT NULL, ts INTEGER NOT NULL,"
+      " origin TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;"
+      "ALTER TABLE old_records ADD COLUMN bucket INTEGER NOT NULL DEFAULT -1;"
+      "INSERT INTO old_records SELECT kind, key, value, deleted, vclock, ts, origin, bucket"
+      " FROM records;"
+      "DROP TABLE records; ALTER TABLE old_records RENAME TO records;"
+      "CREATE INDEX records_by_bucket ON records(bucket, kind, key);"
+      "CREATE INDEX tombstones_by_ts ON records(ts) WHERE deleted = 1;"
+      "CREATE INDEX file_chunks_by_file ON file_chunks(file_id);";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file.string().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, toOld.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  ASSERT_EQ(queryInt(file, "SELECT pk FROM pragma_table_info('records') WHERE name='bucket'"), 0);
+
+  auto store = openStore("old.db");
+  EXPECT_EQ(queryInt(file, "SELECT pk FROM pragma_table_info('records') WHERE name='bucket'"), 1);
+  EXPECT_EQ(queryInt(file, "SELECT pk FROM pragma_table_info('records') WHERE name='key'"), 3);
+  EXPECT_EQ(queryInt(file,
+                     "SELECT count(*) FROM sqlite_master WHERE name IN"
+                     " ('records_by_bucket', 'file_chunks_by_file', 'old_records')"),
+            0);
+  EXPECT_EQ(queryInt(file, "SELECT count(*) FROM sqlite_master WHERE name='tombstones_by_ts'"), 1);
+  EXPECT_EQ(store->digest(), digest);
+  auto after = exportRecords(*store);
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(sameRecord(after[i], before[i])) << i;
+  EXPECT_EQ(store->counts().records, counts.records);
+  EXPECT_EQ(store->counts().tombstones, counts.tombstones);
+  EXPECT_GT(counts.tombstones, 0);
+  // The records of a bucket, through the primary key.
+  auto page = store->recordsInBuckets({DigestTree::bucketOf(RecordKind::kFile, two)}, {}, 1 << 20);
+  ASSERT_TRUE(page.isOk());
+  EXPECT_TRUE(std::any_of(page->records.begin(), page->records.end(),
+                          [&](const Record& r) { return r.key == two; }));
+  // Deleting the last file drops its chunk reference and the live count.
+  EXPECT_EQ(*store->liveChunkCount(), 1);
+  RecordWriter writer(*store, "n1", clock_);
+  FileService svc(*store, writer, clock_);
+  auto gone = svc.deleteByTags(kU1, {"z"});
+  ASSERT_TRUE(gone.isOk());
+  EXPECT_EQ(*gone, std::vector<std::string>{two});
+  EXPECT_EQ(*store->liveChunkCount(), 0);
+  EXPECT_EQ(queryInt(file, "SELECT count(*) FROM file_chunks"), 0);
 }
 
 // Preloaded state for the batch tests: file F of kO1 named "doc", file G of
@@ -1043,8 +1243,6 @@ TEST_F(MetadataStoreTest, OrphanedFilesCounterEqualsARecountInAnyOrder) {
 
 }  // namespace
 }  // namespace redcloud::controller
-
-#include <sqlite3.h>
 
 namespace redcloud::controller {
 namespace {

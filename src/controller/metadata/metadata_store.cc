@@ -16,9 +16,12 @@ using nlohmann::json;
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS records (
   kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, deleted INTEGER NOT NULL,
-  vclock TEXT NOT NULL, ts INTEGER NOT NULL, origin TEXT NOT NULL,
-  PRIMARY KEY (kind, key)) WITHOUT ROWID;
+  vclock TEXT NOT NULL, ts INTEGER NOT NULL, origin TEXT NOT NULL, bucket INTEGER NOT NULL,
+  PRIMARY KEY (bucket, kind, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS digest_leaves (bucket INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+-- The buckets each commit changed since their digest_leaves rows were last
+-- written (see logTouchedLeaves()).
+CREATE TABLE IF NOT EXISTS unsaved_leaves (seq INTEGER PRIMARY KEY, buckets BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
   username TEXT PRIMARY KEY, user_id TEXT NOT NULL, password_hash TEXT NOT NULL);
@@ -42,7 +45,6 @@ CREATE TABLE IF NOT EXISTS tag_counts (
   PRIMARY KEY (owner_id, tag)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS file_chunks (
   chunk_id TEXT NOT NULL, file_id TEXT NOT NULL, PRIMARY KEY (chunk_id, file_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS file_chunks_by_file ON file_chunks(file_id);
 CREATE INDEX IF NOT EXISTS files_by_owner ON files(owner_id);
 )sql";
 
@@ -93,10 +95,33 @@ constexpr const char* kVisibleColumns =
 constexpr const char* kBucketMigration = R"sql(
 ALTER TABLE records ADD COLUMN bucket INTEGER NOT NULL DEFAULT -1;
 )sql";
-constexpr const char* kBucketIndex = R"sql(
-CREATE INDEX IF NOT EXISTS records_by_bucket ON records(bucket, kind, key);
+// Later, records keyed by (bucket, kind, key) instead of (kind, key) with an
+// index on (bucket, kind, key): the bucket is a function of the key, and the
+// index was three more random B-tree leaves to write per upload. The table is
+// copied once into its new form.
+constexpr const char* kRecordsByBucket = R"sql(
+CREATE TABLE records_by_bucket_key (
+  kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, deleted INTEGER NOT NULL,
+  vclock TEXT NOT NULL, ts INTEGER NOT NULL, origin TEXT NOT NULL, bucket INTEGER NOT NULL,
+  PRIMARY KEY (bucket, kind, key)) WITHOUT ROWID;
+INSERT INTO records_by_bucket_key (kind, key, value, deleted, vclock, ts, origin, bucket)
+  SELECT kind, key, value, deleted, vclock, ts, origin, bucket FROM records ORDER BY bucket, kind, key;
+DROP TABLE records;
+ALTER TABLE records_by_bucket_key RENAME TO records;
+)sql";
+constexpr const char* kRecordIndexes = R"sql(
 CREATE INDEX IF NOT EXISTS tombstones_by_ts ON records(ts) WHERE deleted = 1;
 )sql";
+// Dropped: a file's chunk references are found from its files row's chunk
+// list (unlinkChunks()), not through an index on file_id.
+constexpr const char* kDroppedIndexes = R"sql(
+DROP INDEX IF EXISTS file_chunks_by_file;
+)sql";
+// At most this many buckets are listed in unsaved_leaves before their
+// digest_leaves rows are written (a sixth of the leaves: about 1,200 pages of
+// digest_leaves written once per 16,384 buckets changed, not a page or two
+// per bucket changed).
+constexpr size_t kMaxUnsavedLeaves = 16384;
 
 Record readRecord(const SqliteStatement& s, int first) {
   Record r;
@@ -221,9 +246,7 @@ Status MetadataStore::migrate() {
   }
   RC_ASSIGN_OR_RETURN(auto cols, db_.prepare("SELECT name FROM pragma_table_info('records')"));
   RC_ASSIGN_OR_RETURN(auto names, cols.firstColumn());
-  if (std::find(names.begin(), names.end(), "bucket") != names.end()) {
-    RC_RETURN_IF_ERROR(db_.exec(kBucketIndex));
-  } else {
+  if (std::find(names.begin(), names.end(), "bucket") == names.end()) {
     RC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
     Status s = migrateBuckets();
     if (!s.isOk()) {
@@ -231,6 +254,22 @@ Status MetadataStore::migrate() {
       return s;
     }
   }
+  bool keyedByBucket = false;
+  {
+    RC_ASSIGN_OR_RETURN(
+        auto keyed, db_.prepare("SELECT pk FROM pragma_table_info('records') WHERE name='bucket'"));
+    RC_ASSIGN_OR_RETURN(bool row, keyed.step());
+    keyedByBucket = row && keyed.integer(0) == 1;
+  }
+  if (!keyedByBucket) {
+    RC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
+    Status s = db_.exec(std::string(kRecordsByBucket) + "COMMIT;");
+    if (!s.isOk()) {
+      (void)db_.exec("ROLLBACK");
+      return s;
+    }
+  }
+  RC_RETURN_IF_ERROR(db_.exec(std::string(kRecordIndexes) + kDroppedIndexes));
   {
     RC_ASSIGN_OR_RETURN(auto built,
                         db_.prepare("SELECT 1 FROM meta WHERE key='visible_tags' AND value=?1"));
@@ -286,8 +325,7 @@ Status MetadataStore::migrateBuckets() {
         .bind(2, toHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())));
     RC_RETURN_IF_ERROR(put.run());
   }
-  RC_RETURN_IF_ERROR(db_.exec(std::string(kBucketIndex) + "COMMIT;"));
-  return Status::ok();
+  return db_.exec("COMMIT");
 }
 
 Status MetadataStore::loadTree() {
@@ -303,6 +341,7 @@ Status MetadataStore::loadTree() {
     }
     tree_.setLeaf(static_cast<uint32_t>(leaves.integer(0)), bytes);
   }
+  RC_RETURN_IF_ERROR(recoverUnsavedLeaves());
   RC_ASSIGN_OR_RETURN(auto n,
                       db_.prepare("SELECT count(*), coalesce(sum(deleted), 0) FROM records"));
   RC_ASSIGN_OR_RETURN(bool row, n.step());
@@ -463,16 +502,19 @@ void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
     txnThread_ = std::thread::id();
     return;
   }
-  if (s.isOk()) s = saveTouchedLeaves();
+  if (s.isOk()) s = logTouchedLeaves();
   if (s.isOk()) s = db_.exec("COMMIT");
   if (!s.isOk()) {
     (void)db_.exec("ROLLBACK");
     undoTree();
     purgedThroughTs_ = purgedAtBegin_;
+    newlyUnsaved_.clear();
+    flushLeaves_ = false;
     for (PendingTxn* p : group) {
       if (p->status.isOk()) p->status = s;
     }
   } else {
+    leavesCommitted();
     txnCount_ += succeeded;
     ++commitCount_;
   }
@@ -488,17 +530,92 @@ void MetadataStore::undoTree() {
   counts_ = countsAtBegin_;
 }
 
-Status MetadataStore::saveTouchedLeaves() {
-  std::sort(touchedLeaves_.begin(), touchedLeaves_.end());
-  touchedLeaves_.erase(std::unique(touchedLeaves_.begin(), touchedLeaves_.end()),
-                       touchedLeaves_.end());
+// A commit does not write the digest_leaves rows of the buckets it changed
+// (a random page of that table each): it appends their numbers to
+// unsaved_leaves, one row per commit on the table's last page. Once more than
+// kMaxUnsavedLeaves buckets are listed there, the commit writes all their
+// rows and empties the list. Opening the store recomputes the listed buckets'
+// leaves from their records (recoverUnsavedLeaves()).
+Status MetadataStore::logTouchedLeaves() {
+  newlyUnsaved_.clear();
+  flushLeaves_ = false;
   for (uint32_t b : touchedLeaves_) {
+    if (!unsaved_[b]) newlyUnsaved_.push_back(b);
+  }
+  std::sort(newlyUnsaved_.begin(), newlyUnsaved_.end());
+  newlyUnsaved_.erase(std::unique(newlyUnsaved_.begin(), newlyUnsaved_.end()), newlyUnsaved_.end());
+  if (newlyUnsaved_.empty()) return Status::ok();
+  if (unsavedCount_ + newlyUnsaved_.size() <= kMaxUnsavedLeaves) {
+    std::string blob;
+    blob.reserve(4 * newlyUnsaved_.size());
+    for (uint32_t b : newlyUnsaved_) {
+      for (int shift = 24; shift >= 0; shift -= 8) blob.push_back(static_cast<char>(b >> shift));
+    }
+    RC_ASSIGN_OR_RETURN(auto log, db_.prepare("INSERT INTO unsaved_leaves(buckets) VALUES (?1)"));
+    log.bindBlob(1, blob);
+    return log.run();
+  }
+  RC_PROBE("digest.leaves_saved");
+  for (uint32_t b = 0; b < DigestTree::kLeaves; ++b) {
+    if (!unsaved_[b] && !std::binary_search(newlyUnsaved_.begin(), newlyUnsaved_.end(), b)) {
+      continue;
+    }
     const auto& h = tree_.leaf(b);
     RC_ASSIGN_OR_RETURN(auto put,
                         db_.prepare("INSERT OR REPLACE INTO digest_leaves VALUES (?1, ?2)"));
     put.bind(1, int64_t{b})
         .bind(2, toHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())));
     RC_RETURN_IF_ERROR(put.run());
+  }
+  flushLeaves_ = true;
+  return db_.exec("DELETE FROM unsaved_leaves");
+}
+
+// After a commit: what logTouchedLeaves() wrote is now the stored state.
+void MetadataStore::leavesCommitted() {
+  if (flushLeaves_) {
+    std::fill(unsaved_.begin(), unsaved_.end(), false);
+    unsavedCount_ = 0;
+  } else {
+    for (uint32_t b : newlyUnsaved_) unsaved_[b] = true;
+    unsavedCount_ += newlyUnsaved_.size();
+  }
+  newlyUnsaved_.clear();
+  flushLeaves_ = false;
+}
+
+// The leaves of the buckets listed in unsaved_leaves, from their records
+// (each bucket's records are one range of the records table). They stay
+// listed: their digest_leaves rows are written with the next batch.
+Status MetadataStore::recoverUnsavedLeaves() {
+  unsaved_.assign(DigestTree::kLeaves, false);
+  unsavedCount_ = 0;
+  RC_ASSIGN_OR_RETURN(auto logged, db_.prepare("SELECT buckets FROM unsaved_leaves"));
+  std::vector<uint32_t> buckets;
+  while (true) {
+    RC_ASSIGN_OR_RETURN(bool row, logged.step());
+    if (!row) break;
+    std::string blob = logged.text(0);
+    for (size_t i = 0; i + 4 <= blob.size(); i += 4) {
+      uint32_t b = 0;
+      for (size_t j = 0; j < 4; ++j) b = (b << 8) | static_cast<uint8_t>(blob[i + j]);
+      if (b < DigestTree::kLeaves && !unsaved_[b]) {
+        unsaved_[b] = true;
+        buckets.push_back(b);
+      }
+    }
+  }
+  unsavedCount_ = buckets.size();
+  for (uint32_t b : buckets) {
+    tree_.setLeaf(b, std::string(DigestTree::kHashBytes, '\0'));
+    RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare(std::string("SELECT ") + kRecordColumns +
+                                               " FROM records WHERE bucket=?1"));
+    stmt.bind(1, int64_t{b});
+    while (true) {
+      RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+      if (!row) break;
+      tree_.toggle(b, recordHash(readRecord(stmt, 0)));
+    }
   }
   return Status::ok();
 }
@@ -770,12 +887,16 @@ Status MetadataStore::materialize(const Record& r) {
     }
     case RecordKind::kFile: {
       std::optional<OwnerAndName> prior;  // the files row this record replaces
+      std::string priorChunks;            // and its chunk list (JSON)
       {
-        RC_ASSIGN_OR_RETURN(auto q,
-                            db_.prepare("SELECT owner_id, name FROM files WHERE file_id=?1"));
+        RC_ASSIGN_OR_RETURN(
+            auto q, db_.prepare("SELECT owner_id, name, chunks FROM files WHERE file_id=?1"));
         q.bind(1, r.key);
         RC_ASSIGN_OR_RETURN(bool row, q.step());
-        if (row) prior = OwnerAndName{q.text(0), q.text(1)};
+        if (row) {
+          prior = OwnerAndName{q.text(0), q.text(1)};
+          priorChunks = q.text(2);
+        }
       }
       if (prior) {
         RC_ASSIGN_OR_RETURN(bool owned, registered(prior->first));
@@ -785,7 +906,7 @@ Status MetadataStore::materialize(const Record& r) {
       static const OwnerAndName kNone{"", ""};
       const OwnerAndName* was = prior ? &*prior : &kNone;
       RC_RETURN_IF_ERROR(run("DELETE FROM files WHERE file_id=?1", {r.key}));
-      RC_RETURN_IF_ERROR(unlinkChunks(r.key));
+      if (prior) RC_RETURN_IF_ERROR(unlinkChunks(r.key, priorChunks));
       if (r.deleted) return refreshVisibleTags(r.key, nullptr, was);
       RC_ASSIGN_OR_RETURN(auto stmt,
                           db_.prepare("INSERT INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
@@ -997,17 +1118,21 @@ Result<bool> MetadataStore::chunkReferenced(const std::string& chunkId) {
   return q.step();
 }
 
-// Drops a file's chunk references, counting the chunks no file references
-// any more.
-Status MetadataStore::unlinkChunks(const std::string& fileId) {
-  RC_ASSIGN_OR_RETURN(auto q, db_.prepare("SELECT chunk_id FROM file_chunks WHERE file_id=?1"));
-  q.bind(1, fileId);
-  RC_ASSIGN_OR_RETURN(auto chunkIds, q.firstColumn());
-  if (chunkIds.empty()) return Status::ok();
-  RC_ASSIGN_OR_RETURN(auto del, db_.prepare("DELETE FROM file_chunks WHERE file_id=?1"));
-  del.bind(1, fileId);
-  RC_RETURN_IF_ERROR(del.run());
+// Drops a file's chunk references (one file_chunks row per chunk id in
+// `chunks`, the chunk list of its files row), counting the chunks no file
+// references any more.
+Status MetadataStore::unlinkChunks(const std::string& fileId, const std::string& chunks) {
+  std::vector<std::string> chunkIds;
+  for (const auto& c : json::parse(chunks, nullptr, false)) {
+    if (c.is_array() && !c.empty() && c[0].is_string()) chunkIds.push_back(c[0].get<std::string>());
+  }
+  std::sort(chunkIds.begin(), chunkIds.end());
+  chunkIds.erase(std::unique(chunkIds.begin(), chunkIds.end()), chunkIds.end());
   for (const auto& id : chunkIds) {
+    RC_ASSIGN_OR_RETURN(auto del,
+                        db_.prepare("DELETE FROM file_chunks WHERE chunk_id=?1 AND file_id=?2"));
+    del.bind(1, id).bind(2, fileId);
+    RC_RETURN_IF_ERROR(del.run());
     RC_ASSIGN_OR_RETURN(bool still, chunkReferenced(id));
     if (!still) --counts_.liveChunks;
   }
@@ -1021,11 +1146,10 @@ Result<std::optional<Record>> MetadataStore::getRecord(RecordKind kind, const st
 
 Result<std::optional<Record>> MetadataStore::getRecordLocked(RecordKind kind,
                                                              const std::string& key) {
-  RC_ASSIGN_OR_RETURN(
-      auto stmt,
-      db_.prepare(
-          "SELECT value, deleted, vclock, ts, origin FROM records WHERE kind=?1 AND key=?2"));
-  stmt.bind(1, kindName(kind)).bind(2, key);
+  RC_ASSIGN_OR_RETURN(auto stmt,
+                      db_.prepare("SELECT value, deleted, vclock, ts, origin FROM records"
+                                  " WHERE bucket=?3 AND kind=?1 AND key=?2"));
+  stmt.bind(1, kindName(kind)).bind(2, key).bind(3, int64_t{DigestTree::bucketOf(kind, key)});
   RC_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return std::optional<Record>();
   Record r;
@@ -1327,10 +1451,11 @@ Result<size_t> MetadataStore::purgeTombstones(const std::vector<TombstoneRef>& r
           local->version.origin != t.origin) {
         continue;
       }
-      RC_ASSIGN_OR_RETURN(auto del, db_.prepare("DELETE FROM records WHERE kind=?1 AND key=?2"));
-      del.bind(1, kindName(t.kind)).bind(2, t.key);
-      RC_RETURN_IF_ERROR(del.run());
       uint32_t bucket = DigestTree::bucketOf(t.kind, t.key);
+      RC_ASSIGN_OR_RETURN(
+          auto del, db_.prepare("DELETE FROM records WHERE bucket=?3 AND kind=?1 AND key=?2"));
+      del.bind(1, kindName(t.kind)).bind(2, t.key).bind(3, int64_t{bucket});
+      RC_RETURN_IF_ERROR(del.run());
       std::string h = recordHash(*local);
       tree_.toggle(bucket, h);
       treeUndo_.emplace_back(bucket, h);

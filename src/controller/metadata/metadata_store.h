@@ -191,7 +191,9 @@ class MetadataStore {
                                             size_t maxBytes);
   Status checkOwner(const Record& r, bool* ok, bool* fileDeleted);
   Status storeRecord(const Record& r, const std::optional<Record>& old);
-  Status saveTouchedLeaves();
+  Status logTouchedLeaves();
+  void leavesCommitted();
+  Status recoverUnsavedLeaves();
   void undoTree();
   Status materialize(const Record& r);
   // Brings visible_tags and tag_counts up to date for one file after files,
@@ -208,7 +210,7 @@ class MetadataStore {
   // Keeps counts_.orphanedFiles current across a change of these users'
   // registrations: `before` holds whether each was registered.
   Status recountOwners(const std::vector<std::pair<std::string, bool>>& before);
-  Status unlinkChunks(const std::string& fileId);
+  Status unlinkChunks(const std::string& fileId, const std::string& chunks);
   Result<std::optional<Record>> getRecordLocked(RecordKind kind, const std::string& key);
   static Result<std::vector<FileRow>> queryFiles(SqliteDb& db, const std::string& sql,
                                                  const std::string& ownerId,
@@ -262,8 +264,14 @@ class MetadataStore {
   DigestTree tree_;                                         // GUARDED_BY(mu_)
   std::vector<std::pair<uint32_t, std::string>> treeUndo_;  // toggles of the open transaction
   std::vector<uint32_t> touchedLeaves_;                     // GUARDED_BY(mu_)
-  StoreCounts counts_;                                      // GUARDED_BY(mu_)
-  StoreCounts countsAtBegin_;                               // GUARDED_BY(mu_)
+  // Buckets whose digest_leaves rows are older than their leaves (listed in
+  // unsaved_leaves), as of the last commit; the open commit's additions.
+  std::vector<bool> unsaved_;           // GUARDED_BY(mu_)
+  size_t unsavedCount_ = 0;             // GUARDED_BY(mu_)
+  std::vector<uint32_t> newlyUnsaved_;  // GUARDED_BY(mu_)
+  bool flushLeaves_ = false;            // GUARDED_BY(mu_): the open commit writes them all
+  StoreCounts counts_;                  // GUARDED_BY(mu_)
+  StoreCounts countsAtBegin_;           // GUARDED_BY(mu_)
   int64_t purgedThroughTs_ = 0;
   int64_t maxTs_ = 0;  // GUARDED_BY(mu_): the largest timestamp stored (or stored and rolled back)
   int64_t purgedAtBegin_ = 0;

@@ -24,6 +24,11 @@ SqliteStatement& SqliteStatement::bind(int i, std::string_view text) {
   return *this;
 }
 
+SqliteStatement& SqliteStatement::bindBlob(int i, std::string_view bytes) {
+  sqlite3_bind_blob(stmt_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
 SqliteStatement& SqliteStatement::bind(int i, int64_t value) {
   sqlite3_bind_int64(stmt_, i, value);
   return *this;

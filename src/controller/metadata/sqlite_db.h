@@ -33,6 +33,8 @@ class SqliteStatement {
   // Binds are 1-based, as in SQLite.
   SqliteStatement& bind(int i, std::string_view text);
   SqliteStatement& bind(int i, int64_t value);
+  // Binds bytes as a BLOB (text() reads them back).
+  SqliteStatement& bindBlob(int i, std::string_view bytes);
   // Steps once: true with a row, false when done.
   Result<bool> step();
   // Runs to completion, ignoring rows.
