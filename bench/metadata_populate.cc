@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
       if (mode == "commit-upload") {
         s = store.transaction([&]() -> Status {
           for (int64_t i = lo; i < hi; ++i) {
-            NewFile f{ownerId, fileName(prefix, i), tagsOf(i), 0, emptySha, {}};
+            NewFile f{ownerId, fileName(prefix, i), tagsOf(i), 0, emptySha, {}, {}, {}};
             RC_ASSIGN_OR_RETURN(auto r, files.commitUpload(f));
             if (r.replacedFileId) ++replaced;
           }

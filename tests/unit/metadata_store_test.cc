@@ -637,75 +637,97 @@ TEST_F(MetadataStoreTest, DigestLeavesAreListedSavedInBatchesAndRecomputedOnReop
 }
 
 // A store from before records were keyed by bucket (primary key (kind, key),
-// an index records_by_bucket, and file_chunks_by_file) is copied into the
-// new form when opened, with the same records, digest and chunk references.
+// an index records_by_bucket, and file_chunks_by_file), or from before they
+// had a bucket at all (no digest tree stored), is brought to the present form
+// when opened, with the same records, digest and chunk references.
 TEST_F(MetadataStoreTest, RecordsKeyedByKindAndKeyAreRekeyedByBucketOnOpen) {
-  const auto file = dir_ / "old.db";
-  std::string one, two, digest;
-  std::vector<Record> before;
-  StoreCounts counts;
-  {
-    auto store = openStore("old.db");
-    RecordWriter writer(*store, "n1", clock_);
-    FileService svc(*store, writer, clock_);
-    one = upload(svc, kU1, "one", {"x", "y"});
-    upload(svc, kU1, "two", {"x"});
-    two = upload(svc, kU1, "two", {"z"});  // replaces: the first version is a tombstone
-    auto deleted = svc.deleteByTags(kU1, {"y"});
-    ASSERT_TRUE(deleted.isOk());
-    EXPECT_EQ(*deleted, std::vector<std::string>{one});
-    digest = store->digest();
-    before = exportRecords(*store);
-    counts = store->counts();
-  }
-  // The earlier layout (unsaved_leaves is left as it is: leaves are tested
-  // above).
-  const std::string toOld =
+  const std::string oldTable =
       "CREATE TABLE old_records (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
       " deleted INTEGER NOT NULL, vclock TEXT NOT NULL, ts INTEGER NOT NULL,"
-      " origin TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;"
+      " origin TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;";
+  const std::string withBucketIndex =
+      oldTable +
       "ALTER TABLE old_records ADD COLUMN bucket INTEGER NOT NULL DEFAULT -1;"
-      "INSERT INTO old_records SELECT kind, key, value, deleted, vclock, ts, origin, bucket"
-      " FROM records;"
+      "INSERT INTO old_records SELECT kind, key, value, deleted, vclock, ts, origin,"
+      " bucket FROM records;"
       "DROP TABLE records; ALTER TABLE old_records RENAME TO records;"
       "CREATE INDEX records_by_bucket ON records(bucket, kind, key);"
       "CREATE INDEX tombstones_by_ts ON records(ts) WHERE deleted = 1;"
       "CREATE INDEX file_chunks_by_file ON file_chunks(file_id);";
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(file.string().c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, toOld.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
-  ASSERT_EQ(queryInt(file, "SELECT pk FROM pragma_table_info('records') WHERE name='bucket'"), 0);
+  // (unsaved_leaves is kept above, where the leaves stored are those of the
+  // present form; the tree is rebuilt from the records below.)
+  const std::string withoutBucket =
+      oldTable +
+      "INSERT INTO old_records SELECT kind, key, value, deleted, vclock, ts, origin"
+      " FROM records;"
+      "DROP TABLE records; ALTER TABLE old_records RENAME TO records;"
+      "CREATE INDEX file_chunks_by_file ON file_chunks(file_id);"
+      "DELETE FROM digest_leaves; DROP TABLE unsaved_leaves;";
+  for (const std::string& toOld : {withBucketIndex, withoutBucket}) {
+    const std::string name = toOld == withBucketIndex ? "indexed.db" : "unbucketed.db";
+    SCOPED_TRACE(name);
+    const auto file = dir_ / name;
+    std::string one, two, digest;
+    std::vector<Record> before;
+    StoreCounts counts;
+    {
+      auto store = openStore(name);
+      RecordWriter writer(*store, "n1", clock_);
+      FileService svc(*store, writer, clock_);
+      one = upload(svc, kU1, "one", {"x", "y"});
+      upload(svc, kU1, "two", {"x"});
+      two = upload(svc, kU1, "two", {"z"});  // replaces: the first version is a tombstone
+      auto deleted = svc.deleteByTags(kU1, {"y"});
+      ASSERT_TRUE(deleted.isOk());
+      EXPECT_EQ(*deleted, std::vector<std::string>{one});
+      digest = store->digest();
+      before = exportRecords(*store);
+      counts = store->counts();
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file.string().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, toOld.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    const std::string keyedByBucket =
+        "SELECT count(*) FROM pragma_table_info('records') WHERE name='bucket' AND pk=1";
+    ASSERT_EQ(queryInt(file, keyedByBucket), 0);
 
-  auto store = openStore("old.db");
-  EXPECT_EQ(queryInt(file, "SELECT pk FROM pragma_table_info('records') WHERE name='bucket'"), 1);
-  EXPECT_EQ(queryInt(file, "SELECT pk FROM pragma_table_info('records') WHERE name='key'"), 3);
-  EXPECT_EQ(queryInt(file,
-                     "SELECT count(*) FROM sqlite_master WHERE name IN"
-                     " ('records_by_bucket', 'file_chunks_by_file', 'old_records')"),
-            0);
-  EXPECT_EQ(queryInt(file, "SELECT count(*) FROM sqlite_master WHERE name='tombstones_by_ts'"), 1);
-  EXPECT_EQ(store->digest(), digest);
-  auto after = exportRecords(*store);
-  ASSERT_EQ(after.size(), before.size());
-  for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(sameRecord(after[i], before[i])) << i;
-  EXPECT_EQ(store->counts().records, counts.records);
-  EXPECT_EQ(store->counts().tombstones, counts.tombstones);
-  EXPECT_GT(counts.tombstones, 0);
-  // The records of a bucket, through the primary key.
-  auto page = store->recordsInBuckets({DigestTree::bucketOf(RecordKind::kFile, two)}, {}, 1 << 20);
-  ASSERT_TRUE(page.isOk());
-  EXPECT_TRUE(std::any_of(page->records.begin(), page->records.end(),
-                          [&](const Record& r) { return r.key == two; }));
-  // Deleting the last file drops its chunk reference and the live count.
-  EXPECT_EQ(*store->liveChunkCount(), 1);
-  RecordWriter writer(*store, "n1", clock_);
-  FileService svc(*store, writer, clock_);
-  auto gone = svc.deleteByTags(kU1, {"z"});
-  ASSERT_TRUE(gone.isOk());
-  EXPECT_EQ(*gone, std::vector<std::string>{two});
-  EXPECT_EQ(*store->liveChunkCount(), 0);
-  EXPECT_EQ(queryInt(file, "SELECT count(*) FROM file_chunks"), 0);
+    auto store = openStore(name);
+    EXPECT_EQ(queryInt(file, keyedByBucket), 1);
+    EXPECT_EQ(queryInt(file, "SELECT pk FROM pragma_table_info('records') WHERE name='key'"), 3);
+    EXPECT_EQ(queryInt(file,
+                       "SELECT count(*) FROM sqlite_master WHERE name IN"
+                       " ('records_by_bucket', 'file_chunks_by_file', 'old_records')"),
+              0);
+    EXPECT_EQ(queryInt(file, "SELECT count(*) FROM sqlite_master WHERE name='tombstones_by_ts'"),
+              1);
+    EXPECT_EQ(store->digest(), digest);
+    auto after = exportRecords(*store);
+    ASSERT_EQ(after.size(), before.size());
+    for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(sameRecord(after[i], before[i])) << i;
+    EXPECT_EQ(store->counts().records, counts.records);
+    EXPECT_EQ(store->counts().tombstones, counts.tombstones);
+    EXPECT_GT(counts.tombstones, 0);
+    // The records of a bucket, through the primary key.
+    auto page =
+        store->recordsInBuckets({DigestTree::bucketOf(RecordKind::kFile, two)}, {}, 1 << 20);
+    ASSERT_TRUE(page.isOk());
+    EXPECT_TRUE(std::any_of(page->records.begin(), page->records.end(),
+                            [&](const Record& r) { return r.key == two; }));
+    // Deleting the last file drops its chunk reference and the live count.
+    EXPECT_EQ(*store->liveChunkCount(), 1);
+    RecordWriter writer(*store, "n1", clock_);
+    FileService svc(*store, writer, clock_);
+    auto gone = svc.deleteByTags(kU1, {"z"});
+    ASSERT_TRUE(gone.isOk());
+    EXPECT_EQ(*gone, std::vector<std::string>{two});
+    EXPECT_EQ(*store->liveChunkCount(), 0);
+    EXPECT_EQ(queryInt(file, "SELECT count(*) FROM file_chunks"), 0);
+    // And the tree stays right past the reopen.
+    digest = store->digest();
+    store.reset();
+    EXPECT_EQ(openStore(name)->digest(), digest);
+  }
 }
 
 // Preloaded state for the batch tests: file F of kO1 named "doc", file G of

@@ -262,12 +262,17 @@ Status MetadataStore::migrate() {
     keyedByBucket = row && keyed.integer(0) == 1;
   }
   if (!keyedByBucket) {
-    RC_RETURN_IF_ERROR(db_.exec("BEGIN IMMEDIATE"));
-    Status s = db_.exec(std::string(kRecordsByBucket) + "COMMIT;");
-    if (!s.isOk()) {
-      (void)db_.exec("ROLLBACK");
-      return s;
+    // The copy sorts every record: in temporary files, not in memory (which
+    // temp_store=MEMORY, set for the savepoints' undo, would use).
+    RC_RETURN_IF_ERROR(db_.exec("PRAGMA temp_store=FILE;"));
+    Status s = db_.exec("BEGIN IMMEDIATE");
+    if (s.isOk()) {
+      s = db_.exec(std::string(kRecordsByBucket) + "COMMIT;");
+      if (!s.isOk()) (void)db_.exec("ROLLBACK");
     }
+    Status memory = db_.exec("PRAGMA temp_store=MEMORY;");
+    RC_RETURN_IF_ERROR(s);
+    RC_RETURN_IF_ERROR(memory);
   }
   RC_RETURN_IF_ERROR(db_.exec(std::string(kRecordIndexes) + kDroppedIndexes));
   {
