@@ -1,6 +1,9 @@
 #include "controller/metadata/metadata_store.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <tuple>
 
@@ -118,7 +121,7 @@ constexpr const char* kDroppedIndexes = R"sql(
 DROP INDEX IF EXISTS file_chunks_by_file;
 )sql";
 // At most this many buckets are listed in unsaved_leaves before their
-// digest_leaves rows are written (a sixth of the leaves: about 1,200 pages of
+// digest_leaves rows are written (a quarter of the leaves: about 1,200 pages of
 // digest_leaves written once per 16,384 buckets changed, not a page or two
 // per bucket changed).
 constexpr size_t kMaxUnsavedLeaves = 16384;
@@ -262,6 +265,9 @@ Status MetadataStore::migrate() {
     keyedByBucket = row && keyed.integer(0) == 1;
   }
   if (!keyedByBucket) {
+    // About 100 s for 10^6 files (3 * 10^6 records) on a 2-core machine, once.
+    spdlog::info("metadata: copying the records table into its (bucket, kind, key) form, once");
+    auto started = std::chrono::steady_clock::now();
     // The copy sorts every record: in temporary files, not in memory (which
     // temp_store=MEMORY, set for the savepoints' undo, would use).
     RC_RETURN_IF_ERROR(db_.exec("PRAGMA temp_store=FILE;"));
@@ -273,6 +279,8 @@ Status MetadataStore::migrate() {
     Status memory = db_.exec("PRAGMA temp_store=MEMORY;");
     RC_RETURN_IF_ERROR(s);
     RC_RETURN_IF_ERROR(memory);
+    spdlog::info("metadata: records table copied in {:.1f} s",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }
   RC_RETURN_IF_ERROR(db_.exec(std::string(kRecordIndexes) + kDroppedIndexes));
   {
