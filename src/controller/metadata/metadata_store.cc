@@ -330,13 +330,8 @@ Status MetadataStore::migrateBuckets() {
     RC_RETURN_IF_ERROR(up.run());
   }
   for (uint32_t b = 0; b < DigestTree::kLeaves; ++b) {
-    const auto& h = tree.leaf(b);
-    if (h == DigestTree::Hash{}) continue;
-    RC_ASSIGN_OR_RETURN(auto put,
-                        db_.prepare("INSERT OR REPLACE INTO digest_leaves VALUES (?1, ?2)"));
-    put.bind(1, int64_t{b})
-        .bind(2, toHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())));
-    RC_RETURN_IF_ERROR(put.run());
+    if (tree.leaf(b) == DigestTree::Hash{}) continue;
+    RC_RETURN_IF_ERROR(storeLeaf(b, tree.leaf(b)));
   }
   return db_.exec("COMMIT");
 }
@@ -573,15 +568,19 @@ Status MetadataStore::logTouchedLeaves() {
     if (!unsaved_[b] && !std::binary_search(newlyUnsaved_.begin(), newlyUnsaved_.end(), b)) {
       continue;
     }
-    const auto& h = tree_.leaf(b);
-    RC_ASSIGN_OR_RETURN(auto put,
-                        db_.prepare("INSERT OR REPLACE INTO digest_leaves VALUES (?1, ?2)"));
-    put.bind(1, int64_t{b})
-        .bind(2, toHex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size())));
-    RC_RETURN_IF_ERROR(put.run());
+    RC_RETURN_IF_ERROR(storeLeaf(b, tree_.leaf(b)));
   }
   flushLeaves_ = true;
   return db_.exec("DELETE FROM unsaved_leaves");
+}
+
+// One digest_leaves row: the bucket's leaf hash in hex.
+Status MetadataStore::storeLeaf(uint32_t bucket, const DigestTree::Hash& hash) {
+  RC_ASSIGN_OR_RETURN(auto put,
+                      db_.prepare("INSERT OR REPLACE INTO digest_leaves VALUES (?1, ?2)"));
+  put.bind(1, int64_t{bucket})
+      .bind(2, toHex(std::string_view(reinterpret_cast<const char*>(hash.data()), hash.size())));
+  return put.run();
 }
 
 // After a commit: what logTouchedLeaves() wrote is now the stored state.
@@ -918,8 +917,10 @@ Status MetadataStore::materialize(const Record& r) {
       // Without a files row before, the file had no visible_tags rows.
       static const OwnerAndName kNone{"", ""};
       const OwnerAndName* was = prior ? &*prior : &kNone;
-      RC_RETURN_IF_ERROR(run("DELETE FROM files WHERE file_id=?1", {r.key}));
-      if (prior) RC_RETURN_IF_ERROR(unlinkChunks(r.key, priorChunks));
+      if (prior) {
+        RC_RETURN_IF_ERROR(run("DELETE FROM files WHERE file_id=?1", {r.key}));
+        RC_RETURN_IF_ERROR(unlinkChunks(r.key, priorChunks));
+      }
       if (r.deleted) return refreshVisibleTags(r.key, nullptr, was);
       RC_ASSIGN_OR_RETURN(auto stmt,
                           db_.prepare("INSERT INTO files VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));

@@ -191,6 +191,7 @@ class MetadataStore {
                                             size_t maxBytes);
   Status checkOwner(const Record& r, bool* ok, bool* fileDeleted);
   Status storeRecord(const Record& r, const std::optional<Record>& old);
+  Status storeLeaf(uint32_t bucket, const DigestTree::Hash& hash);
   Status logTouchedLeaves();
   void leavesCommitted();
   Status recoverUnsavedLeaves();
