@@ -1,9 +1,12 @@
 #include "controller/metadata/metadata_store.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <tuple>
 
@@ -178,6 +181,7 @@ FileRow readFileRow(const SqliteStatement& s) {
 
 Status MetadataStore::open(const std::string& path, Options options) {
   std::lock_guard lock(mu_);
+  syncWal_ = options.syncWal;
   // The writer gathers each commit's WAL writes into one (sqlite_vfs.h): it
   // syncs every commit, which that VFS needs.
   RC_RETURN_IF_ERROR(db_.open(path, options.durable ? walBufferingVfs() : nullptr));
@@ -373,6 +377,7 @@ Status MetadataStore::loadTree() {
 Status MetadataStore::transaction(const std::function<Status()>& fn,
                                   const std::function<void()>& whileQueued) {
   if (txnThread_.load() == std::this_thread::get_id()) return fn();  // nested
+  if (syncFailed_.load()) return brokenStore();
   PendingTxn me{&fn, Status::ok()};
   std::unique_lock group(groupMu_);
   groupQueue_.push_back(&me);
@@ -382,7 +387,7 @@ Status MetadataStore::transaction(const std::function<Status()>& fn,
     group.lock();
   }
   while (!me.done) {
-    if (groupLeader_) {
+    if (groupLeader_ || me.committed) {
       groupCv_.wait(group);
       continue;
     }
@@ -391,13 +396,40 @@ Status MetadataStore::transaction(const std::function<Status()>& fn,
     std::vector<PendingTxn*> batch;
     batch.swap(groupQueue_);
     group.unlock();
-    runGroup(batch);
+    int walFd = -1;
+    runGroup(batch, &walFd);
     group.lock();
-    for (PendingTxn* p : batch) p->done = true;
+    // The next group may run while this one's WAL is synced.
+    for (PendingTxn* p : batch) p->committed = true;
     groupLeader_ = false;
+    if (walFd >= 0) {
+      groupCv_.notify_all();
+      group.unlock();
+      Status synced = syncGroup(walFd);
+      group.lock();
+      for (PendingTxn* p : batch) {
+        if (p->status.isOk()) p->status = synced;
+      }
+    }
+    for (PendingTxn* p : batch) p->done = true;
     groupCv_.notify_all();
   }
   return me.status;
+}
+
+Status MetadataStore::syncGroup(int walFd) {
+  int err = syncWal_ ? syncWal_(walFd) : (::fdatasync(walFd) == 0 ? 0 : errno);
+  ::close(walFd);
+  if (err == 0) return Status::ok();
+  syncFailed_ = true;
+  spdlog::error("metadata: fdatasync of the WAL failed ({}); no further writes until a restart",
+                std::strerror(err));
+  return brokenStore();
+}
+
+Status MetadataStore::brokenStore() {
+  return internalError(
+      "metadata store: a commit could not be synced to disk; restart the controller");
 }
 
 // PASSIVE copies what no reader still needs and never blocks a commit. Under
@@ -470,7 +502,7 @@ Status MetadataStore::runInSavepoint(const std::function<Status()>& fn, bool* br
   return s;
 }
 
-void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
+void MetadataStore::runGroup(const std::vector<PendingTxn*>& group, int* walFd) {
   std::lock_guard lock(mu_);
   txnThread_ = std::this_thread::get_id();
   Status begin = db_.exec("BEGIN IMMEDIATE");
@@ -511,7 +543,12 @@ void MetadataStore::runGroup(const std::vector<PendingTxn*>& group) {
     return;
   }
   if (s.isOk()) s = logTouchedLeaves();
-  if (s.isOk()) s = db_.exec("COMMIT");
+  if (s.isOk()) {
+    // The WAL's sync is left to the caller (see transaction()).
+    DeferWalSync defer;
+    s = db_.exec("COMMIT");
+    if (s.isOk()) *walFd = defer.release();
+  }
   if (!s.isOk()) {
     (void)db_.exec("ROLLBACK");
     undoTree();
@@ -1542,6 +1579,12 @@ Result<int64_t> MetadataStore::liveChunkCount() { return counts().liveChunks; }
 
 Result<std::vector<std::string>> MetadataStore::liveChunkIds(const std::string& after,
                                                              size_t limit) {
+  // The garbage collector deletes what this leaves out: not from a store
+  // whose last commits may not be on disk (a delete lost in a restart would
+  // bring back a file whose chunks were collected). Commits are visible one
+  // sync before they are durable, but a chunk must stay unreferenced for the
+  // collector's grace period, far longer than a sync, before it goes.
+  if (syncFailed_.load()) return brokenStore();
   auto rd = reader();
   RC_ASSIGN_OR_RETURN(auto stmt, rd.db->prepare("SELECT DISTINCT chunk_id FROM file_chunks WHERE "
                                                 "chunk_id > ?1 ORDER BY chunk_id LIMIT ?2"));
@@ -1550,6 +1593,7 @@ Result<std::vector<std::string>> MetadataStore::liveChunkIds(const std::string& 
 }
 
 bool MetadataStore::healthy() {
+  if (syncFailed_.load()) return false;
   // On the read connection: /ready never waits behind a commit's fsync.
   auto rd = reader();
   auto stmt = rd.db->prepare("SELECT 1");

@@ -65,6 +65,10 @@ class MetadataStore {
     // FULL fsyncs every commit (invariant 1). Only the simulation turns it
     // off, for speed on throw-away stores.
     bool durable = true;
+    // The sync of a group's WAL writes, run after the next group may start
+    // (see transaction()): fdatasync by default; tests replace it to hold it
+    // back or make it fail. Returns 0 or an errno value.
+    std::function<int(int fd)> syncWal;
   };
 
   Status open(const std::string& path, Options options);
@@ -86,10 +90,16 @@ class MetadataStore {
   // transactions other threads ask for queue up; the next of them to run
   // runs the whole queue, each fn in a savepoint of one SQLite transaction,
   // and one COMMIT (one fsync) makes them all durable. A lone transaction
-  // never waits for company. Each fn runs on whichever thread leads the
-  // group, so it must not wait on a lock its caller holds (none do: they run
-  // store code and the writer's stamping only). Nested calls from inside fn
-  // run inline, as part of the enclosing transaction.
+  // never waits for company. The COMMIT writes the group's WAL frames and
+  // lets the next group in; its leader then syncs the WAL, and only then do
+  // the group's calls return. So the next group's statements run during this
+  // group's fsync, and readers may see a commit a sync before it is durable
+  // (never one that failed to be written). A failed sync fails the group's
+  // calls and every later transaction (the store is broken: healthy() says
+  // so) until the process restarts and SQLite recovers the WAL. Each fn runs on whichever thread
+  // leads the group, so it must not wait on a lock its caller holds (none do: they run store code
+  // and the writer's stamping only). Nested calls from inside fn run inline, as part of the
+  // enclosing transaction.
   //
   // `whileQueued` (optional) runs on the caller's thread once fn is queued
   // behind a group in progress, before the caller waits for its own: work
@@ -221,9 +231,14 @@ class MetadataStore {
   struct PendingTxn {
     const std::function<Status()>* fn;
     Status status;
+    bool committed = false;  // written, its WAL sync in progress
     bool done = false;
   };
-  void runGroup(const std::vector<PendingTxn*>& group);
+  // *walFd: a descriptor of the WAL to sync before the group is durable, or
+  // -1 (nothing committed, or a sync already made).
+  void runGroup(const std::vector<PendingTxn*>& group, int* walFd);
+  Status syncGroup(int walFd);
+  static Status brokenStore();
   Status runInSavepoint(const std::function<Status()>& fn, bool* broken);
   static Status callGuarded(const std::function<Status()>& fn);
 
@@ -235,6 +250,10 @@ class MetadataStore {
   std::atomic<std::thread::id> txnThread_{};
   std::atomic<uint64_t> txnCount_{0};
   std::atomic<uint64_t> commitCount_{0};
+  std::function<int(int)> syncWal_;
+  // A WAL sync failed: what reached the disk is unknown, so no transaction
+  // runs until a restart.
+  std::atomic<bool> syncFailed_{false};
 
   // Where a read runs: on the writer's connection inside a transaction on
   // this thread (it must see its own uncommitted changes), else on the read

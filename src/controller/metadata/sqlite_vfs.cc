@@ -1,6 +1,8 @@
 #include "controller/metadata/sqlite_vfs.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -18,6 +20,10 @@ constexpr int kBufferBytes = 124 * 1024;
 
 std::atomic<uint64_t> writesAsked{0};
 std::atomic<uint64_t> writesIssued{0};
+std::atomic<uint64_t> syncsDeferred{0};
+
+// Set by DeferWalSync on the thread running a commit.
+thread_local int* tDeferredFd = nullptr;
 
 sqlite3_vfs* defaultVfs = nullptr;
 sqlite3_vfs shimVfs;
@@ -31,6 +37,8 @@ struct ShimFile {
   char* buf;  // WAL only, allocated on the first buffered write
   int len;
   sqlite3_int64 start;  // file offset of buf[0]
+  int syncFd;           // WAL only: the same file opened again, for a deferred sync
+  bool synced;          // WAL only: synced through the default VFS once (see shimSync)
 };
 
 constexpr size_t kRealOffset = (sizeof(ShimFile) + 15) & ~size_t{15};
@@ -56,6 +64,8 @@ int shimClose(sqlite3_file* file) {
   int rc = flush(f);
   std::free(f->buf);
   f->buf = nullptr;
+  if (f->syncFd >= 0) ::close(f->syncFd);
+  f->syncFd = -1;
   int closed = real(f)->xClose(f->real);
   return rc != SQLITE_OK ? rc : closed;
 }
@@ -99,10 +109,25 @@ int shimTruncate(sqlite3_file* file, sqlite3_int64 size) {
   return real(f)->xTruncate(f->real, size);
 }
 
+// Under a DeferWalSync, a sync of a WAL writes the buffer (so a failed
+// write still fails the commit before it is published) and hands the caller
+// a descriptor of the file to sync later instead. The first sync of a WAL
+// always goes to the default VFS: it also syncs the folder that holds the
+// new file.
 int shimSync(sqlite3_file* file, int flags) {
   ShimFile* f = shim(file);
   if (int rc = flush(f); rc != SQLITE_OK) return rc;
-  return real(f)->xSync(f->real, flags);
+  if (f->wal && f->synced && f->syncFd >= 0 && tDeferredFd) {
+    if (*tDeferredFd < 0) {
+      *tDeferredFd = ::fcntl(f->syncFd, F_DUPFD_CLOEXEC, 0);
+      if (*tDeferredFd < 0) return SQLITE_IOERR_FSYNC;
+    }
+    syncsDeferred.fetch_add(1, std::memory_order_relaxed);
+    return SQLITE_OK;
+  }
+  int rc = real(f)->xSync(f->real, flags);
+  if (rc == SQLITE_OK) f->synced = true;
+  return rc;
 }
 
 int shimFileSize(sqlite3_file* file, sqlite3_int64* size) {
@@ -184,9 +209,14 @@ int shimOpen(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags,
   f->buf = nullptr;
   f->len = 0;
   f->start = 0;
+  f->syncFd = -1;
+  f->synced = false;
   int rc = defaultVfs->xOpen(defaultVfs, name, f->real, flags, outFlags);
   // SQLite calls xClose on a failed open only when pMethods is set.
   if (f->real->pMethods) f->base.pMethods = &kMethods;
+  // Opened right after the default VFS opened (or created) it: the same
+  // file. Without it every sync of this WAL is a plain one.
+  if (rc == SQLITE_OK && f->wal && name) f->syncFd = ::open(name, O_RDONLY | O_CLOEXEC);
   return rc;
 }
 
@@ -214,8 +244,21 @@ const char* walBufferingVfs() {
 }
 
 WalVfsStats walVfsStats() {
-  return {writesAsked.load(std::memory_order_relaxed),
-          writesIssued.load(std::memory_order_relaxed)};
+  return {writesAsked.load(std::memory_order_relaxed), writesIssued.load(std::memory_order_relaxed),
+          syncsDeferred.load(std::memory_order_relaxed)};
+}
+
+DeferWalSync::DeferWalSync() : previous_(tDeferredFd) { tDeferredFd = &fd_; }
+
+DeferWalSync::~DeferWalSync() {
+  tDeferredFd = previous_;
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int DeferWalSync::release() {
+  int fd = fd_;
+  fd_ = -1;
+  return fd;
 }
 
 }  // namespace redcloud::controller

@@ -19,6 +19,12 @@
 // fails the sync and so the commit, as the write itself would have. Under
 // NORMAL or OFF a commit is published without a sync, and readers could look
 // for frames still in the buffer.
+//
+// A commit run under a DeferWalSync on its thread writes its frames (the
+// buffer is flushed at the sync as always) but does not wait for the disk:
+// the WAL's sync is left to the caller, who gets a descriptor of the file
+// and may sync it after letting the next writer in. The commit is visible to
+// readers from then on, durable only once that sync returns.
 #pragma once
 
 #include <cstdint>
@@ -31,9 +37,27 @@ const char* walBufferingVfs();
 
 // Process-wide counters, for tests and profiles.
 struct WalVfsStats {
-  uint64_t writesAsked = 0;   // xWrite calls SQLite made on WAL files
-  uint64_t writesIssued = 0;  // writes passed to the default VFS for them
+  uint64_t writesAsked = 0;    // xWrite calls SQLite made on WAL files
+  uint64_t writesIssued = 0;   // writes passed to the default VFS for them
+  uint64_t syncsDeferred = 0;  // WAL syncs left to a DeferWalSync's owner
 };
 WalVfsStats walVfsStats();
+
+// While one lives on a thread, syncs of a WAL that was synced once before
+// (the first also syncs its folder) are not done but handed over: release()
+// then gives a descriptor of that WAL (the caller closes it), or -1 when no
+// sync was asked for. Destroyed without release(), it closes the descriptor.
+class DeferWalSync {
+ public:
+  DeferWalSync();
+  ~DeferWalSync();
+  DeferWalSync(const DeferWalSync&) = delete;
+  DeferWalSync& operator=(const DeferWalSync&) = delete;
+  int release();
+
+ private:
+  int fd_ = -1;
+  int* previous_;
+};
 
 }  // namespace redcloud::controller
