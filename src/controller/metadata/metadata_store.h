@@ -90,16 +90,18 @@ class MetadataStore {
   // transactions other threads ask for queue up; the next of them to run
   // runs the whole queue, each fn in a savepoint of one SQLite transaction,
   // and one COMMIT (one fsync) makes them all durable. A lone transaction
-  // never waits for company. The COMMIT writes the group's WAL frames and
-  // lets the next group in; its leader then syncs the WAL, and only then do
-  // the group's calls return. So the next group's statements run during this
-  // group's fsync, and readers may see a commit a sync before it is durable
-  // (never one that failed to be written). A failed sync fails the group's
-  // calls and every later transaction (the store is broken: healthy() says
-  // so) until the process restarts and SQLite recovers the WAL. Each fn runs on whichever thread
-  // leads the group, so it must not wait on a lock its caller holds (none do: they run store code
-  // and the writer's stamping only). Nested calls from inside fn run inline, as part of the
-  // enclosing transaction.
+  // never waits for company. Each fn runs on whichever thread leads the
+  // group, so it must not wait on a lock its caller holds (none do: they run
+  // store code and the writer's stamping only). Nested calls from inside fn
+  // run inline, as part of the enclosing transaction.
+  //
+  // The COMMIT writes the group's WAL frames and lets the next group in; its
+  // leader then syncs the WAL, and only then do the group's calls return. So
+  // the next group's statements run during this group's fsync, and readers
+  // may see a commit one sync before it is durable (never one that failed to
+  // be written). A failed sync fails the group's calls and every later
+  // transaction (the store is broken: healthy() says so) until the process
+  // restarts and SQLite recovers the WAL.
   //
   // `whileQueued` (optional) runs on the caller's thread once fn is queued
   // behind a group in progress, before the caller waits for its own: work
