@@ -57,7 +57,9 @@ void roundsFor(int nodes) {
 // straight through the store's own write path.
 void populate(const std::string& path, int64_t records) {
   controller::MetadataStore store;
-  RC_CHECK(store.open(path, controller::MetadataStore::Options{false}).isOk());
+  controller::MetadataStore::Options notDurable;
+  notDurable.durable = false;
+  RC_CHECK(store.open(path, notDurable).isOk());
   ManualClock clock(1'800'000'000'000);
   controller::RecordWriter writer(store, "seed-node", clock);
   std::string owner = "00000000-0000-4000-8000-000000000001";

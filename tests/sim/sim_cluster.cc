@@ -171,7 +171,9 @@ std::string SimCluster::randomUuid() {
 void SimCluster::open(SimNode& n) {
   using namespace controller;
   n.store = std::make_unique<MetadataStore>();
-  RC_CHECK(n.store->open(n.dbPath, MetadataStore::Options{false}).isOk());
+  MetadataStore::Options notDurable;
+  notDurable.durable = false;
+  RC_CHECK(n.store->open(n.dbPath, notDurable).isOk());
   n.writer = std::make_unique<RecordWriter>(*n.store, n.id, n.clock);
   RC_CHECK(n.writer->restoreClock().isOk());
   FileServiceOptions fo;

@@ -147,7 +147,9 @@ TEST_F(WalVfsTest, TheMetadataStoresWriterGathersItsWalWrites) {
 
   MetadataStore scratch;
   before = walVfsStats();
-  ASSERT_TRUE(scratch.open((dir_ / "sim.db").string(), {.durable = false}).isOk());
+  MetadataStore::Options notDurable;
+  notDurable.durable = false;
+  ASSERT_TRUE(scratch.open((dir_ / "sim.db").string(), notDurable).isOk());
   ASSERT_TRUE(scratch.apply(users).isOk());
   EXPECT_EQ(walVfsStats().writesAsked, before.writesAsked);
 }
