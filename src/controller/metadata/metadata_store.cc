@@ -403,7 +403,9 @@ Status MetadataStore::transaction(const std::function<Status()>& fn,
     for (PendingTxn* p : batch) p->committed = true;
     groupLeader_ = false;
     if (walFd >= 0) {
-      groupCv_.notify_all();
+      // Only a queued caller can lead; the group's own members would only
+      // wake to wait again.
+      if (!groupQueue_.empty()) groupCv_.notify_all();
       group.unlock();
       Status synced = syncGroup(walFd);
       group.lock();
