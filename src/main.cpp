@@ -501,15 +501,27 @@ int runDaemon(const std::string& role, int argc, char** argv) {
     if (Status s = chunkServer->start(); !s.isOk()) return fail(s);
   }
   std::unique_ptr<redcloud::controller::Controller> controller;
+  // Declared after the controller, so it stops before the metadata store it
+  // uses closes.
+  std::unique_ptr<redcloud::server::SmallChunkStaging> staging;
   if (role != "chunkserver") {
     if (server) {
       o.chunkservers.insert(o.chunkservers.begin(), chunkServer->boundAddress());
+      // Small uploads: one sync, their chunks' bytes in the metadata commit.
+      staging = std::make_unique<redcloud::server::SmallChunkStaging>(chunkServer->store());
+      o.afterStoreOpen = [s = staging.get()](redcloud::controller::MetadataStore& meta) {
+        return s->attach(meta);
+      };
       // Its uploads and downloads use the store in this process, not gRPC.
       o.chunkClientFactory = redcloud::server::embeddedChunkClientFactory(
-          chunkServer->boundAddress(), chunkServer->store());
+          chunkServer->boundAddress(), chunkServer->store(), staging.get());
     }
     controller = std::make_unique<redcloud::controller::Controller>(o);
-    if (Status s = controller->start(); !s.isOk()) return fail(s);
+    if (Status s = controller->start(); !s.isOk()) {
+      controller->stop();
+      if (staging) staging->stop();
+      return fail(s);
+    }
   }
   // Chunk buffers are recycled while transfers run (no page faults for
   // every chunk); once none was taken for a few seconds they are freed, and
@@ -528,6 +540,8 @@ int runDaemon(const std::string& role, int argc, char** argv) {
   trimmer.stop();
   spdlog::info("received {}, shutting down", strsignal(sig));
   if (controller) controller->stop();
+  // After the last upload, before the chunk store stops: nothing left staged.
+  if (staging) staging->stop();
   if (chunkServer) chunkServer->stop();
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "chunkserver/chunk_store.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
 #include <utility>
@@ -33,14 +34,16 @@ int folderIndex(const std::string& name) {
 }  // namespace
 
 ChunkWriter::ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
-                         std::unique_ptr<WritableFile> file, WriteCheck check, bool viaJournal)
+                         std::unique_ptr<WritableFile> file, WriteCheck check, bool viaJournal,
+                         bool staged)
     : store_(store),
       id_(std::move(id)),
       size_(size),
       tmpPath_(std::move(tmpPath)),
       file_(std::move(file)),
       check_(check),
-      viaJournal_(viaJournal) {
+      viaJournal_(viaJournal),
+      staged_(staged) {
   if (viaJournal_) bytes_.reserve(size_);
 }
 
@@ -67,6 +70,7 @@ Status ChunkWriter::commit() {
 }
 
 Result<std::unique_ptr<PendingChunk>> ChunkWriter::commitDeferred() {
+  if (staged_) return internalError("a staged chunk is committed by commitStaged()");
   if (written_ != size_) {
     return invalidRequest("chunk " + id_ + " truncated: " + std::to_string(written_) + " of " +
                           std::to_string(size_) + " bytes");
@@ -87,9 +91,30 @@ Result<std::unique_ptr<PendingChunk>> ChunkWriter::commitDeferred() {
   // The bytes must be on disk before the rename makes them visible under the id.
   RC_RETURN_IF_ERROR(file_->sync());
   RC_RETURN_IF_ERROR(file_->close());
-  RC_RETURN_IF_ERROR(store_.install(id_, size_, tmpPath_, /*syncFolder=*/true));
+  RC_RETURN_IF_ERROR(store_.install(id_, size_, tmpPath_, /*syncFolder=*/true).status());
   done_ = true;
   return std::unique_ptr<PendingChunk>();
+}
+
+Result<uint64_t> ChunkWriter::commitStaged() {
+  if (!staged_) return internalError("only a staged write is committed by commitStaged()");
+  if (written_ != size_) {
+    return invalidRequest("chunk " + id_ + " truncated: " + std::to_string(written_) + " of " +
+                          std::to_string(size_) + " bytes");
+  }
+  if (check_ == WriteCheck::kVerify) {
+    std::string actual = hash_.finishHex();
+    if (actual != id_) {
+      return Status(StatusCode::kChecksumMismatch,
+                    "chunk hash mismatch: expected " + id_ + ", got " + actual);
+    }
+  }
+  RC_RETURN_IF_ERROR(file_->close());
+  // No sync: the caller holds the bytes durably until syncStaged().
+  RC_ASSIGN_OR_RETURN(uint64_t token,
+                      store_.install(id_, size_, tmpPath_, /*syncFolder=*/false, /*staged=*/true));
+  done_ = true;
+  return token;
 }
 
 PendingChunk::~PendingChunk() {
@@ -106,7 +131,7 @@ Status PendingChunk::complete() {
   // may not be on disk yet always has a record to be rewritten from.
   // (On an error the destructor releases the record and removes the file.)
   RC_RETURN_IF_ERROR(store_.journal_->sync(ticket_));
-  Status installed = store_.install(id_, size_, tmpPath_, /*syncFolder=*/false);
+  Status installed = store_.install(id_, size_, tmpPath_, /*syncFolder=*/false).status();
   store_.journal_->release(ticket_.segment);
   released_ = true;
   RC_RETURN_IF_ERROR(installed);
@@ -332,14 +357,20 @@ Result<bool> ChunkStore::quarantineIfCorrupt(const std::string& id) {
 }
 
 Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& id, uint64_t size,
-                                                            WriteCheck check) {
+                                                            WriteCheck check, bool staged) {
   if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
   if (size > kMaxChunkSize) return invalidRequest("chunk is larger than 4 MiB");
   uint64_t n;
   bool present;
+  // A staged copy is a hit only for a staged writer: another needs a
+  // durable one.
+  auto held = [&] {
+    auto token = stagedTokenLocked(id);
+    return token && (staged || *token == 0);
+  };
   {
     std::lock_guard lock(mu_);
-    present = index_.count(id) > 0;
+    present = held();
     // A dedup hit: the chunk counts as referenced now, so a collector that
     // decided to delete it before this upload commits must not.
     if (present) touchLocked(id);
@@ -349,7 +380,7 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& i
   if (present) RC_RETURN_IF_ERROR(quarantineIfCorrupt(id).status());
   {
     std::lock_guard lock(mu_);
-    if (index_.count(id)) {  // written by another stream meanwhile
+    if (held()) {  // written by another stream meanwhile
       touchLocked(id);
       return std::unique_ptr<ChunkWriter>();
     }
@@ -367,15 +398,15 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& i
       }
     }
   }
-  bool viaJournal = journal_ && size <= ChunkJournal::kMaxChunk && !journal_->broken();
-  RC_RETURN_IF_ERROR(ensureFolders(id, /*durable=*/!viaJournal));
+  bool viaJournal = !staged && journal_ && size <= ChunkJournal::kMaxChunk && !journal_->broken();
+  RC_RETURN_IF_ERROR(ensureFolders(id, /*durable=*/!viaJournal && !staged));
   std::string tmp = pathOf(id) + std::string(kTempMarker) + std::to_string(n) + "." + randomHex(4);
-  // Through the page cache when via the journal: no sync() writes an
-  // O_DIRECT file's unaligned tail.
-  RC_ASSIGN_OR_RETURN(auto file,
-                      fs_.newWritableFile(tmp, /*direct=*/!viaJournal && size >= 64 * 1024));
+  // Through the page cache when via the journal or staged: no sync() writes
+  // an O_DIRECT file's unaligned tail.
+  RC_ASSIGN_OR_RETURN(
+      auto file, fs_.newWritableFile(tmp, /*direct=*/!viaJournal && !staged && size >= 64 * 1024));
   return std::unique_ptr<ChunkWriter>(
-      new ChunkWriter(*this, id, size, tmp, std::move(file), check, viaJournal));
+      new ChunkWriter(*this, id, size, tmp, std::move(file), check, viaJournal, staged));
 }
 
 Status ChunkStore::put(const std::string& id, std::string_view data, WriteCheck check) {
@@ -392,6 +423,114 @@ Result<std::unique_ptr<PendingChunk>> ChunkStore::putDeferred(const std::string&
   if (!writer) return std::unique_ptr<PendingChunk>();
   RC_RETURN_IF_ERROR(writer->append(data));
   return writer->commitDeferred();
+}
+
+Result<uint64_t> ChunkStore::putStaged(const std::string& id, std::string_view data,
+                                       WriteCheck check) {
+  bool broken;
+  {
+    std::lock_guard lock(mu_);
+    broken = !stagingFailed_.isOk();
+  }
+  if (data.size() > kMaxStagedChunk || broken) {
+    RC_RETURN_IF_ERROR(put(id, data, check));
+    return uint64_t{0};
+  }
+  // A hit may be removed (a collector's decision taken before the hit
+  // touched it) before its token is read: then write it again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    RC_ASSIGN_OR_RETURN(auto writer, beginWrite(id, data.size(), check, /*staged=*/true));
+    if (writer) {
+      RC_RETURN_IF_ERROR(writer->append(data));
+      return writer->commitStaged();
+    }
+    std::lock_guard lock(mu_);
+    if (auto token = stagedTokenLocked(id)) return *token;
+  }
+  return Status(StatusCode::kUnavailable,
+                "chunk " + id + " was removed while it was being stored; retry the upload");
+}
+
+std::optional<uint64_t> ChunkStore::stagedTokenLocked(const std::string& id) {
+  auto it = index_.find(id);
+  if (it == index_.end()) return std::nullopt;
+  uint64_t token = it->second.stagedToken;
+  // Renamed (its bytes synced) and its folder not yet: the next syncStaged()
+  // after this covers it.
+  if (token == kRenameNotSynced) return ++stagedCount_;
+  return token > stagedSynced_ ? token : 0;
+}
+
+bool ChunkStore::isStaged(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = index_.find(id);
+  return it != index_.end() && it->second.stagedToken > stagedSynced_;
+}
+
+Result<uint64_t> ChunkStore::syncStaged() {
+  std::lock_guard one(stageSyncMu_);
+  uint64_t target;
+  {
+    std::lock_guard lock(mu_);
+    RC_RETURN_IF_ERROR(stagingFailed_);
+    target = stagedCount_;
+    if (target == stagedSynced_) return target;
+  }
+  // Every chunk with a token up to `target` was renamed before it was read.
+  Status st = fs_.syncAll(root_);
+  std::lock_guard lock(mu_);
+  if (!st.isOk()) {
+    if (stagingFailed_.isOk()) {
+      stagingFailed_ = st;
+      spdlog::error("chunk store: {}; small chunks are synced one by one from now on",
+                    st.message());
+    }
+    return st;
+  }
+  stagedSynced_ = target;
+  return target;
+}
+
+Result<size_t> ChunkStore::restoreStaged(
+    const std::vector<std::pair<std::string, std::string>>& chunks) {
+  size_t written = 0;
+  size_t skipped = 0;
+  for (const auto& [id, data] : chunks) {
+    if (!isSha256Hex(id) || sha256Hex(data) != id) {
+      ++skipped;
+      continue;
+    }
+    // Whole under its id already (a crash of the process, not of the
+    // machine, leaves it in the page cache): the syncAll() below keeps it.
+    auto current = fs_.readFile(pathOf(id));
+    if (current.isOk() && *current == data) {
+      std::lock_guard lock(mu_);
+      if (!index_.count(id)) {
+        index_.emplace(id, Entry{data.size(), nowMillis(), ++nextGen_});
+        usedBytes_ += data.size();
+        logChangeLocked(Change::kAdded, id);
+      }
+      continue;
+    }
+    RC_RETURN_IF_ERROR(writeReplayed(id, data));
+    ++written;
+    std::lock_guard lock(mu_);
+    auto [it, added] = index_.emplace(id, Entry{data.size(), nowMillis(), ++nextGen_});
+    if (added) {
+      usedBytes_ += data.size();
+      logChangeLocked(Change::kAdded, id);
+    } else {
+      // A file torn by the crash, indexed at its torn size by open().
+      usedBytes_ = usedBytes_ - it->second.size + data.size();
+      it->second = Entry{data.size(), nowMillis(), nextGen_};
+    }
+  }
+  if (skipped > 0) {
+    spdlog::warn("chunk store: {} staged chunk(s) to restore do not hash to their id; skipped",
+                 skipped);
+  }
+  RC_RETURN_IF_ERROR(fs_.syncAll(root_));
+  return written;
 }
 
 Status ChunkStore::ensureFolders(const std::string& id, bool durable) {
@@ -419,17 +558,49 @@ Status ChunkStore::ensureFolders(const std::string& id, bool durable) {
   return Status::ok();
 }
 
-Status ChunkStore::install(const std::string& id, uint64_t size, const std::string& tmpPath,
-                           bool syncFolder) {
+Result<uint64_t> ChunkStore::install(const std::string& id, uint64_t size,
+                                     const std::string& tmpPath, bool syncFolder, bool staged) {
   std::string path = pathOf(id);
-  RC_RETURN_IF_ERROR(fs_.rename(tmpPath, path));
-  if (syncFolder) RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(path)));
-  std::lock_guard lock(mu_);
-  if (index_.emplace(id, Entry{size, nowMillis(), ++nextGen_}).second) {
-    usedBytes_ += size;
-    logChangeLocked(Change::kAdded, id);
+  uint64_t gen;
+  {
+    std::lock_guard lock(mu_);
+    if (staged) {
+      if (auto token = stagedTokenLocked(id)) {
+        // Stored meanwhile: keep that copy, durable or staged.
+        touchLocked(id);
+        (void)fs_.remove(tmpPath);
+        return *token;
+      }
+    }
+    RC_RETURN_IF_ERROR(fs_.rename(tmpPath, path));
+    gen = ++nextGen_;
+    auto [it, added] = index_.emplace(id, Entry{size, nowMillis(), gen});
+    if (added) {
+      usedBytes_ += size;
+      logChangeLocked(Change::kAdded, id);
+    } else {
+      it->second.gen = gen;  // a new copy of the same bytes
+      it->second.lastRefMs = nowMillis();
+    }
+    if (staged) {
+      it->second.stagedToken = ++stagedCount_;
+      return it->second.stagedToken;
+    }
+    // A copy made durable by the journal's record is durable now. One whose
+    // folder is synced below is not yet where it is new or replaced a staged
+    // copy (a durable copy replaced stays durable under either name).
+    if (!syncFolder) {
+      it->second.stagedToken = 0;
+    } else if (added || it->second.stagedToken != 0) {
+      it->second.stagedToken = kRenameNotSynced;
+    }
   }
-  return Status::ok();
+  if (!syncFolder) return uint64_t{0};
+  RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(path)));
+  std::lock_guard lock(mu_);
+  auto it = index_.find(id);
+  if (it != index_.end() && it->second.gen == gen) it->second.stagedToken = 0;
+  return uint64_t{0};
 }
 
 Result<std::string> ChunkStore::read(const std::string& id) {
@@ -503,8 +674,10 @@ Result<ChunkStore::RemoveResult> ChunkStore::remove(const std::string& id, int64
     usedBytes_ -= it->second.size;
     index_.erase(it);
     logChangeLocked(Change::kRemoved, id);
+    // Under the lock, as installs rename: a copy written afresh after the
+    // erase above is not the file removed here.
+    RC_RETURN_IF_ERROR(fs_.remove(pathOf(id)));
   }
-  RC_RETURN_IF_ERROR(fs_.remove(pathOf(id)));
   RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(pathOf(id))));
   return RemoveResult::kRemoved;
 }

@@ -12,6 +12,15 @@
 // putDeferred() leaves such a chunk pending (appended, not synced, not under
 // its id) for its caller to complete: an upload's metadata commit, which
 // completes the chunks of all the uploads it commits with one sync.
+// putStaged() goes further, for a caller that keeps the chunk's bytes durable
+// itself (`redcloud server`'s uploads keep them in their own metadata commit:
+// server/small_chunk_staging.h): the chunk is written and renamed under its id
+// at once, with no sync and no journal record, and becomes durable with the
+// next syncStaged() (one syncfs for every chunk staged before it). Until then
+// it is *staged*: readable and a dedup hit for other staged writes, but not
+// for any other writer, which writes a durable copy of its own over it.
+// Every install renames under the index lock, so a staged copy never replaces
+// a durable one.
 // The in-memory index is rebuilt by scanning at open(), after the journal's
 // replay; leftover temp files are removed then.
 // Thread-safe: the index is guarded by a mutex, disk I/O runs outside it.
@@ -62,7 +71,9 @@ class ChunkWriter {
  private:
   friend class ChunkStore;
   ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::string tmpPath,
-              std::unique_ptr<WritableFile> file, WriteCheck check, bool viaJournal);
+              std::unique_ptr<WritableFile> file, WriteCheck check, bool viaJournal, bool staged);
+  // Verifies size and hash and installs the chunk staged (putStaged()).
+  Result<uint64_t> commitStaged();
 
   ChunkStore& store_;
   std::string id_;
@@ -74,6 +85,7 @@ class ChunkWriter {
   Sha256 hash_;
   bool done_ = false;
   bool viaJournal_;    // durable through the journal, not fsyncs of its own
+  bool staged_;        // durable through the caller (putStaged()), not synced here
   std::string bytes_;  // the chunk's bytes, for its journal record
 };
 
@@ -173,14 +185,41 @@ class ChunkStore {
 
   // REQUIRES: id is a SHA-256 hex string, size <= kMaxChunkSize.
   // Returns nullptr (with OK status) when the chunk is already stored.
+  // A staged copy (putStaged()) counts as stored only for `staged` writers:
+  // any other writes a durable copy over it.
   Result<std::unique_ptr<ChunkWriter>> beginWrite(const std::string& id, uint64_t size,
-                                                  WriteCheck check = WriteCheck::kVerify);
+                                                  WriteCheck check = WriteCheck::kVerify,
+                                                  bool staged = false);
   // Stores a whole chunk.
   Status put(const std::string& id, std::string_view data, WriteCheck check = WriteCheck::kVerify);
   // Stores a whole chunk, leaving a small one pending (ChunkWriter::
   // commitDeferred): nullptr once the chunk is durable already.
   Result<std::unique_ptr<PendingChunk>> putDeferred(const std::string& id, std::string_view data,
                                                     WriteCheck check = WriteCheck::kVerify);
+  // Stores a whole chunk; one of at most kMaxStagedChunk bytes is left
+  // staged: under its id and readable, not durable until a syncStaged() that
+  // returns its token or more. Returns that token, or 0 when the chunk is
+  // durable already (stored before and synced, a larger chunk written the
+  // durable way, or staging broken). A dedup hit on a staged chunk returns
+  // the staged copy's token. The caller keeps the bytes of a staged chunk
+  // durable elsewhere until then, and after a crash gives them back through
+  // restoreStaged().
+  Result<uint64_t> putStaged(const std::string& id, std::string_view data,
+                             WriteCheck check = WriteCheck::kVerify);
+  static constexpr uint64_t kMaxStagedChunk = ChunkJournal::kMaxChunk;
+  // Makes every chunk staged so far durable (one syncfs) and returns the
+  // highest token that covers. A failure breaks staging for the rest of the
+  // process: later putStaged() calls write durably, and the chunks staged so
+  // far stay the caller's to restore at the next start. One at a time.
+  Result<uint64_t> syncStaged();
+  // Chunks whose staged copies may have been lost in a crash, from the
+  // caller's durable record: each is checked against its bytes and written
+  // back (durably) where it is missing or differs, then everything is
+  // synced. Bytes that do not hash to their id are skipped with a warning.
+  // Returns how many were written back.
+  Result<size_t> restoreStaged(const std::vector<std::pair<std::string, std::string>>& chunks);
+  // Whether the chunk is stored and staged (not yet durable).
+  bool isStaged(const std::string& id) const;
 
   // Reads and verifies a chunk. CHECKSUM_MISMATCH when the disk copy is bad.
   Result<std::string> read(const std::string& id);
@@ -229,8 +268,17 @@ class ChunkStore {
  private:
   friend class ChunkWriter;
   friend class PendingChunk;
-  // Renames the temp file to the id; `syncFolder`: and makes that durable.
-  Status install(const std::string& id, uint64_t size, const std::string& tmpPath, bool syncFolder);
+  // Renames the temp file to the id (under mu_, so installs and removals of
+  // one id happen one at a time); `syncFolder`: and makes that durable. A
+  // staged install does not replace a stored copy: the temp file is removed
+  // instead. Returns the staged copy's token (0: durable).
+  Result<uint64_t> install(const std::string& id, uint64_t size, const std::string& tmpPath,
+                           bool syncFolder, bool staged = false);
+  // The token of the staged copy of `id` (0: durable); nullopt when absent.
+  std::optional<uint64_t> stagedTokenLocked(const std::string& id);
+  // Entry::stagedToken of a durable write renamed into place whose folder
+  // is not synced yet.
+  static constexpr uint64_t kRenameNotSynced = UINT64_MAX;
   // Creates the id's folders ab and ab/cd as needed and, when `durable`,
   // makes each durable in its parent, once per folder per process. (A chunk
   // going through the journal needs its folders to exist; the journal's
@@ -251,9 +299,10 @@ class ChunkStore {
   mutable std::mutex mu_;
   struct Entry {
     uint64_t size = 0;
-    int64_t lastRefMs = 0;   // written or referenced (wall clock, ms)
-    uint64_t gen = 0;        // which copy: a new one for every install
-    int64_t lastReadMs = 0;  // last readUnverified() (wall clock, ms), 0 for never
+    int64_t lastRefMs = 0;     // written or referenced (wall clock, ms)
+    uint64_t gen = 0;          // which copy: a new one for every install
+    int64_t lastReadMs = 0;    // last readUnverified() (wall clock, ms), 0 for never
+    uint64_t stagedToken = 0;  // staged by putStaged(); durable once <= stagedSynced_
   };
   std::map<std::string, Entry> index_;  // GUARDED_BY(mu_)
   uint64_t usedBytes_ = 0;              // GUARDED_BY(mu_)
@@ -269,6 +318,10 @@ class ChunkStore {
   bool journalOn_ = true;
   std::unique_ptr<ChunkJournal> journal_;  // set by open() when journalOn_
   uint64_t nextGen_ = 0;                   // GUARDED_BY(mu_)
+  uint64_t stagedCount_ = 0;               // GUARDED_BY(mu_) tokens given out
+  uint64_t stagedSynced_ = 0;              // GUARDED_BY(mu_) of them, durable
+  Status stagingFailed_;                   // GUARDED_BY(mu_) a failed syncStaged()
+  std::mutex stageSyncMu_;                 // one syncStaged() at a time
   // The inventory's change log (bounded: the oldest entries fall off).
   struct LoggedChange {
     uint64_t seq;

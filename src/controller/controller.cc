@@ -113,6 +113,7 @@ Status Controller::start() {
   RC_ASSIGN_OR_RETURN(quorum_, parseQuorum(options_.writeQuorum));
   RC_RETURN_IF_ERROR(prepareDataDir(options_.dataDir));
   RC_RETURN_IF_ERROR(store_.open(options_.dataDir + "/metadata.db"));
+  if (options_.afterStoreOpen) RC_RETURN_IF_ERROR(options_.afterStoreOpen(store_));
   RC_RETURN_IF_ERROR(bindNodeId());
   std::string host = options_.listen.substr(0, options_.listen.rfind(':'));
   advertiseHost_ = (options_.advertise.empty() && !host.empty() && host != "0.0.0.0")

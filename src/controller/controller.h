@@ -65,9 +65,13 @@ struct ControllerOptions {
   // The cluster secret / TLS of internal calls (open: loopback-only or tests).
   std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
   ChunkClientFactory chunkClientFactory;  // null: every chunkserver over gRPC
-  bool insecure = false;                  // --insecure: listening beyond loopback without a secret
-  AuthGuardOptions auth;                  // login / register throttling, bounded password hashing
-  int64_t keyTtlMs = 0;                   // --key-ttl: keys expire this long after issue (0: never)
+  // Runs once the metadata store is open, before anything is served (the
+  // embedded chunkserver's SmallChunkStaging attaches there); its error ends
+  // start().
+  std::function<Status(MetadataStore&)> afterStoreOpen;
+  bool insecure = false;  // --insecure: listening beyond loopback without a secret
+  AuthGuardOptions auth;  // login / register throttling, bounded password hashing
+  int64_t keyTtlMs = 0;   // --key-ttl: keys expire this long after issue (0: never)
   // The HTTP API: HTTPS when both files are given; connection limits.
   std::string apiTlsCert;
   std::string apiTlsKey;

@@ -16,19 +16,22 @@
 
 #include "chunkserver/chunk_store.h"
 #include "controller/chunks/chunk_client.h"
+#include "server/small_chunk_staging.h"
 
 namespace redcloud::server {
 
 class EmbeddedChunkClient : public controller::ChunkClient {
  public:
-  // `store` must outlive this client.
+  // `store` (and `staging`, when given) must outlive this client.
   EmbeddedChunkClient(std::string address, const NodeSecurity& security,
-                      chunkserver::ChunkStore& store);
+                      chunkserver::ChunkStore& store, SmallChunkStaging* staging = nullptr);
 
   Status writeChunk(const std::string& id, std::string_view data, controller::CallCanceller* cancel,
                     int64_t deadlineMs) override;
-  // A small chunk is left pending in the store's journal (ChunkStore::
-  // putDeferred): the upload completes it in its metadata commit.
+  // A small chunk is left pending for the upload's metadata commit to
+  // complete: staged (ChunkStore::putStaged), its bytes to be kept in that
+  // commit (SmallChunkStaging::stage), when staging is attached; otherwise
+  // in the store's journal (ChunkStore::putDeferred).
   Result<std::unique_ptr<controller::PendingChunkWrite>> writeChunkDeferred(
       const std::string& id, std::string_view data, controller::CallCanceller* cancel,
       int64_t deadlineMs) override;
@@ -38,11 +41,13 @@ class EmbeddedChunkClient : public controller::ChunkClient {
 
  private:
   chunkserver::ChunkStore& store_;
+  SmallChunkStaging* staging_;
 };
 
 // The factory for ControllerOptions::chunkClientFactory: the embedded client
 // for `embeddedAddress`, a gRPC client for any other chunkserver.
 controller::ChunkClientFactory embeddedChunkClientFactory(std::string embeddedAddress,
-                                                          chunkserver::ChunkStore& store);
+                                                          chunkserver::ChunkStore& store,
+                                                          SmallChunkStaging* staging = nullptr);
 
 }  // namespace redcloud::server

@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS digest_leaves (bucket INTEGER PRIMARY KEY, hash TEXT 
 -- written (see logTouchedLeaves()).
 CREATE TABLE IF NOT EXISTS unsaved_leaves (seq INTEGER PRIMARY KEY, buckets BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Small chunks' bytes until the chunk store has made them durable
+-- (stageChunk()); local, like meta.
+CREATE TABLE IF NOT EXISTS staged_chunks (
+  seq INTEGER PRIMARY KEY, token INTEGER NOT NULL, chunk_id TEXT NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
   username TEXT PRIMARY KEY, user_id TEXT NOT NULL, password_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS users_by_id ON users(user_id);
@@ -1524,6 +1528,49 @@ Result<size_t> MetadataStore::purgeTombstones(const std::vector<TombstoneRef>& r
     return Status::ok();
   }));
   return removed;
+}
+
+Status MetadataStore::stageChunk(uint64_t token, const std::string& id, std::string_view data) {
+  if (txnThread_.load() != std::this_thread::get_id()) {
+    return internalError("a chunk is staged only inside a metadata transaction");
+  }
+  std::lock_guard lock(mu_);
+  RC_ASSIGN_OR_RETURN(
+      auto stmt,
+      db_.prepare("INSERT INTO staged_chunks(token, chunk_id, data) VALUES (?1, ?2, ?3)"));
+  stmt.bind(1, static_cast<int64_t>(token)).bind(2, id).bindBlob(3, data);
+  return stmt.run();
+}
+
+Result<std::vector<StagedChunk>> MetadataStore::stagedChunks(size_t limit) {
+  auto rd = reader();
+  RC_ASSIGN_OR_RETURN(auto stmt, rd.db->prepare("SELECT seq, token, chunk_id, data FROM "
+                                                "staged_chunks ORDER BY seq LIMIT ?1"));
+  stmt.bind(1, limit == 0 ? int64_t{-1} : static_cast<int64_t>(limit));
+  std::vector<StagedChunk> out;
+  while (true) {
+    RC_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.push_back({static_cast<uint64_t>(stmt.integer(0)), static_cast<uint64_t>(stmt.integer(1)),
+                   stmt.text(2), stmt.text(3)});
+  }
+  return out;
+}
+
+Status MetadataStore::dropStagedChunks(uint64_t throughToken) {
+  return transaction([&]() -> Status {
+    RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("DELETE FROM staged_chunks WHERE token <= ?1"));
+    stmt.bind(1, static_cast<int64_t>(throughToken));
+    return stmt.run();
+  });
+}
+
+Status MetadataStore::dropStagedRows(uint64_t throughSeq) {
+  return transaction([&]() -> Status {
+    RC_ASSIGN_OR_RETURN(auto stmt, db_.prepare("DELETE FROM staged_chunks WHERE seq <= ?1"));
+    stmt.bind(1, static_cast<int64_t>(throughSeq));
+    return stmt.run();
+  });
 }
 
 Result<std::optional<std::string>> MetadataStore::getMeta(const std::string& key) {

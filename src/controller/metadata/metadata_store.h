@@ -56,6 +56,15 @@ struct TagCount {
   int64_t count = 0;
 };
 
+// A small chunk's bytes kept in the metadata store for the chunk store of
+// the same process (MetadataStore::stageChunk).
+struct StagedChunk {
+  uint64_t seq = 0;    // the row's, in the order staged
+  uint64_t token = 0;  // ChunkStore::putStaged()'s
+  std::string id;
+  std::string data;
+};
+
 // What the key of an API key leads to.
 enum class KeyState { kUnknown, kLive, kUserLost };
 
@@ -174,6 +183,19 @@ class MetadataStore {
   // Removes these tombstones if still stored at exactly this version; raises
   // the purge horizon. Returns how many were removed.
   Result<size_t> purgeTombstones(const std::vector<TombstoneRef>& refs);
+
+  // `redcloud server`'s small chunks (server/small_chunk_staging.h): inside
+  // transaction() only, keeps a chunk's bytes in the transaction, so the file
+  // that references the chunk and the bytes that make it durable commit
+  // together. Local to this database: never replicated, not in the digest.
+  Status stageChunk(uint64_t token, const std::string& id, std::string_view data);
+  // Every row staged and not dropped, in order; at most `limit` (0: all).
+  Result<std::vector<StagedChunk>> stagedChunks(size_t limit = 0);
+  // Drops the rows whose token is at most `throughToken` (their chunks are
+  // durable in the chunk store now), in a transaction of its own.
+  Status dropStagedChunks(uint64_t throughToken);
+  // Drops the rows numbered at most `throughSeq` (restored after a start).
+  Status dropStagedRows(uint64_t throughSeq);
 
   // Small persistent settings (node id binding, last contact, known peers).
   Result<std::optional<std::string>> getMeta(const std::string& key);
