@@ -55,9 +55,9 @@ def dd_seconds(args):
 
 
 # Creating a file on ext4 without a journal (this machine's root file system)
-# skips every free inode freed in the last 30 s, 60 s while its inode-table
-# block is still dirty (`recently_deleted` in the kernel's find_inode_bit),
-# one lookup each. Right after a test suite or an earlier run deleted
+# skips every free inode freed in the last 60 s, 360 s while its inode-table
+# block is still dirty (`recently_deleted` in the kernel's find_inode_bit;
+# RECENTCY_MIN and RECENTCY_DIRTY since Linux 5.6), one lookup each. Right after a test suite or an earlier run deleted
 # thousands of files, 4 KiB uploads ran at half their rate (278 / 775 files/s
 # with 1 / 8 clients, against 545 / 967 a minute later: bench/NOTES.md). The
 # small-file phases therefore start at least this long after the run did, so
@@ -401,8 +401,9 @@ def report(r, args):
          f"p99 {r['small1_p99']:.1f} ms", mfs("small1_files_s", "{:.0f} files/s")),
         ("4 KiB uploads, 8 clients", f"{r['small8']:.0f} files/s",
          f"{r['small8'] / 1000:.2f} × the 1,000 files/s target; p99 {r['small8_p99']:.1f} ms; "
-         f"{r['small8_group']:.1f} transactions per metadata commit, "
-         f"{r.get('small8_journal', 0):.1f} chunks per journal sync",
+         f"{r['small8_group']:.1f} transactions per metadata commit"
+         + (f", {r['small8_journal']:.1f} chunks per journal sync" if r.get("small8_journal")
+            else " (chunks staged in it, no journal sync)"),
          mfs("small8_files_s", "{:.0f} files/s")),
         ("0-byte uploads while populating 100,000 files, 8 clients", f"{r['populate']:.0f} files/s",
          "", mfs("populate_files_s", "{:.0f} files/s")),

@@ -20,7 +20,12 @@
 // it is *staged*: readable and a dedup hit for other staged writes, but not
 // for any other writer, which writes a durable copy of its own over it.
 // Every install renames under the index lock, so a staged copy never replaces
-// a durable one.
+// a durable one. A power loss may leave a staged copy torn under its id (the
+// rename reached the disk, the bytes did not): the caller's record writes
+// back every one that a commit references; one that none does is an
+// unreferenced chunk with bad bytes, caught by whatever reads it (a dedup
+// hit quarantines it and writes it afresh, the scrubber quarantines it) and
+// collected as garbage.
 // The in-memory index is rebuilt by scanning at open(), after the journal's
 // replay; leftover temp files are removed then.
 // Thread-safe: the index is guarded by a mutex, disk I/O runs outside it.

@@ -77,9 +77,10 @@ Status SmallChunkStaging::round(bool force) {
   }();
   if (!st.isOk() && !warned_) {
     warned_ = true;
-    spdlog::error("small chunk staging: {}; staged chunks stay in the metadata store until the "
-                  "next start writes them back",
-                  st.message());
+    spdlog::error(
+        "small chunk staging: {}; staged chunks stay in the metadata store until the "
+        "next start writes them back",
+        st.message());
   }
   return st;
 }

@@ -48,9 +48,7 @@ class FailingSyncAllFileSystem : public FileSystem {
   Result<ChunkBuffer> readChunkFile(const std::string& p, bool cache) override {
     return base().readChunkFile(p, cache);
   }
-  Status rename(const std::string& a, const std::string& b) override {
-    return base().rename(a, b);
-  }
+  Status rename(const std::string& a, const std::string& b) override { return base().rename(a, b); }
   Status remove(const std::string& p) override { return base().remove(p); }
   Status syncDir(const std::string& d) override { return base().syncDir(d); }
   Status syncAll(const std::string& p) override {
@@ -59,9 +57,7 @@ class FailingSyncAllFileSystem : public FileSystem {
     return base().syncAll(p);
   }
   Result<bool> createDirs(const std::string& p) override { return base().createDirs(p); }
-  Result<std::vector<DirEntry>> listDir(const std::string& d) override {
-    return base().listDir(d);
-  }
+  Result<std::vector<DirEntry>> listDir(const std::string& d) override { return base().listDir(d); }
   bool exists(const std::string& p) override { return base().exists(p); }
   Status touch(const std::string& p) override { return base().touch(p); }
 
@@ -142,7 +138,8 @@ TEST_F(SmallChunkStagingTest, AStagedCopyIsNoDedupHitForADurableWriter) {
   ASSERT_TRUE(store->putStaged(id, data).isOk());
   const uint64_t records = store->journalStats()->records;
   ASSERT_TRUE(store->put(id, data).isOk());
-  EXPECT_EQ(store->journalStats()->records, records + 1) << "the durable writer took the staged copy";
+  EXPECT_EQ(store->journalStats()->records, records + 1)
+      << "the durable writer took the staged copy";
   EXPECT_FALSE(store->isStaged(id));
   EXPECT_TRUE(whole(*store, data));
   EXPECT_EQ(store->stats().chunkCount, 1u);
@@ -325,7 +322,8 @@ TEST_F(SmallChunkStagingTest, CommittedChunksAreWholeAfterAPowerLossAtEveryStep)
       if (!fired) break;
     }
     // The restore had something to do: some crash took a committed chunk.
-    EXPECT_TRUE(lostBeforeRestore) << "no crash point lost a committed chunk: the test proves nothing";
+    EXPECT_TRUE(lostBeforeRestore)
+        << "no crash point lost a committed chunk: the test proves nothing";
   }
 }
 
