@@ -43,6 +43,7 @@ void SmallChunkStaging::stop() {
     spdlog::warn("small chunk staging: last round: {}; the next start writes them back",
                  st.message());
   }
+  meta_ = nullptr;  // later uploads (none in the server) go through the journal
 }
 
 Status SmallChunkStaging::stage(uint64_t token, const std::string& id, std::string_view data) {

@@ -52,8 +52,9 @@ class SmallChunkStaging {
   // Once `meta` is open and before uploads start: restores and drops the rows
   // left staged, then starts the rounds. `meta` must stay open until stop().
   Status attach(controller::MetadataStore& meta);
-  // Ends the rounds and runs a last one (nothing is left staged when it
-  // succeeds). Idempotent.
+  // Ends the rounds, runs a last one (nothing is left staged when it
+  // succeeds) and detaches: small chunks written after it go through the
+  // chunk store's journal. Idempotent.
   void stop();
   // REQUIRES: attached, inside the metadata transaction that commits the
   // file referencing the chunk. `token`: ChunkStore::putStaged()'s.
