@@ -69,8 +69,7 @@ Status ChunkWriter::commit() {
   return pending ? pending->complete() : Status::ok();
 }
 
-Result<std::unique_ptr<PendingChunk>> ChunkWriter::commitDeferred() {
-  if (staged_) return internalError("a staged chunk is committed by commitStaged()");
+Status ChunkWriter::verifyWhole() {
   if (written_ != size_) {
     return invalidRequest("chunk " + id_ + " truncated: " + std::to_string(written_) + " of " +
                           std::to_string(size_) + " bytes");
@@ -82,6 +81,12 @@ Result<std::unique_ptr<PendingChunk>> ChunkWriter::commitDeferred() {
                     "chunk hash mismatch: expected " + id_ + ", got " + actual);
     }
   }
+  return Status::ok();
+}
+
+Result<std::unique_ptr<PendingChunk>> ChunkWriter::commitDeferred() {
+  if (staged_) return internalError("a staged chunk is committed by commitStaged()");
+  RC_RETURN_IF_ERROR(verifyWhole());
   if (viaJournal_) {
     RC_RETURN_IF_ERROR(file_->close());
     RC_ASSIGN_OR_RETURN(auto ticket, store_.journal_->add(id_, bytes_));
@@ -98,17 +103,7 @@ Result<std::unique_ptr<PendingChunk>> ChunkWriter::commitDeferred() {
 
 Result<uint64_t> ChunkWriter::commitStaged() {
   if (!staged_) return internalError("only a staged write is committed by commitStaged()");
-  if (written_ != size_) {
-    return invalidRequest("chunk " + id_ + " truncated: " + std::to_string(written_) + " of " +
-                          std::to_string(size_) + " bytes");
-  }
-  if (check_ == WriteCheck::kVerify) {
-    std::string actual = hash_.finishHex();
-    if (actual != id_) {
-      return Status(StatusCode::kChecksumMismatch,
-                    "chunk hash mismatch: expected " + id_ + ", got " + actual);
-    }
-  }
+  RC_RETURN_IF_ERROR(verifyWhole());
   RC_RETURN_IF_ERROR(file_->close());
   // No sync: the caller holds the bytes durably until syncStaged().
   RC_ASSIGN_OR_RETURN(uint64_t token,

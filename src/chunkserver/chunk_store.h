@@ -79,6 +79,8 @@ class ChunkWriter {
               std::unique_ptr<WritableFile> file, WriteCheck check, bool viaJournal, bool staged);
   // Verifies size and hash and installs the chunk staged (putStaged()).
   Result<uint64_t> commitStaged();
+  // All `size` bytes written, and (kVerify) hashing to the id.
+  Status verifyWhole();
 
   ChunkStore& store_;
   std::string id_;
