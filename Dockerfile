@@ -13,7 +13,7 @@ FROM debian:bookworm-slim
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libsqlite3-0 libcpp-httplib0.11 libspdlog1.10 libfmt9 \
-      libsodium23 libssl3 libedit2 curl ca-certificates \
+      libsodium23 libssl3 libedit2 libtcmalloc-minimal4 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --uid 10001 redcloud \
  && mkdir -p /data && chown redcloud /data

@@ -12,6 +12,7 @@ PACKAGES=(
   libsqlite3-dev libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libcli11-dev libsodium-dev libssl-dev libedit-dev libgtest-dev libgmock-dev
   libbenchmark-dev libboost-dev libboost-system-dev
+  libgoogle-perftools-dev  # tcmalloc, the daemons' allocator
   # tests and benchmarks
   python3 python3-pytest python3-requests python3-grpcio curl procps openssl
   iproute2 dnsmasq-base nftables iptables
