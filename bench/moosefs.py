@@ -466,8 +466,8 @@ def small_file_worker(args):
     return done
 
 
-def small_files_per_second(mnt, clients, seconds=10):
-    folder = os.path.join(mnt, f"small{clients}")
+def small_files_per_second(mnt, clients, seconds=10, name=None):
+    folder = os.path.join(mnt, name or f"small{clients}")
     os.mkdir(folder)
     payloads = [os.urandom(4096) for _ in range(clients)]
     with mp.Pool(clients, initializer=worker_init) as pool:
