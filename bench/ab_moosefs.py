@@ -10,6 +10,7 @@ mount, chunkserver fsync before close, goal 1) side by side, then measures
 each round and the medians.
 
   sudo python3 bench/ab_moosefs.py --bin build/redcloud [--clients 8] [--rounds 6]
+                                   [--changelog-save-mode 2]
 
 RedCloud: `rc_loadgen small` (4 KiB PUTs, each acknowledged once durable).
 MooseFS: as bench/moosefs.py, processes that open, write 4 KiB, fsync and
@@ -36,6 +37,10 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--work", default=os.environ.get("BENCH_DIR", "/var/tmp"))
+    ap.add_argument("--changelog-save-mode", type=int, choices=[0, 1, 2], default=0,
+                    help="the MooseFS master's CHANGELOG_SAVE_MODE: 0 (its default) writes "
+                         "metadata changes in the background, unsynced; 2 fsyncs each before "
+                         "answering, as RedCloud syncs a file's metadata before its 201")
     args = ap.parse_args()
     loadgen = args.loadgen or os.path.join(os.path.dirname(os.path.abspath(args.bin)), "rc_loadgen")
     try:
@@ -48,7 +53,7 @@ def main():
     os.chmod(mfs_root, 0o755)
     rc_root = tempfile.mkdtemp(prefix="rc-abmfs-", dir=parent)
     net = moosefs.Net()
-    cluster = moosefs.Cluster(mfs_root, net)
+    cluster = moosefs.Cluster(mfs_root, net, args.changelog_save_mode)
     srv = None
     results = {"redcloud": [], "moosefs": []}
     try:
@@ -78,7 +83,8 @@ def main():
             print(f"round {rnd}: " + " | ".join(line), flush=True)
         rc, mf = (statistics.median(results[k]) for k in ("redcloud", "moosefs"))
         ahead = sum(a > b for a, b in zip(results["redcloud"], results["moosefs"]))
-        print(f"medians ({args.clients} clients, {args.seconds} s rounds): redcloud {rc:.1f}, "
+        print(f"medians ({args.clients} clients, {args.seconds} s rounds, MooseFS "
+              f"CHANGELOG_SAVE_MODE {args.changelog_save_mode}): redcloud {rc:.1f}, "
               f"moosefs {mf:.1f} files/s; redcloud ahead in {ahead} of {args.rounds} rounds")
     finally:
         if srv:

@@ -288,8 +288,12 @@ def write(path, text):
 
 
 class Cluster:
-    def __init__(self, root, net):
+    def __init__(self, root, net, changelog_save_mode=0):
         self.root, self.net = root, net
+        # The master's CHANGELOG_SAVE_MODE: 0 (MooseFS's default) writes the
+        # metadata changelog in the background without syncing it; 2 writes
+        # and fsyncs it before answering (bench/ab_moosefs.py --changelog-save-mode).
+        self.changelog_save_mode = changelog_save_mode
         self.master = self.chunkserver = self.mount_proc = None
         self.mnt = os.path.join(root, "mnt")
         self.procs = {}
@@ -312,7 +316,8 @@ class Cluster:
               f"TOPOLOGY_FILENAME = {r}/mfstopology.cfg\n"
               f"MATOML_LISTEN_HOST = {n.ns_ip}\n"
               f"MATOCS_LISTEN_HOST = {n.ns_ip}\nMATOCS_LISTEN_PORT = {MATOCS_PORT}\n"
-              f"MATOCL_LISTEN_HOST = {n.ns_ip}\nMATOCL_LISTEN_PORT = {MATOCL_PORT}\n")
+              f"MATOCL_LISTEN_HOST = {n.ns_ip}\nMATOCL_LISTEN_PORT = {MATOCL_PORT}\n"
+              f"CHANGELOG_SAVE_MODE = {self.changelog_save_mode}\n")
         write(os.path.join(r, "mfshdd.cfg"), f"{r}/hdd\n")
         write(os.path.join(r, "mfschunkserver.cfg"),
               common + f"SYSLOG_IDENT = {n.ns}-chunkserver\n"
