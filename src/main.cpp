@@ -527,6 +527,7 @@ int runDaemon(const std::string& role, int argc, char** argv) {
       o.afterStoreOpen = [s = staging.get()](redcloud::controller::MetadataStore& meta) {
         return s->attach(meta);
       };
+      o.extraMetrics = [s = staging.get()] { return s->metricsText(); };
       // Its uploads and downloads use the store in this process, not gRPC.
       o.chunkClientFactory = redcloud::server::embeddedChunkClientFactory(
           chunkServer->boundAddress(), chunkServer->store(), staging.get());

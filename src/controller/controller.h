@@ -69,6 +69,9 @@ struct ControllerOptions {
   // embedded chunkserver's SmallChunkStaging attaches there); its error ends
   // start().
   std::function<Status(MetadataStore&)> afterStoreOpen;
+  // More lines for /metrics, in Prometheus text format (the small-chunk
+  // staging of `redcloud server`); null: none.
+  std::function<std::string()> extraMetrics;
   bool insecure = false;  // --insecure: listening beyond loopback without a secret
   AuthGuardOptions auth;  // login / register throttling, bounded password hashing
   int64_t keyTtlMs = 0;   // --key-ttl: keys expire this long after issue (0: never)

@@ -50,7 +50,24 @@ Status SmallChunkStaging::stage(uint64_t token, const std::string& id, std::stri
   controller::MetadataStore* meta = meta_.load();
   if (!meta) return internalError("small chunk staging is not attached");
   staged_.fetch_add(1);
+  stagedTotal_.fetch_add(1);
   return meta->stageChunk(token, id, data);
+}
+
+SmallChunkStaging::Counters SmallChunkStaging::counters() const {
+  return {stagedTotal_.load(), drops_.load(), failedRounds_.load()};
+}
+
+std::string SmallChunkStaging::metricsText() const {
+  Counters c = counters();
+  std::string out;
+  auto line = [&](const char* name, uint64_t v) {
+    out += std::string("# TYPE ") + name + " counter\n" + name + " " + std::to_string(v) + "\n";
+  };
+  line("redcloud_small_chunks_staged_total", c.staged);
+  line("redcloud_small_chunk_staging_drops_total", c.drops);
+  line("redcloud_small_chunk_staging_failed_rounds_total", c.failedRounds);
+  return out;
 }
 
 Status SmallChunkStaging::syncNow() { return round(/*force=*/true); }
@@ -74,8 +91,10 @@ Status SmallChunkStaging::round(bool force) {
     }));
     droppedThrough_ = through;
     stagedAtDrop_ = seen;
+    drops_.fetch_add(1);
     return Status::ok();
   }();
+  if (!st.isOk()) failedRounds_.fetch_add(1);
   if (!st.isOk() && !warned_) {
     warned_ = true;
     spdlog::error(

@@ -62,6 +62,17 @@ class SmallChunkStaging {
   // One round now (tests; the rounds run on their own).
   Status syncNow();
   bool attached() const { return meta_.load() != nullptr; }
+  // Since this object was made: small chunks staged (counted when staged,
+  // so also those of uploads that failed after), rounds that made staged
+  // chunks durable and dropped their rows, rounds that failed.
+  struct Counters {
+    uint64_t staged = 0;
+    uint64_t drops = 0;
+    uint64_t failedRounds = 0;
+  };
+  Counters counters() const;
+  // The counters as /metrics lines (Prometheus text format).
+  std::string metricsText() const;
 
  private:
   Status round(bool force);
@@ -74,6 +85,8 @@ class SmallChunkStaging {
   uint64_t droppedThrough_ = 0;      // GUARDED_BY(roundMu_) token of the last drop
   uint64_t stagedAtDrop_ = 0;        // GUARDED_BY(roundMu_) staged_ as that drop ran
   bool warned_ = false;              // GUARDED_BY(roundMu_)
+  // counters()
+  std::atomic<uint64_t> stagedTotal_{0}, drops_{0}, failedRounds_{0};
   std::unique_ptr<PeriodicTask> task_;
 };
 

@@ -407,8 +407,8 @@ def test_small_uploads_are_staged_in_the_metadata_commit_not_journaled(fresh_ser
     journal: their bytes commit with the file's metadata (staged_chunks) and a
     round drops those rows once the chunk files are synced, so the table
     empties on its own. /cluster's journal counters stay at 0 (and the chunk
-    over 64 KiB never goes through the journal either). The files read back
-    intact."""
+    over 64 KiB never goes through the journal either); /metrics counts the
+    staged chunks and the rounds. The files read back intact."""
     s = fresh_server.start()
     u = register(s.url)
 
@@ -440,6 +440,14 @@ def test_small_uploads_are_staged_in_the_metadata_commit_not_journaled(fresh_ser
     cs = cluster()
     assert cs["chunk_count"] == 6
     assert (cs["journal_records"], cs["journal_syncs"], cs["journal_checkpoints"]) == (0, 0, 0)
+    # /metrics counts the five small chunks staged (not the large one), the
+    # rounds that dropped their rows, and no failed round.
+    text = requests.get(s.url + "/metrics", timeout=30).text
+    counters = {line.split()[0]: int(line.split()[1]) for line in text.splitlines()
+                if line.startswith("redcloud_small_chunk")}
+    assert counters["redcloud_small_chunks_staged_total"] == 5, counters
+    assert counters["redcloud_small_chunk_staging_drops_total"] >= 1, counters
+    assert counters["redcloud_small_chunk_staging_failed_rounds_total"] == 0, counters
     for name, data in small.items():
         r = requests.get(f"{s.url}{V1}/files/by-name/{name}/download", headers=u["headers"],
                          timeout=30)

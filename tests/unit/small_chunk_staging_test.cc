@@ -218,6 +218,12 @@ TEST_F(SmallChunkStagingTest, ARoundDropsRowsOnlyAfterTheirChunksAreSynced) {
   fs.failSyncAll = true;
   EXPECT_FALSE(staging.syncNow().isOk());
   EXPECT_EQ(meta->stagedChunks()->size(), 1u) << "a row dropped although its chunk is not synced";
+  // /metrics: one chunk staged, no drop, the failed round counted.
+  EXPECT_EQ(staging.counters().staged, 1u);
+  EXPECT_EQ(staging.counters().drops, 0u);
+  EXPECT_EQ(staging.counters().failedRounds, 1u);
+  EXPECT_NE(staging.metricsText().find("redcloud_small_chunk_staging_failed_rounds_total 1\n"),
+            std::string::npos);
   fs.failSyncAll = false;
   staging.stop();  // its last round fails too: the row stays
   EXPECT_EQ(meta->stagedChunks()->size(), 1u);
@@ -236,6 +242,9 @@ TEST_F(SmallChunkStagingTest, ARoundDropsRowsOnlyAfterTheirChunksAreSynced) {
   ASSERT_TRUE(staging2.syncNow().isOk());
   EXPECT_EQ(fs.syncAlls, syncAlls + 1);
   EXPECT_TRUE(meta->stagedChunks()->empty());
+  EXPECT_EQ(staging2.counters().staged, 1u);  // the row written back at attach() is not one
+  EXPECT_EQ(staging2.counters().drops, 1u);
+  EXPECT_EQ(staging2.counters().failedRounds, 0u);
   EXPECT_FALSE(store2->isStaged(sha256Hex(b)));
   EXPECT_TRUE(whole(*store2, a));
 }

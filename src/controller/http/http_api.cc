@@ -592,6 +592,7 @@ void HttpApi::handleMetrics(RequestContext& c) {
   metric("redcloud_http_bad_requests_total", "counter", hs.badRequests);
   gauges += "# TYPE redcloud_repair_rate gauge\nredcloud_repair_rate " +
             std::to_string(controller_.copies().rate()) + "\n";
+  if (controller_.options().extraMetrics) gauges += controller_.options().extraMetrics();
   c.res.set_content(controller_.metrics().render(gauges), "text/plain; version=0.0.4");
 }
 
