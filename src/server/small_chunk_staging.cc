@@ -50,12 +50,11 @@ Status SmallChunkStaging::stage(uint64_t token, const std::string& id, std::stri
   controller::MetadataStore* meta = meta_.load();
   if (!meta) return internalError("small chunk staging is not attached");
   staged_.fetch_add(1);
-  stagedTotal_.fetch_add(1);
   return meta->stageChunk(token, id, data);
 }
 
 SmallChunkStaging::Counters SmallChunkStaging::counters() const {
-  return {stagedTotal_.load(), drops_.load(), failedRounds_.load()};
+  return {staged_.load(), drops_.load(), failedRounds_.load()};
 }
 
 std::string SmallChunkStaging::metricsText() const {

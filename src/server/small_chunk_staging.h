@@ -80,13 +80,12 @@ class SmallChunkStaging {
   chunkserver::ChunkStore& chunks_;
   const int64_t syncIntervalMs_;
   std::atomic<controller::MetadataStore*> meta_{nullptr};
-  std::atomic<uint64_t> staged_{0};  // rows staged since attach()
+  std::atomic<uint64_t> staged_{0};  // rows staged since attach(): counters().staged
   std::mutex roundMu_;               // one round at a time
   uint64_t droppedThrough_ = 0;      // GUARDED_BY(roundMu_) token of the last drop
   uint64_t stagedAtDrop_ = 0;        // GUARDED_BY(roundMu_) staged_ as that drop ran
   bool warned_ = false;              // GUARDED_BY(roundMu_)
-  // counters()
-  std::atomic<uint64_t> stagedTotal_{0}, drops_{0}, failedRounds_{0};
+  std::atomic<uint64_t> drops_{0}, failedRounds_{0};  // counters()
   std::unique_ptr<PeriodicTask> task_;
 };
 
