@@ -833,7 +833,9 @@ def limits(r):
                                   f"{r['nproc']} cores" if "disk_busy_percent" in uu else "")
         + ". The controller itself sent "
         f"{c['bytes_sent_per_byte']:.2f} bytes per byte uploaded: the third copy does not go "
-        "through it.")
+        "through it" + (f"; the disk read {uu['disk_read_mb_s']:.0f} MB/s meanwhile (the holders "
+                        "serve those copies from the chunks they wrote last, kept in memory: "
+                        "`--recent-chunks`)" if "disk_read_mb_s" in uu else "") + ".")
     wait = f.get("seconds_to_first_copy") or 0
     text.append(
         f"- **Fill start.** The 4th chunkserver got its first chunk {wait:.1f} s after it was "

@@ -52,7 +52,8 @@ struct DaemonFlags {
   std::string logLevel = "info", logFormat = "text";
   std::string antiEntropyInterval = "10s", maxClockDrift = "60s", tombstoneGrace = "7d";
   std::string scrubInterval = "1h", repairInterval = "5s", hedgeDelay = "1s";
-  uint64_t scrubRate = 64;  // MiB/s
+  uint64_t scrubRate = 64;     // MiB/s
+  uint64_t recentChunks = 32;  // MiB, chunkserver
   size_t gossipFanout = 3;
   uint64_t maxUploadSize = 0;
   bool allowShortGcGrace = false;
@@ -174,6 +175,13 @@ void addChunkserverFlags(CLI::App& app, DaemonFlags& f) {
       ->capture_default_str();
   app.add_option("--heartbeat-interval", f.heartbeatInterval, "heartbeat period")
       ->envname("REDCLOUD_HEARTBEAT_INTERVAL")
+      ->capture_default_str();
+  app.add_option("--recent-chunks", f.recentChunks,
+                 "MiB of the chunks written last kept in memory (for up to 10 s) to serve the "
+                 "copies to other chunkservers that follow a write, instead of reading the disk "
+                 "(0 disables)")
+      ->envname("REDCLOUD_RECENT_CHUNKS")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20))
       ->capture_default_str();
   addScrubFlags(app, f);
 }
@@ -511,6 +519,7 @@ int runDaemon(const std::string& role, int argc, char** argv) {
         return fail(
             redcloud::invalidRequest("bad --heartbeat-interval '" + f.heartbeatInterval + "'"));
       co.heartbeatIntervalMs = *hb;
+      co.recentChunkBytes = f.recentChunks * 1024 * 1024;
     }
     chunkServer = std::make_unique<redcloud::chunkserver::ChunkServer>(co);
     if (Status s = chunkServer->start(); !s.isOk()) return fail(s);
@@ -545,7 +554,8 @@ int runDaemon(const std::string& role, int argc, char** argv) {
   // idle size.
   redcloud::PeriodicTask trimmer(
       5000,
-      [] {
+      [&chunkServer] {
+        if (chunkServer) chunkServer->releaseIdleMemory();
         redcloud::BufferPool::chunks().releaseIdle(std::chrono::seconds(5));
         releaseFreeHeap();
       },

@@ -17,6 +17,7 @@ Status ChunkServer::start() {
   RC_ASSIGN_OR_RETURN(nodeId_,
                       loadOrCreateNodeId(options_.dataDir, "chunkserver.id", options_.nodeId));
   store_ = std::make_unique<ChunkStore>(posixFileSystem(), options_.dataDir);
+  store_->setRecentChunkBytes(options_.recentChunkBytes);
   RC_RETURN_IF_ERROR(store_->open());
   store_->startJournalCheckpoints(kJournalCheckpointMs);
   uint64_t reserve = options_.reserveBytes >= 0
@@ -76,7 +77,14 @@ void ChunkServer::stop() {
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
     server_.reset();
-    spdlog::info("chunkserver {} stopped", nodeId_);
+    if (auto recent = store_->recentChunkStats()) {
+      spdlog::info(
+          "chunkserver {} stopped; reads of recently written chunks: {} from memory, {} "
+          "from disk",
+          nodeId_, recent->hits, recent->misses);
+    } else {
+      spdlog::info("chunkserver {} stopped", nodeId_);
+    }
   }
   // After the last write: a last checkpoint leaves nothing to replay.
   if (store_) store_->stopJournalCheckpoints();

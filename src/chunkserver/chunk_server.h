@@ -28,6 +28,11 @@ struct ChunkServerOptions {
   int64_t scrubIntervalMs = 3600'000;                  // 0: no scrub
   uint64_t scrubBytesPerSecond = 64ULL * 1024 * 1024;  // 0: unlimited
   size_t maxConcurrentCopies = 4;                      // chunkserver-to-chunkserver copies at once
+  // Bytes of the large chunks written last kept in memory for the copies to
+  // other chunkservers that follow at once (ChunkStore::setRecentChunkBytes).
+  size_t recentChunkBytes = 0;
+  // How long they are kept at most (ChunkServer::releaseIdleMemory()).
+  static constexpr int64_t kRecentChunkMs = 5000;
   int64_t reserveBytes = -1;  // free space kept (no new chunks below it); -1: 5%, at most 512 MiB
   // The cluster secret / TLS of every call in and out (open: loopback or tests).
   std::shared_ptr<const NodeSecurity> security = NodeSecurity::open();
@@ -48,6 +53,11 @@ class ChunkServer {
   // The advertised address (port resolved when 0 was asked for).
   const std::string& boundAddress() const { return bound_; }
   ChunkStore& store() { return *store_; }
+  // Drops the recently written chunks kept longer than kRecentChunkMs: the
+  // daemon's idle trimmer calls it, so an idle chunkserver keeps none.
+  void releaseIdleMemory() {
+    if (store_) store_->releaseRecentChunks(ChunkServerOptions::kRecentChunkMs);
+  }
   // How often the small-chunk journal is checkpointed (chunk_journal.h):
   // what a crash leaves to replay is at most this much of small writes.
   static constexpr int64_t kJournalCheckpointMs = 250;

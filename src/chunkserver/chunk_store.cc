@@ -48,6 +48,7 @@ ChunkWriter::ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::
 }
 
 ChunkWriter::~ChunkWriter() {
+  if (recent_.capacity() > 0) BufferPool::chunks().give(std::move(recent_));
   if (!done_) {
     (void)file_->close();
     (void)store_.fs_.remove(tmpPath_);
@@ -61,6 +62,7 @@ Status ChunkWriter::append(std::string_view data) {
   if (check_ == WriteCheck::kVerify) hash_.update(data);
   written_ += data.size();
   if (viaJournal_) bytes_.append(data);
+  if (recent_.capacity() > 0) recent_.append(data);
   return file_->append(data);
 }
 
@@ -98,6 +100,9 @@ Result<std::unique_ptr<PendingChunk>> ChunkWriter::commitDeferred() {
   RC_RETURN_IF_ERROR(file_->close());
   RC_RETURN_IF_ERROR(store_.install(id_, size_, tmpPath_, /*syncFolder=*/true).status());
   done_ = true;
+  if (recent_.capacity() > 0) {
+    store_.recent_->put(id_, std::exchange(recent_, ChunkBuffer()), ChunkStore::nowMillis());
+  }
   return std::unique_ptr<PendingChunk>();
 }
 
@@ -342,6 +347,7 @@ Result<bool> ChunkStore::quarantineIfCorrupt(const std::string& id) {
     if (it == index_.end() || it->second.gen != gen) return false;
     usedBytes_ -= it->second.size;
     index_.erase(it);
+    if (recent_) recent_->erase(id);
     ++inventory_.quarantined;
     logChangeLocked(Change::kCorrupt, id);
     logChangeLocked(Change::kRemoved, id);
@@ -398,10 +404,14 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& i
   std::string tmp = pathOf(id) + std::string(kTempMarker) + std::to_string(n) + "." + randomHex(4);
   // Through the page cache when via the journal or staged: no sync() writes
   // an O_DIRECT file's unaligned tail.
-  RC_ASSIGN_OR_RETURN(
-      auto file, fs_.newWritableFile(tmp, /*direct=*/!viaJournal && !staged && size >= 64 * 1024));
-  return std::unique_ptr<ChunkWriter>(
+  const bool direct = !viaJournal && !staged && size >= kDirectWriteMin;
+  RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(tmp, direct));
+  std::unique_ptr<ChunkWriter> writer(
       new ChunkWriter(*this, id, size, tmp, std::move(file), check, viaJournal, staged));
+  if (direct && recent_ && size <= recent_->capacity()) {
+    writer->recent_ = BufferPool::chunks().take(size);
+  }
+  return writer;
 }
 
 Status ChunkStore::put(const std::string& id, std::string_view data, WriteCheck check) {
@@ -611,6 +621,7 @@ Result<std::string> ChunkStore::read(const std::string& id) {
 Result<ChunkBuffer> ChunkStore::readUnverified(const std::string& id) {
   if (!isSha256Hex(id)) return invalidRequest("chunk id is not a SHA-256 hex string");
   bool cache = false;
+  bool large = false;
   {
     std::lock_guard lock(mu_);
     auto it = index_.find(id);
@@ -618,6 +629,10 @@ Result<ChunkBuffer> ChunkStore::readUnverified(const std::string& id) {
     int64_t now = nowMillis();
     int64_t last = std::exchange(it->second.lastReadMs, now);
     cache = last != 0 && now - last < kRereadCacheMs;
+    large = it->second.size >= kDirectWriteMin;
+  }
+  if (recent_ && large) {
+    if (auto held = recent_->get(id)) return std::move(*held);
   }
   return fs_.readChunkFile(pathOf(id), cache);
 }
@@ -668,6 +683,7 @@ Result<ChunkStore::RemoveResult> ChunkStore::remove(const std::string& id, int64
     }
     usedBytes_ -= it->second.size;
     index_.erase(it);
+    if (recent_) recent_->erase(id);
     logChangeLocked(Change::kRemoved, id);
     // Under the lock, as installs rename: a copy written afresh after the
     // erase above is not the file removed here.
@@ -675,6 +691,19 @@ Result<ChunkStore::RemoveResult> ChunkStore::remove(const std::string& id, int64
   }
   RC_RETURN_IF_ERROR(fs_.syncDir(parentDir(pathOf(id))));
   return RemoveResult::kRemoved;
+}
+
+void ChunkStore::setRecentChunkBytes(size_t bytes) {
+  recent_ = bytes > 0 ? std::make_unique<RecentChunks>(bytes) : nullptr;
+}
+
+size_t ChunkStore::releaseRecentChunks(int64_t ageMs) {
+  return recent_ ? recent_->trim(nowMillis() - ageMs) : 0;
+}
+
+std::optional<RecentChunks::Stats> ChunkStore::recentChunkStats() const {
+  if (!recent_) return std::nullopt;
+  return recent_->stats();
 }
 
 ChunkStoreStats ChunkStore::stats() const {

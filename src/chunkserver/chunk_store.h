@@ -42,6 +42,8 @@
 #include <vector>
 
 #include "chunkserver/chunk_journal.h"
+#include "chunkserver/recent_chunks.h"
+#include "common/chunk_buffer.h"
 #include "common/chunk_limits.h"
 #include "common/file_system.h"
 #include "common/sha256.h"
@@ -94,6 +96,9 @@ class ChunkWriter {
   bool viaJournal_;    // durable through the journal, not fsyncs of its own
   bool staged_;        // durable through the caller (putStaged()), not synced here
   std::string bytes_;  // the chunk's bytes, for its journal record
+  // The chunk's bytes for the store's RecentChunks, gathered while a large
+  // chunk is written around the page cache (empty capacity: not kept).
+  ChunkBuffer recent_;
 };
 
 // A small chunk written and its journal record appended, neither synced nor
@@ -189,6 +194,17 @@ class ChunkStore {
   // `redcloud server`, on the same disk) and the logs keep room to work.
   void setReserveBytes(uint64_t bytes) { reserveBytes_ = bytes; }
   uint64_t reserveBytes() const { return reserveBytes_; }
+  // Before open(): keep the bytes of the large chunks written last, up to
+  // this many bytes, to serve the reads that follow a write at once from
+  // memory (recent_chunks.h). 0 (the default): keep none.
+  void setRecentChunkBytes(size_t bytes);
+  // Drops the recently written chunks kept since before `ageMs` ago; returns
+  // the bytes freed.
+  size_t releaseRecentChunks(int64_t ageMs);
+  // Nullopt when no recent chunks are kept.
+  std::optional<RecentChunks::Stats> recentChunkStats() const;
+  // Chunks of at least this many bytes are written around the page cache.
+  static constexpr uint64_t kDirectWriteMin = 64 * 1024;
 
   // REQUIRES: id is a SHA-256 hex string, size <= kMaxChunkSize.
   // Returns nullptr (with OK status) when the chunk is already stored.
@@ -232,7 +248,8 @@ class ChunkStore {
   Result<std::string> read(const std::string& id);
   // Reads without verifying, into a buffer from BufferPool::chunks(): for
   // callers that verify themselves (the controller checks every chunk it
-  // serves; replicas check on write). A chunk read again within
+  // serves; replicas check on write). A large chunk still among the recent
+  // ones (setRecentChunkBytes()) is copied from memory. A chunk read again within
   // kRereadCacheMs of its last read is read through the page cache, so it
   // stays there for the next reader; otherwise the read goes around the
   // cache (what it holds is still used), so a large file streamed once, a
@@ -324,6 +341,7 @@ class ChunkStore {
   std::unique_ptr<std::atomic<bool>[]> createdFolder_ { new std::atomic<bool>[ 65536 ]() };
   bool journalOn_ = true;
   std::unique_ptr<ChunkJournal> journal_;  // set by open() when journalOn_
+  std::unique_ptr<RecentChunks> recent_;   // set by setRecentChunkBytes() (> 0)
   uint64_t nextGen_ = 0;                   // GUARDED_BY(mu_)
   uint64_t stagedCount_ = 0;               // GUARDED_BY(mu_) tokens given out
   uint64_t stagedSynced_ = 0;              // GUARDED_BY(mu_) of them, durable

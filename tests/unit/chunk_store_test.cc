@@ -757,5 +757,107 @@ TEST_F(ChunkStoreTest, DedupHitIsReferencedBeforeItsCopyIsVerified) {
   EXPECT_EQ(fileBytes(file), data);
 }
 
+// Overwrites a stored chunk's file with other bytes of the same length, so a
+// read shows whether it went to the disk.
+void scribbleOver(const std::string& path) {
+  std::string junk(std::filesystem::file_size(path), 'X');
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << junk;
+}
+
+TEST_F(ChunkStoreTest, ALargeChunkJustWrittenIsReadFromMemory) {
+  ChunkStore store(posixFileSystem(), root_);
+  store.setRecentChunkBytes(8 * 1024 * 1024);
+  ASSERT_TRUE(store.open().isOk());
+  const std::string large = randomBytes(1024 * 1024, 81);
+  const std::string small = randomBytes(4096, 82);
+  const std::string largeId = sha256Hex(large), smallId = sha256Hex(small);
+  ASSERT_TRUE(store.put(largeId, large).isOk());
+  ASSERT_TRUE(store.put(smallId, small).isOk());
+  // Only the large chunk is kept: a small one goes through the page cache.
+  auto stats = store.recentChunkStats();
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->entries, 1u);
+  EXPECT_EQ(stats->bytes, large.size());
+
+  scribbleOver(store.pathOf(largeId));
+  auto served = store.readUnverified(largeId);
+  ASSERT_TRUE(served.isOk()) << served.status().message();
+  EXPECT_TRUE(*served == large) << "not served from memory";
+  EXPECT_EQ(store.recentChunkStats()->hits, 1u);
+  // The checks of the copy on disk still read the disk.
+  EXPECT_EQ(store.read(largeId).status().code(), StatusCode::kChecksumMismatch);
+  auto bad = store.quarantineIfCorrupt(largeId);
+  ASSERT_TRUE(bad.isOk());
+  EXPECT_TRUE(*bad);
+  // Quarantined: no longer held, not even in memory.
+  EXPECT_EQ(store.readUnverified(largeId).status().code(), StatusCode::kFileNotFound);
+  EXPECT_EQ(store.recentChunkStats()->entries, 0u);
+  EXPECT_EQ(store.recentChunkStats()->bytes, 0u);
+}
+
+TEST_F(ChunkStoreTest, RecentChunksAreBoundedRemovedAndReleased) {
+  ChunkStore store(posixFileSystem(), root_);
+  store.setRecentChunkBytes(2 * 1024 * 1024);
+  ASSERT_TRUE(store.open().isOk());
+  std::vector<std::string> data, ids;
+  for (unsigned i = 0; i < 3; ++i) {
+    data.push_back(randomBytes(1024 * 1024, 90 + i));
+    ids.push_back(sha256Hex(data.back()));
+    ASSERT_TRUE(store.put(ids.back(), data.back()).isOk());
+  }
+  // Room for two: the oldest went first.
+  EXPECT_EQ(store.recentChunkStats()->entries, 2u);
+  EXPECT_EQ(store.recentChunkStats()->bytes, 2u * 1024 * 1024);
+  auto first = store.readUnverified(ids[0]);
+  ASSERT_TRUE(first.isOk());
+  EXPECT_TRUE(*first == data[0]);  // from the disk
+  EXPECT_EQ(store.recentChunkStats()->misses, 1u);
+  EXPECT_EQ(store.recentChunkStats()->hits, 0u);
+
+  // A removed chunk is dropped from memory with it.
+  ASSERT_EQ(*store.remove(ids[1]), ChunkStore::RemoveResult::kRemoved);
+  EXPECT_EQ(store.recentChunkStats()->entries, 1u);
+  EXPECT_EQ(store.readUnverified(ids[1]).status().code(), StatusCode::kFileNotFound);
+
+  // Kept for less than an hour: nothing released yet; everything written
+  // before now is released by an age of 0... once the clock has moved on.
+  EXPECT_EQ(store.releaseRecentChunks(3600 * 1000), 0u);
+  EXPECT_EQ(store.recentChunkStats()->entries, 1u);
+  ::usleep(2000);
+  EXPECT_EQ(store.releaseRecentChunks(0), 1024u * 1024);
+  EXPECT_EQ(store.recentChunkStats()->entries, 0u);
+  scribbleOver(store.pathOf(ids[2]));
+  auto third = store.readUnverified(ids[2]);
+  ASSERT_TRUE(third.isOk());
+  EXPECT_FALSE(*third == data[2]) << "released, yet served from memory";
+}
+
+TEST_F(ChunkStoreTest, ARejectedWriteIsNotKeptAndNoneAreByDefault) {
+  {
+    ChunkStore store(posixFileSystem(), root_);
+    store.setRecentChunkBytes(8 * 1024 * 1024);
+    ASSERT_TRUE(store.open().isOk());
+    const std::string data = randomBytes(1024 * 1024, 95);
+    const std::string wrongId = sha256Hex("something else");
+    EXPECT_EQ(store.put(wrongId, data).code(), StatusCode::kChecksumMismatch);
+    auto truncated = store.beginWrite(sha256Hex(data), data.size());
+    ASSERT_TRUE(truncated.isOk() && *truncated);
+    ASSERT_TRUE((*truncated)->append(std::string_view(data).substr(0, 1000)).isOk());
+    EXPECT_FALSE((*truncated)->commit().isOk());
+    EXPECT_EQ(store.recentChunkStats()->entries, 0u);
+    EXPECT_EQ(store.recentChunkStats()->bytes, 0u);
+  }
+  ChunkStore store(posixFileSystem(), root_ / "default");
+  ASSERT_TRUE(store.open().isOk());
+  EXPECT_FALSE(store.recentChunkStats().has_value());
+  const std::string data = randomBytes(1024 * 1024, 96);
+  const std::string id = sha256Hex(data);
+  ASSERT_TRUE(store.put(id, data).isOk());
+  scribbleOver(store.pathOf(id));
+  auto read = store.readUnverified(id);
+  ASSERT_TRUE(read.isOk());
+  EXPECT_FALSE(*read == data) << "kept in memory without setRecentChunkBytes()";
+}
+
 }  // namespace
 }  // namespace redcloud::chunkserver
