@@ -48,7 +48,8 @@ ChunkWriter::ChunkWriter(ChunkStore& store, std::string id, uint64_t size, std::
 }
 
 ChunkWriter::~ChunkWriter() {
-  if (recent_.capacity() > 0) BufferPool::chunks().give(std::move(recent_));
+  if (gathered_.capacity() > 0) BufferPool::chunks().give(std::move(gathered_));
+  if (gatherBudget_ > 0) store_.gatherUsed_.fetch_sub(gatherBudget_);
   if (!done_) {
     (void)file_->close();
     (void)store_.fs_.remove(tmpPath_);
@@ -60,10 +61,34 @@ Status ChunkWriter::append(std::string_view data) {
     return invalidRequest("chunk " + id_ + " is longer than its declared size");
   }
   if (check_ == WriteCheck::kVerify) hash_.update(data);
+  if (gather_ && written_ == 0) startGathering(data.size() == size_);
   written_ += data.size();
   if (viaJournal_) bytes_.append(data);
-  if (recent_.capacity() > 0) recent_.append(data);
+  if (gather_) {
+    gathered_.append(data);
+    return Status::ok();
+  }
   return file_->append(data);
+}
+
+void ChunkWriter::startGathering(bool whole) {
+  // A chunk that comes in one piece is written straight from the caller's
+  // bytes, unless they are to be kept.
+  if (whole && !keepRecent_) {
+    gather_ = false;
+    return;
+  }
+  // Beyond the budget, a write goes piece by piece as before (and is not
+  // kept): memory stays bounded however many writes run at once.
+  uint64_t used = store_.gatherUsed_.load();
+  do {
+    if (used + size_ > ChunkStore::kGatherBudget) {
+      gather_ = keepRecent_ = false;
+      return;
+    }
+  } while (!store_.gatherUsed_.compare_exchange_weak(used, used + size_));
+  gatherBudget_ = size_;
+  gathered_ = BufferPool::chunks().take(size_);
 }
 
 Status ChunkWriter::commit() {
@@ -95,13 +120,14 @@ Result<std::unique_ptr<PendingChunk>> ChunkWriter::commitDeferred() {
     done_ = true;  // the temp file is the pending chunk's now
     return std::unique_ptr<PendingChunk>(new PendingChunk(store_, id_, size_, tmpPath_, ticket));
   }
+  if (gather_) RC_RETURN_IF_ERROR(file_->append(gathered_.view()));
   // The bytes must be on disk before the rename makes them visible under the id.
   RC_RETURN_IF_ERROR(file_->sync());
   RC_RETURN_IF_ERROR(file_->close());
   RC_RETURN_IF_ERROR(store_.install(id_, size_, tmpPath_, /*syncFolder=*/true).status());
   done_ = true;
-  if (recent_.capacity() > 0) {
-    store_.recent_->put(id_, std::exchange(recent_, ChunkBuffer()), ChunkStore::nowMillis());
+  if (keepRecent_) {
+    store_.recent_->put(id_, std::exchange(gathered_, ChunkBuffer()), ChunkStore::nowMillis());
   }
   return std::unique_ptr<PendingChunk>();
 }
@@ -408,9 +434,8 @@ Result<std::unique_ptr<ChunkWriter>> ChunkStore::beginWrite(const std::string& i
   RC_ASSIGN_OR_RETURN(auto file, fs_.newWritableFile(tmp, direct));
   std::unique_ptr<ChunkWriter> writer(
       new ChunkWriter(*this, id, size, tmp, std::move(file), check, viaJournal, staged));
-  if (direct && recent_ && size <= recent_->capacity()) {
-    writer->recent_ = BufferPool::chunks().take(size);
-  }
+  writer->gather_ = direct;
+  writer->keepRecent_ = direct && recent_ && size <= recent_->capacity();
   return writer;
 }
 

@@ -859,5 +859,75 @@ TEST_F(ChunkStoreTest, ARejectedWriteIsNotKeptAndNoneAreByDefault) {
   EXPECT_FALSE(*read == data) << "kept in memory without setRecentChunkBytes()";
 }
 
+// Bytes in the temp files of writes in progress.
+uint64_t tempBytesUnder(const std::filesystem::path& root) {
+  uint64_t n = 0;
+  for (const auto& rel : test::tempFilesUnder(root)) n += std::filesystem::file_size(root / rel);
+  return n;
+}
+
+TEST_F(ChunkStoreTest, ALargeChunkInPiecesIsWrittenWholeAtCommit) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  const std::string data = randomBytes(1024 * 1024 + 100, 97);  // an unaligned tail too
+  const std::string id = sha256Hex(data);
+  auto writer = store.beginWrite(id, data.size());
+  ASSERT_TRUE(writer.isOk() && *writer);
+  for (size_t at = 0; at < data.size(); at += 64 * 1024) {
+    ASSERT_TRUE((*writer)->append(std::string_view(data).substr(at, 64 * 1024)).isOk());
+  }
+  EXPECT_EQ(test::tempFilesUnder(root_).size(), 1u);
+  EXPECT_EQ(tempBytesUnder(root_), 0u) << "written piece by piece, not gathered";
+  ASSERT_TRUE((*writer)->commit().isOk());
+  auto read = store.read(id);
+  ASSERT_TRUE(read.isOk()) << read.status().message();
+  EXPECT_EQ(*read, data);
+
+  // A gathered chunk that does not match its id writes nothing at all.
+  const std::string other = randomBytes(1024 * 1024, 98);
+  auto bad = store.beginWrite(sha256Hex("not these bytes"), other.size());
+  ASSERT_TRUE(bad.isOk() && *bad);
+  ASSERT_TRUE((*bad)->append(std::string_view(other).substr(0, 4096)).isOk());
+  ASSERT_TRUE((*bad)->append(std::string_view(other).substr(4096)).isOk());
+  EXPECT_EQ((*bad)->commit().code(), StatusCode::kChecksumMismatch);
+  bad->reset();
+  EXPECT_TRUE(test::tempFilesUnder(root_).empty());
+  EXPECT_EQ(store.stats().chunkCount, 1u);
+}
+
+TEST_F(ChunkStoreTest, GatheringIsBoundedAndBeyondItWritesGoPieceByPiece) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  constexpr size_t kChunk = 4 * 1024 * 1024;
+  const size_t fit = ChunkStore::kGatherBudget / kChunk;
+  std::vector<std::string> data;
+  std::vector<std::unique_ptr<ChunkWriter>> writers;
+  auto startOne = [&](unsigned seed) {
+    data.push_back(randomBytes(kChunk, seed));
+    auto w = store.beginWrite(sha256Hex(data.back()), kChunk);
+    ASSERT_TRUE(w.isOk() && *w);
+    ASSERT_TRUE((*w)->append(std::string_view(data.back()).substr(0, kChunk / 2)).isOk());
+    writers.push_back(std::move(*w));
+  };
+  for (size_t i = 0; i < fit; ++i) startOne(200 + static_cast<unsigned>(i));
+  EXPECT_EQ(tempBytesUnder(root_), 0u) << "all of these fit in the budget";
+  startOne(300);  // one more: no room left to gather it
+  EXPECT_EQ(tempBytesUnder(root_), kChunk / 2);
+  for (size_t i = 0; i < writers.size(); ++i) {
+    ASSERT_TRUE(writers[i]->append(std::string_view(data[i]).substr(kChunk / 2)).isOk());
+    ASSERT_TRUE(writers[i]->commit().isOk());
+  }
+  for (const auto& d : data) {
+    auto read = store.read(sha256Hex(d));
+    ASSERT_TRUE(read.isOk());
+    EXPECT_EQ(*read, d);
+  }
+  // Their budget is back: a new write is gathered again.
+  writers.clear();
+  data.clear();
+  startOne(400);
+  EXPECT_EQ(tempBytesUnder(root_), 0u);
+}
+
 }  // namespace
 }  // namespace redcloud::chunkserver
