@@ -2,6 +2,9 @@
 
 #include <sodium.h>
 
+#include <chrono>
+#include <cstdint>
+
 #include "common/status.h"
 
 namespace redcloud {
@@ -33,6 +36,21 @@ std::string newUuid() {
   unsigned char b[16];
   randombytes_buf(b, sizeof b);
   b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  std::string h = toHex(b, sizeof b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
+std::string newTimeOrderedUuid() {
+  ensureSodium();
+  unsigned char b[16];
+  randombytes_buf(b, sizeof b);
+  const auto ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
+  b[6] = (b[6] & 0x0f) | 0x70;  // version 7
   b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
   std::string h = toHex(b, sizeof b);
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +

@@ -43,7 +43,9 @@ bool verifyPassword(const std::string& hash, const std::string& password) {
 FileService::FileService(MetadataStore& store, RecordWriter& writer, const Clock& clock,
                          FileServiceOptions options)
     : store_(store), writer_(writer), clock_(clock), options_(std::move(options)) {
-  if (!options_.newId) options_.newId = newUuid;
+  // Time-ordered: a new file's rows keyed by its id (files, tags) go to the
+  // end of their B-trees, not to a random page each (bench/NOTES.md).
+  if (!options_.newId) options_.newId = newTimeOrderedUuid;
   if (!options_.newKey) options_.newKey = newApiKey;
   if (!options_.hashPassword) options_.hashPassword = redcloud::controller::hashPassword;
   if (!options_.verifyPassword) options_.verifyPassword = redcloud::controller::verifyPassword;

@@ -61,8 +61,8 @@ struct TagEditResult {
 // Where new ids, keys and password hashes come from; the simulation supplies
 // seeded, cheap ones so a seed replays exactly.
 struct FileServiceOptions {
-  std::function<std::string()> newId;                                   // default: newUuid
-  std::function<std::string()> newKey;                                  // default: newApiKey
+  std::function<std::string()> newId;   // default: newTimeOrderedUuid
+  std::function<std::string()> newKey;  // default: newApiKey
   std::function<Result<std::string>(const std::string&)> hashPassword;  // default: argon2id
   std::function<bool(const std::string&, const std::string&)> verifyPassword;
   // Runs a password hash or check; the controller bounds how many run at
