@@ -61,7 +61,10 @@ Status ChunkWriter::append(std::string_view data) {
     return invalidRequest("chunk " + id_ + " is longer than its declared size");
   }
   if (check_ == WriteCheck::kVerify) hash_.update(data);
-  if (gather_ && written_ == 0) startGathering(data.size() == size_);
+  if (gather_ && !gatherDecided_ && !data.empty()) {
+    gatherDecided_ = true;
+    startGathering(/*whole=*/data.size() == size_);
+  }
   written_ += data.size();
   if (viaJournal_) bytes_.append(data);
   if (gather_) {

@@ -103,8 +103,9 @@ class ChunkWriter {
   // chunkserver wrote 25-30 % slower (bench/NOTES.md). The bytes are then
   // kept among the store's RecentChunks when it keeps any.
   void startGathering(bool whole);
-  bool gather_ = false;      // a large chunk written around the page cache
-  bool keepRecent_ = false;  // its bytes go to the store's RecentChunks
+  bool gather_ = false;         // a large chunk written around the page cache
+  bool gatherDecided_ = false;  // at its first bytes: gathered, or not after all
+  bool keepRecent_ = false;     // its bytes go to the store's RecentChunks
   ChunkBuffer gathered_;
   uint64_t gatherBudget_ = 0;  // bytes of ChunkStore::kGatherBudget held
 };

@@ -929,5 +929,26 @@ TEST_F(ChunkStoreTest, GatheringIsBoundedAndBeyondItWritesGoPieceByPiece) {
   EXPECT_EQ(tempBytesUnder(root_), 0u);
 }
 
+// Empty pieces (a stream's first message may carry only the id and size)
+// take no budget of their own: one write after another, each is gathered.
+TEST_F(ChunkStoreTest, WritesOneAfterAnotherAreAllGathered) {
+  ChunkStore store(posixFileSystem(), root_);
+  ASSERT_TRUE(store.open().isOk());
+  constexpr size_t kChunk = 4 * 1024 * 1024;
+  const size_t writes = ChunkStore::kGatherBudget / kChunk + 4;
+  for (size_t i = 0; i < writes; ++i) {
+    const std::string data = randomBytes(kChunk, 500 + static_cast<unsigned>(i));
+    auto w = store.beginWrite(sha256Hex(data), kChunk);
+    ASSERT_TRUE(w.isOk() && *w);
+    ASSERT_TRUE((*w)->append("").isOk());
+    ASSERT_TRUE((*w)->append(std::string_view(data).substr(0, kChunk / 2)).isOk());
+    ASSERT_TRUE((*w)->append("").isOk());
+    EXPECT_EQ(tempBytesUnder(root_), 0u) << "write " << i << " not gathered";
+    ASSERT_TRUE((*w)->append(std::string_view(data).substr(kChunk / 2)).isOk());
+    ASSERT_TRUE((*w)->commit().isOk());
+  }
+  EXPECT_EQ(store.stats().chunkCount, writes);
+}
+
 }  // namespace
 }  // namespace redcloud::chunkserver
