@@ -9,12 +9,10 @@ namespace {
 
 // Gives the buffer back to the pool when the last reader lets go of it.
 std::shared_ptr<const ChunkBuffer> pooled(ChunkBuffer bytes) {
-  return std::shared_ptr<const ChunkBuffer>(new ChunkBuffer(std::move(bytes)),
-                                            [](const ChunkBuffer* b) {
-                                              auto* owned = const_cast<ChunkBuffer*>(b);
-                                              BufferPool::chunks().give(std::move(*owned));
-                                              delete owned;
-                                            });
+  return std::shared_ptr<ChunkBuffer>(new ChunkBuffer(std::move(bytes)), [](ChunkBuffer* b) {
+    BufferPool::chunks().give(std::move(*b));
+    delete b;
+  });
 }
 
 }  // namespace

@@ -22,6 +22,16 @@ std::string toHex(const unsigned char* p, size_t n) {
 
 void ensureSodium() { RC_CHECK(sodium_init() >= 0); }
 
+// Sets the version and RFC 4122 variant bits and spells the 16 bytes in
+// canonical lowercase form.
+std::string formatUuid(unsigned char (&b)[16], unsigned version) {
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | (version << 4));
+  b[8] = (b[8] & 0x3f) | 0x80;
+  std::string h = toHex(b, sizeof b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
 }  // namespace
 
 std::string randomHex(size_t bytes) {
@@ -35,11 +45,7 @@ std::string newUuid() {
   ensureSodium();
   unsigned char b[16];
   randombytes_buf(b, sizeof b);
-  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
-  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
-  std::string h = toHex(b, sizeof b);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20);
+  return formatUuid(b, 4);
 }
 
 std::string newTimeOrderedUuid() {
@@ -50,11 +56,7 @@ std::string newTimeOrderedUuid() {
                                             std::chrono::system_clock::now().time_since_epoch())
                                             .count());
   for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
-  b[6] = (b[6] & 0x0f) | 0x70;  // version 7
-  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
-  std::string h = toHex(b, sizeof b);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20);
+  return formatUuid(b, 7);
 }
 
 std::string newApiKey() { return "rc_" + randomHex(32); }
